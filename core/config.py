@@ -1,0 +1,312 @@
+"""Validated experiment configuration: pydantic models, presets, TOML files and `--set` overrides.
+
+Every field has a description, a default and bounds, so a bad value becomes a one-line
+`SddError` that names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.errors import SddError
+
+DataName = Literal["mnist", "cifar10", "cifar100", "digits", "synthetic"]
+NoiseKind = Literal["none", "symmetric", "asymmetric", "pairflip"]
+ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
+PruneMethod = Literal["magnitude", "gradient", "random"]
+PruneScope = Literal["global", "layer"]
+RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    name: DataName = Field("digits", description="Dataset: mnist | cifar10 | cifar100 | digits | synthetic")
+    data_dir: Path | None = Field(
+        None, description="Where torchvision datasets live (default: <home>/data)"
+    )
+    download: bool = Field(False, description="Download torchvision datasets if missing")
+    train_size: int | None = Field(
+        None, ge=10, description="Use only the first N training samples (after a seeded shuffle)"
+    )
+    test_size: int | None = Field(None, ge=10, description="Use only the first N test samples")
+    num_classes: int = Field(10, ge=2, le=1000, description="Classes of the synthetic data")
+    shape: list[int] = Field(
+        default_factory=lambda: [1, 8, 8],
+        description="Sample shape of the synthetic data, e.g. [64] or [3, 32, 32]",
+    )
+    synthetic_train: int = Field(512, ge=10, le=10_000_000, description="Synthetic training samples")
+    synthetic_test: int = Field(256, ge=10, le=10_000_000, description="Synthetic test samples")
+
+    @field_validator("shape")
+    @classmethod
+    def _shape_ok(cls, shape: list[int]) -> list[int]:
+        if len(shape) not in (1, 3) or any(s < 1 for s in shape):
+            raise ValueError("shape must be [features] or [channels, height, width], all >= 1")
+        return shape
+
+
+class NoiseConfig(_Section):
+    kind: NoiseKind = Field("symmetric", description="Label noise: none | symmetric | asymmetric | pairflip")
+    rate: float = Field(0.2, ge=0.0, le=1.0, description="Fraction of training labels corrupted")
+    seed: int | None = Field(None, ge=0, description="Noise seed (default: runtime.seed)")
+
+
+class ModelConfig(_Section):
+    name: ModelName = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | vgg16")
+    width: float = Field(1.0, gt=0.0, le=16.0, description="Width multiplier (tests shrink models with it)")
+    hidden: list[int] = Field(
+        default_factory=lambda: [300, 100], description="Hidden layer widths of the mlp"
+    )
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden_ok(cls, hidden: list[int]) -> list[int]:
+        if not hidden or any(h < 1 for h in hidden):
+            raise ValueError("hidden must list at least one width, each >= 1")
+        return hidden
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1, le=10_000, description="Epochs per round (T)")
+    batch_size: int = Field(128, ge=1, le=65_536, description="Training batch size")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimizer: sgd | adam")
+    lr: float = Field(0.1, gt=0.0, le=10.0, description="Initial learning rate")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 weight decay")
+    milestones: list[int] = Field(
+        default_factory=list, description="Epochs at which the LR is multiplied by gamma"
+    )
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="LR drop factor at each milestone")
+    augment: bool = Field(False, description="Random 4-px shift and horizontal flip (image data)")
+    eval_batch_size: int = Field(1024, ge=1, le=1_000_000, description="Batch size for evaluation")
+
+    @field_validator("milestones")
+    @classmethod
+    def _milestones_ok(cls, milestones: list[int]) -> list[int]:
+        if any(m < 1 for m in milestones) or milestones != sorted(milestones):
+            raise ValueError("milestones must be increasing epochs >= 1")
+        return milestones
+
+
+class PruneConfig(_Section):
+    method: PruneMethod = Field("magnitude", description="Score: magnitude | gradient | random")
+    scope: PruneScope = Field("global", description="global (one threshold) | layer (each tensor alike)")
+    fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Fraction of remaining weights removed per round")
+    rounds: int = Field(30, ge=0, le=200, description="Pruning rounds after the dense round")
+    layers: Literal["default", "all", "linear", "conv"] = Field(
+        "default", description="Prunable weights: default (the paper's set) | all | linear | conv"
+    )
+
+
+class RetrainConfig(_Section):
+    mode: RetrainMode = Field(
+        "rewind", description="rewind | finetune | lr_rewind | scratch | reinit"
+    )
+    rewind_iteration: int = Field(0, ge=0, description="Iteration t to rewind weights / LR to (0 = init)")
+    finetune_lr: float = Field(0.001, gt=0.0, le=10.0, description="Fixed LR of finetune mode")
+    compare_reinit: bool = Field(
+        False, description="Also train a random-reinit branch with the same mask each round"
+    )
+
+
+class AnalysisConfig(_Section):
+    learning_distance: bool = Field(True, description="Record ||w - w_init|| every round")
+
+
+class RuntimeConfig(_Section):
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    seed: int = Field(0, ge=0, description="Seed of init, noise, data order and masks")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch")
+    fast: bool = Field(True, description="Fast path: device-resident data, AMP on CUDA")
+    compile: bool = Field(False, description="torch.compile the model once per run")
+    checkpoint_every: int = Field(0, ge=0, description="Also checkpoint every N epochs (0: rounds only)")
+
+    @field_validator("device")
+    @classmethod
+    def _device_ok(cls, device: str) -> str:
+        if device in ("auto", "cpu", "cuda", "mps"):
+            return device
+        if device.startswith("cuda:") and device[5:].isdigit():
+            return device
+        raise ValueError("device must be auto, cpu, cuda or cuda:N")
+
+
+class ExperimentConfig(_Section):
+    name: str = Field("experiment", min_length=1, max_length=80, description="Short name of the run")
+    description: str = Field("", description="One line shown in preset lists")
+    data: DataConfig = Field(default_factory=DataConfig)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExperimentConfig":
+        if self.model.name in ("resnet18", "vgg16") and self.data.name == "digits":
+            raise ValueError("model.name: resnet18 and vgg16 need image data (mnist, cifar10, cifar100, synthetic)")
+        return self
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "config"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        section = ".".join(str(part) for part in first["loc"][:-1])
+        allowed = _field_names(section)
+        message = f"unknown field; allowed: {', '.join(allowed)}"
+    elif "input" in first and first["type"] not in ("missing",):
+        message = f"{message} (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    suffix = f" (+{more} more)" if more else ""
+    return f"{source}: {field}: {message}{suffix}"
+
+
+def _field_names(section: str) -> list[str]:
+    model: type[BaseModel] = ExperimentConfig
+    for part in [p for p in section.split(".") if p]:
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Build an ExperimentConfig from plain data, or raise SddError naming the bad field."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise SddError(_format_validation_error(error, source)) from None
+
+
+# ---------------------------------------------------------------------------- presets
+
+
+def preset_names() -> list[str]:
+    files = resources.files("presets")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SddError(f"{source}: malformed TOML ({error}); fix the file and try again") from None
+
+
+def preset_raw(name: str) -> dict[str, Any]:
+    """The raw TOML of a bundled preset, or SddError listing the presets."""
+    if name not in preset_names():
+        raise SddError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+    text = resources.files("presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return _read_toml(text, f"preset {name}")
+
+
+def config_file_raw(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SddError(f"config file {path} not found; check the path given to --config") from None
+    except OSError as error:
+        raise SddError(f"cannot read config file {path}: {error.strerror}") from None
+    return _read_toml(text, str(path))
+
+
+def load_preset(name: str) -> ExperimentConfig:
+    return validate_config(preset_raw(name), f"preset {name}")
+
+
+# ---------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`section.field=value` -> (["section", "field"], value); the value is read as TOML."""
+    if "=" not in text:
+        raise SddError(f"--set {text!r}: expected section.field=value, e.g. --set train.epochs=5")
+    key, _, value_text = text.partition("=")
+    path = [part.strip() for part in key.strip().split(".")]
+    if not all(path):
+        raise SddError(f"--set {text!r}: expected section.field=value, e.g. --set train.epochs=5")
+    try:
+        value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()  # a bare word such as cifar10 is a string
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `--set` overrides to raw config data; unknown sections or fields are SddErrors."""
+    result = {key: (dict(value) if isinstance(value, dict) else value) for key, value in raw.items()}
+    for text in overrides:
+        path, value = parse_override(text)
+        section_path = ".".join(path[:-1])
+        allowed = _field_names(section_path)
+        if path[-1] not in allowed:
+            where = f"section {section_path!r}" if section_path else "the top level"
+            hint = ", ".join(allowed) if allowed else ", ".join(_field_names(""))
+            raise SddError(f"--set {text!r}: unknown field {path[-1]!r} in {where}; allowed: {hint}")
+        target = result
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return result
+
+
+def resolve_config(
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+) -> ExperimentConfig:
+    """A preset or a config file (or the defaults), with overrides applied and validated."""
+    if preset and config_file:
+        raise SddError("give either --preset or --config, not both")
+    if preset:
+        raw, source = preset_raw(preset), f"preset {preset}"
+    elif config_file:
+        raw, source = config_file_raw(config_file), str(config_file)
+    else:
+        raw, source = {}, "config"
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source = f"{source} with --set"
+    return validate_config(raw, source)
+
+
+def config_to_toml(config: ExperimentConfig) -> str:
+    """A readable TOML rendering (for `presets show` and saved runs)."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    lines: list[str] = []
+    for key in ("name", "description"):
+        lines.append(f"{key} = {_toml_value(data.pop(key))}")
+    for section, fields in data.items():
+        lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in fields.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,327 @@
+"""The prune-retrain loop: train dense, prune, reset weights per the retrain mode, retrain, repeat.
+
+It reports only through events, writes a checkpoint after every round, and resumes from one.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core import pruning
+from core.config import ExperimentConfig
+from core.data import Dataset, load_dataset
+from core.errors import SddError, StopRequested
+from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
+from core.models import build_model, prunable_names
+from core.training import Control, EpochStats, Trainer, evaluate, snapshot
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for a GPU that is not there is a user error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SddError(f"runtime.device={requested} but no CUDA GPU is visible; use --device cpu")
+        index = int(requested.split(":")[1]) if ":" in requested else 0
+        if index >= torch.cuda.device_count():
+            raise SddError(f"runtime.device={requested} but only {torch.cuda.device_count()} GPU(s) are visible")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise SddError("runtime.device=mps but MPS is not available; use --device cpu")
+    return torch.device(requested)
+
+
+def library_versions() -> dict[str, str]:
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+
+
+def learning_distance(model: nn.Module, init: dict[str, torch.Tensor], masks: pruning.Masks) -> float:
+    """||w_learned - w_init||_2 over the prunable weights, pruned weights counted as 0."""
+    params = dict(model.named_parameters())
+    total = torch.zeros((), dtype=torch.float64)
+    for name, mask in masks.items():
+        learned = params[name].detach().float() * mask
+        total += (learned - init[name].float()).pow(2).sum().double().cpu()
+    return float(total.sqrt())
+
+
+def round_metrics(model: nn.Module, data: Dataset, batch_size: int, autocast=None) -> dict[str, float]:
+    """Train accuracy on the noisy labels, and the noisy subset against its noisy and true labels."""
+    train = evaluate(model, data.x_train, data.y_train, batch_size, autocast)
+    noisy = data.noisy_mask
+    count = int(noisy.sum())
+    memorised = float((train.predictions[noisy] == data.y_train[noisy]).float().mean()) if count else float("nan")
+    true_acc = float((train.predictions[noisy] == data.y_train_clean[noisy]).float().mean()) if count else float("nan")
+    return {"train_acc": train.acc, "train_loss": train.loss, "noisy_memorized": memorised, "noisy_true_acc": true_acc}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if value == value and abs(value) != float("inf") else None
+
+
+@dataclass
+class State:
+    """What a checkpoint holds: enough to go on after the last finished round."""
+
+    round: int
+    model: dict[str, torch.Tensor]
+    masks: pruning.Masks
+    init: dict[str, torch.Tensor]
+    rewind: dict[str, torch.Tensor]
+    rounds: list[dict[str, Any]]
+
+
+class Experiment:
+    """One sparse double descent run. `run()` blocks; drive it from a thread to keep a UI live."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        sink: Sink,
+        home: Path,
+        preset: str | None = None,
+        run_id: str | None = None,
+        control: Control | None = None,
+        resume: bool = False,
+    ):
+        self.config = config
+        self.sink = sink
+        self.home = Path(home)
+        self.preset = preset
+        self.run_id = run_id or new_run_id()
+        self.control = control or Control()
+        self.resume = resume
+        self.run_dir = self.home / "runs" / self.run_id
+        self.current_round = 0
+        self.current_epoch = 0
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, cls, **fields) -> None:
+        self.sink(cls(run_id=self.run_id, time=time.time(), **fields))
+
+    def info(self, text: str, level: str = "info") -> None:
+        self._emit(Message, level=level, text=text)
+
+    # ------------------------------------------------------------------ top level
+
+    def run(self) -> str:
+        """Run to the end; returns the final status. User errors are re-raised after RunEnded(failed)."""
+        started = time.perf_counter()
+        cfg = self.config
+        device = resolve_device(cfg.runtime.device)
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        state = self._load_checkpoint(device) if self.resume else None
+        torch.manual_seed(cfg.runtime.seed)
+        data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed).to(device)  # bad data dir: no record
+        self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
+                   device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
+                   host=socket.gethostname(), versions=library_versions(),
+                   resumed_from_round=state.round if state else -1)
+        try:
+            self._loop(device, data, state)
+        except StopRequested:
+            self._end("stopped", started, f"stopped in round {self.current_round}")
+            return "stopped"
+        except torch.cuda.OutOfMemoryError:
+            message = (f"GPU out of memory in round {self.current_round}; finished rounds are kept; "
+                       f"try --set train.batch_size={max(1, cfg.train.batch_size // 2)} and `sdd-tui resume {self.run_id}`")
+            self._end("failed", started, message)
+            raise SddError(message) from None
+        except SddError as error:
+            self._end("failed", started, str(error))
+            raise
+        except BaseException as error:
+            self._end("failed", started, f"{type(error).__name__}: {error}")
+            raise
+        self._end("finished", started)
+        return "finished"
+
+    def _end(self, status: str, started: float, error: str = "") -> None:
+        if error:
+            self.info(error, "error" if status == "failed" else "warning")
+        self._emit(RunEnded, status=status, error=error if status == "failed" else "",
+                   seconds=time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self, device: torch.device, data: Dataset, state: State | None) -> None:
+        cfg = self.config
+        if cfg.noise.kind != "none":
+            self.info(f"label noise: {cfg.noise.kind}, {int(data.noisy_mask.sum())} of "
+                      f"{len(data.y_train)} training labels changed ({data.noise_rate:.1%})")
+        model = self._new_model(data, cfg.runtime.seed, device)
+        if state is None:
+            masks = pruning.full_masks(model, prunable_names(model, cfg.prune.layers))
+            init = snapshot(model)
+            trainer = self._trainer(model, data, masks, round_index=0)
+            rewind_at = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
+            if cfg.retrain.rewind_iteration > trainer.total_iterations:
+                self.info(f"retrain.rewind_iteration={cfg.retrain.rewind_iteration} is past the end of training "
+                          f"({trainer.total_iterations} iterations); rewinding to the end", "warning")
+            self._start_round(0, masks, trainer)
+            training = trainer.train(capture_iteration=rewind_at)
+            result = self._finish_round(0, model, data, masks, init, training.epochs, trainer)
+            state = State(0, snapshot(model), masks, init, training.captured, [result])
+            self._checkpoint(state)
+        else:
+            model.load_state_dict(state.model)
+        for round_index in range(state.round + 1, cfg.prune.rounds + 1):
+            state = self._prune_round(round_index, model, data, state, device)
+            self._checkpoint(state)
+
+    def _prune_round(self, round_index: int, model: nn.Module, data: Dataset, state: State, device) -> State:
+        cfg = self.config
+        model.load_state_dict(state.model)
+        masks = self._prune(model, data, state.masks, round_index)
+        mode = cfg.retrain.mode
+        trainer = self._trainer(model, data, masks, round_index)
+        start, fixed_lr = 0, None
+        if mode in ("rewind", "reinit"):
+            model.load_state_dict(state.rewind)
+            start = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
+        elif mode == "lr_rewind":
+            start = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
+        elif mode == "finetune":
+            fixed_lr = cfg.retrain.finetune_lr
+        elif mode == "scratch":
+            model.load_state_dict(self._new_model(data, self._fresh_seed(round_index), device).state_dict())
+        self._start_round(round_index, masks, trainer, start)
+        training = trainer.train(start_iteration=start, fixed_lr=fixed_lr)
+        result = self._finish_round(round_index, model, data, masks, state.init, training.epochs, trainer, emit=False)
+        if mode == "reinit" or cfg.retrain.compare_reinit:
+            reinit = self._reinit_branch(round_index, data, masks, device)
+            if mode == "reinit":
+                result = {**reinit, "round": round_index, "ticket": _branch_summary(result)}
+            else:
+                result["reinit"] = _branch_summary(reinit)
+        self._emit(RoundEnded, round=round_index, rounds=cfg.prune.rounds, result=result)
+        return State(round_index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result])
+
+    def _reinit_branch(self, round_index: int, data: Dataset, masks: pruning.Masks, device) -> dict[str, Any]:
+        """Same mask, fresh random init, trained from iteration 0: 'winning tickets may not always win'."""
+        self.round_started = time.perf_counter()
+        model = self._new_model(data, self._fresh_seed(round_index), device)
+        init = snapshot(model)
+        trainer = self._trainer(model, data, masks, round_index, branch=1)
+        training = trainer.train()
+        return self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+
+    def _fresh_seed(self, round_index: int) -> int:
+        return self.config.runtime.seed * 1000 + round_index + 1
+
+    def _prune(self, model: nn.Module, data: Dataset, masks: pruning.Masks, round_index: int) -> pruning.Masks:
+        cfg = self.config.prune
+        generator = torch.Generator().manual_seed(self.config.runtime.seed * 7919 + round_index)
+        if cfg.method == "magnitude":
+            scores = pruning.magnitude_scores(model, masks)
+        elif cfg.method == "random":
+            scores = pruning.random_scores(masks, generator)
+        else:
+            index = torch.randperm(len(data.y_train), generator=generator)[: self.config.train.batch_size]
+            index = index.to(data.x_train.device)
+            scores = pruning.gradient_scores(model, masks, data.x_train[index], data.y_train[index])
+        return pruning.prune_masks(scores, masks, cfg.fraction, cfg.scope)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _new_model(self, data: Dataset, seed: int, device) -> nn.Module:
+        model = build_model(self.config.model, data.input_shape, data.num_classes, seed).to(device)
+        if device.type == "cuda" and self.config.runtime.fast and data.is_image:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _trainer(self, model, data, masks, round_index: int, branch: int = 0) -> Trainer:
+        cfg = self.config
+        branch_name = "reinit" if branch else "main"
+
+        def on_epoch(stats: EpochStats) -> None:
+            self.current_epoch = stats.epoch + 1
+            self._emit(EpochEnded, round=round_index, rounds=cfg.prune.rounds, epoch=stats.epoch + 1,
+                       epochs=cfg.train.epochs, train_loss=stats.train_loss, train_acc=stats.train_acc,
+                       test_loss=stats.test_loss, test_acc=stats.test_acc, lr=stats.lr, seconds=stats.seconds,
+                       samples_per_s=stats.samples_per_s, branch=branch_name)
+
+        return Trainer(model, data, cfg.train, masks, self.control, amp=cfg.runtime.fast, round_index=round_index,
+                       seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch)
+
+    def _start_round(self, round_index: int, masks, trainer: Trainer, start_iteration: int = 0) -> None:
+        self.current_round = round_index
+        self.round_started = time.perf_counter()
+        self._emit(RoundStarted, round=round_index, rounds=self.config.prune.rounds,
+                   sparsity=pruning.sparsity(masks), remaining=pruning.remaining(masks),
+                   epochs=self.config.train.epochs, start_epoch=start_iteration // trainer.iterations_per_epoch)
+
+    def _finish_round(self, round_index, model, data, masks, init, epochs: list[EpochStats], trainer: Trainer,
+                      emit: bool = True) -> dict[str, Any]:
+        metrics = round_metrics(model, data, self.config.train.eval_batch_size, trainer.autocast())
+        last = epochs[-1] if epochs else None
+        best = max(epochs, key=lambda e: e.test_acc) if epochs else None
+        result = {
+            "round": round_index,
+            "sparsity": pruning.sparsity(masks),
+            "remaining": pruning.remaining(masks),
+            "total": pruning.total(masks),
+            "test_acc": last.test_acc if last else None,
+            "test_loss": last.test_loss if last else None,
+            "best_test_acc": best.test_acc if best else None,
+            "best_epoch": best.epoch + 1 if best else None,
+            "train_acc": metrics["train_acc"],
+            "train_loss": metrics["train_loss"],
+            "noisy_memorized": _finite_or_none(metrics["noisy_memorized"]),
+            "noisy_true_acc": _finite_or_none(metrics["noisy_true_acc"]),
+            "learning_distance": learning_distance(model, init, masks) if self.config.analysis.learning_distance else None,
+            "seconds": time.perf_counter() - self.round_started,
+        }
+        if emit:
+            self._emit(RoundEnded, round=round_index, rounds=self.config.prune.rounds, result=result)
+        return result
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint(self, state: State) -> None:
+        from core.store import atomic_save
+
+        payload = {"round": state.round, "model": state.model, "masks": state.masks, "init": state.init,
+                   "rewind": state.rewind, "rounds": state.rounds, "config": self.config.model_dump(mode="json")}
+        try:
+            atomic_save(payload, self.run_dir / CHECKPOINT)
+        except OSError as error:
+            self.info(f"checkpoint of round {state.round} not written ({error.strerror}); "
+                      f"the previous checkpoint is intact; free disk space in {self.run_dir}", "warning")
+
+    def _load_checkpoint(self, device) -> State:
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            raise SddError(f"run {self.run_id} has no checkpoint ({path}); it cannot be resumed, start it again")
+        payload = torch.load(path, map_location=device, weights_only=False)
+        return State(payload["round"], payload["model"], payload["masks"], payload["init"], payload["rewind"],
+                     payload["rounds"])
+
+
+def _branch_summary(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("test_acc", "best_test_acc", "train_acc", "noisy_memorized", "noisy_true_acc", "learning_distance",
+            "test_loss", "seconds")
+    return {k: result.get(k) for k in keys}
+
+
+def checkpoint_exists(home: Path, run_id: str) -> bool:
+    return (Path(home) / "runs" / run_id / CHECKPOINT).exists()

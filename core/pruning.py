@@ -1,0 +1,130 @@
+"""Unstructured pruning: masks, scores, global or layer-wise selection, and keeping pruned weights at 0.
+
+Scores and selection are pure functions of tensors so they can be tested without training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+Masks = dict[str, torch.Tensor]
+
+
+def full_masks(model: nn.Module, names: list[str]) -> Masks:
+    params = dict(model.named_parameters())
+    return {name: torch.ones_like(params[name], dtype=torch.bool) for name in names}
+
+
+def remaining(masks: Masks) -> int:
+    return int(sum(int(mask.sum()) for mask in masks.values()))
+
+
+def total(masks: Masks) -> int:
+    return int(sum(mask.numel() for mask in masks.values()))
+
+
+def sparsity(masks: Masks) -> float:
+    """Fraction of prunable weights that are pruned, measured from the masks."""
+    return 1.0 - remaining(masks) / total(masks)
+
+
+def expected_sparsity(fraction: float, rounds: int) -> float:
+    return 1.0 - (1.0 - fraction) ** rounds
+
+
+# ---------------------------------------------------------------------------- scores
+
+
+def magnitude_scores(model: nn.Module, masks: Masks) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().abs() for name in masks}
+
+
+def random_scores(masks: Masks, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    return {name: torch.rand(mask.shape, generator=generator).to(mask.device) for name, mask in masks.items()}
+
+
+def gradient_scores(
+    model: nn.Module, masks: Masks, inputs: torch.Tensor, targets: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """|dL/dw * w| on one training batch (SNIP-like saliency)."""
+    params = dict(model.named_parameters())
+    was_training = model.training
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    loss = nn.functional.cross_entropy(model(inputs), targets)
+    loss.backward()
+    scores = {name: (params[name].grad * params[name]).detach().abs() for name in masks}
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return scores
+
+
+# ---------------------------------------------------------------------------- selection
+
+
+def count_to_prune(alive: int, fraction: float) -> int:
+    """How many of `alive` weights a round removes: ceil(fraction * alive), as open_lth does."""
+    return min(alive, math.ceil(fraction * alive - 1e-9))
+
+
+def _lowest(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.Tensor:
+    """Flat indices of the `count` lowest-scored alive entries; ties broken by position."""
+    alive_index = torch.nonzero(alive.flatten()).flatten()
+    alive_scores = scores.flatten()[alive_index].float()
+    order = torch.sort(alive_scores, stable=True).indices[:count]
+    return alive_index[order]
+
+
+def prune_masks(scores: dict[str, torch.Tensor], masks: Masks, fraction: float, scope: str = "global") -> Masks:
+    """New masks with exactly `count_to_prune` more weights removed (globally, or per tensor)."""
+    if scope == "layer":
+        new: Masks = {}
+        for name, mask in masks.items():
+            drop = _lowest(scores[name], mask, count_to_prune(int(mask.sum()), fraction))
+            flat = mask.flatten().clone()
+            flat[drop] = False
+            new[name] = flat.view_as(mask)
+        return new
+    names = list(masks)
+    flat_scores = torch.cat([scores[n].flatten().to(masks[n].device) for n in names])
+    flat_alive = torch.cat([masks[n].flatten() for n in names])
+    drop = _lowest(flat_scores, flat_alive, count_to_prune(int(flat_alive.sum()), fraction))
+    flat_alive = flat_alive.clone()
+    flat_alive[drop] = False
+    new, offset = {}, 0
+    for name in names:
+        size = masks[name].numel()
+        new[name] = flat_alive[offset : offset + size].view_as(masks[name])
+        offset += size
+    return new
+
+
+# ---------------------------------------------------------------------------- keeping zeros
+
+
+class MaskApplier:
+    """Multiplies masked tensors (weights, or their gradients) by their masks with foreach ops."""
+
+    def __init__(self, model: nn.Module, masks: Masks):
+        params = dict(model.named_parameters())
+        self.params = [params[name] for name in masks]
+        self.masks = [mask.to(dtype=params[name].dtype, device=params[name].device) for name, mask in masks.items()]
+
+    @torch.no_grad()
+    def weights(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.masks)
+
+    @torch.no_grad()
+    def grads(self) -> None:
+        pairs = [(p.grad, m) for p, m in zip(self.params, self.masks) if p.grad is not None]
+        if pairs:
+            torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
+
+
+def sparsity_by_layer(masks: Masks) -> dict[str, float]:
+    return {name: 1.0 - float(mask.float().mean()) for name, mask in masks.items()}

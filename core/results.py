@@ -1,0 +1,93 @@
+"""Stable views of a stored run: the `runs show --json` object, CSV rows and one-line summaries.
+
+Scripts depend on `run_json`: keys are only ever added, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+ROUND_KEYS = (
+    "round", "sparsity", "remaining", "test_acc", "best_test_acc", "train_acc",
+    "noisy_memorized", "noisy_true_acc", "learning_distance", "seconds",
+)  # fmt: skip
+EXTRA_ROUND_KEYS = ("total", "test_loss", "train_loss", "best_epoch")
+
+
+def round_view(result: dict[str, Any]) -> dict[str, Any]:
+    view = {key: result.get(key) for key in ROUND_KEYS}
+    view.update({key: result[key] for key in EXTRA_ROUND_KEYS if key in result})
+    for branch in ("reinit", "ticket"):
+        if branch in result:
+            view[branch] = result[branch]
+    return view
+
+
+def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+    """The documented JSON object of one run (accuracies and sparsity as fractions in [0, 1])."""
+    return {
+        "id": record["id"],
+        "name": record.get("name"),
+        "status": status or record.get("status"),
+        "preset": record.get("preset"),
+        "device": record.get("device"),
+        "started": record.get("started"),
+        "ended": record.get("ended"),
+        "error": record.get("error") or None,
+        "config": record.get("config", {}),
+        "rounds": [round_view(r) for r in sorted(record.get("rounds", []), key=lambda r: r["round"])],
+    }
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """Dense accuracy, the best accuracy and the sparsity where it was reached."""
+    rounds = sorted(record.get("rounds", []), key=lambda r: r["round"])
+    dense = rounds[0]["test_acc"] if rounds and rounds[0]["round"] == 0 else None
+    scored = [r for r in rounds if r.get("test_acc") is not None]
+    best = max(scored, key=lambda r: r["test_acc"]) if scored else None
+    config = record.get("config", {})
+    return {
+        "rounds_done": len(rounds),
+        "rounds_total": config.get("prune", {}).get("rounds", 0) + 1,
+        "dense_acc": dense,
+        "best_acc": best["test_acc"] if best else None,
+        "best_sparsity": best["sparsity"] if best else None,
+        "dataset": config.get("data", {}).get("name"),
+        "model": config.get("model", {}).get("name"),
+        "noise": f"{config.get('noise', {}).get('kind', '?')} {config.get('noise', {}).get('rate', 0):.0%}",
+    }
+
+
+def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else key, inner, into)
+    elif isinstance(value, list):
+        into[prefix] = json.dumps(value)
+    else:
+        into[prefix] = value
+
+
+def csv_text(record: dict[str, Any]) -> str:
+    """One CSV row per round: run columns, the round's metrics, then every config field."""
+    config_columns: dict[str, Any] = {}
+    _flatten("", record.get("config", {}), config_columns)
+    rows = []
+    for result in run_json(record)["rounds"]:
+        row: dict[str, Any] = {"run_id": record["id"], "name": record.get("name"), "status": record.get("status")}
+        flat: dict[str, Any] = {}
+        _flatten("", result, flat)
+        row.update(flat)
+        row.update({f"config.{k}": v for k, v in config_columns.items()})
+        rows.append(row)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or ["run_id"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""Bundled experiment presets (TOML files shipped as package data)."""

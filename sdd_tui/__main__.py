@@ -1,0 +1,3 @@
+from sdd_tui.cli import main
+
+main()

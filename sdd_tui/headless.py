@@ -1,0 +1,112 @@
+"""The headless face: a line per epoch and per round, a summary table at the end.
+
+Plain lines when stdout is not a terminal (nohup, log files); a rich progress bar above the
+round lines when it is.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
+from core.progress import Progress as RunProgress
+from core.progress import format_seconds
+
+
+def _pct(value: float | None) -> str:
+    return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def round_line(result: dict, rounds: int) -> str:
+    return (
+        f"round {result['round']}/{rounds} done: sparsity {100 * result['sparsity']:.2f}% "
+        f"(remaining {result['remaining']:,}) test {_pct(result['test_acc'])} "
+        f"(best {_pct(result['best_test_acc'])}) train {_pct(result['train_acc'])} "
+        f"memorised {_pct(result.get('noisy_memorized'))} {result['seconds']:.1f}s"
+    )
+
+
+def summary_table(results: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("round", "sparsity", "test acc", "best acc", "train acc", "memorised", "distance"):
+        table.add_column(column, justify="right")
+    for r in sorted(results, key=lambda r: r["round"]):
+        distance = r.get("learning_distance")
+        table.add_row(str(r["round"]), f"{100 * r['sparsity']:.2f}%", _pct(r["test_acc"]), _pct(r["best_test_acc"]),
+                      _pct(r["train_acc"]), _pct(r.get("noisy_memorized")),
+                      "-" if distance is None else f"{distance:.2f}")
+    return table
+
+
+class HeadlessReporter:
+    """A sink that writes the run's progress to a stream."""
+
+    def __init__(self, stream: TextIO | None = None, rich_progress: bool | None = None):
+        self.stream = stream or sys.stdout
+        self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        self.live = self.stream.isatty() if rich_progress is None else rich_progress
+        self.progress = RunProgress()
+        self._bar: Progress | None = None
+        self._task = None
+
+    def _print(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text, highlight=False, markup=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def __call__(self, event: Event) -> None:
+        self.progress.update(event)
+        p = self.progress
+        if isinstance(event, RunStarted):
+            verb = "resuming" if event.resumed_from_round >= 0 else "run"
+            self._print(f"{verb} {event.run_id}")
+            self._print(f"{event.name} on {event.device}: {event.rounds} pruning rounds after the dense one, "
+                        f"{event.epochs} epochs each")
+            if self.live:
+                self._start_bar()
+        elif isinstance(event, RoundStarted):
+            self._print(f"round {event.round}/{event.rounds}: sparsity {100 * event.sparsity:.2f}%, "
+                        f"{event.remaining:,} weights remain")
+        elif isinstance(event, EpochEnded):
+            self._epoch(event)
+        elif isinstance(event, RoundEnded):
+            self._print(round_line(event.result, event.rounds))
+        elif isinstance(event, Message):
+            prefix = "" if event.level == "info" else f"{event.level}: "
+            self._print(f"{prefix}{event.text}")
+        elif isinstance(event, RunEnded):
+            self._stop_bar()
+            if p.results:
+                self.console.print(summary_table(p.results, f"{p.name} ({p.run_id})"))
+            self._print(f"{event.status} in {format_seconds(event.seconds)}: run {event.run_id}")
+
+    def _epoch(self, event: EpochEnded) -> None:
+        p = self.progress
+        branch = "" if event.branch == "main" else f" [{event.branch}]"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=p.fraction_done,
+                             description=f"round {event.round}/{event.rounds} epoch {event.epoch}/{event.epochs}{branch}")
+            return
+        self._print(
+            f"round {event.round}/{event.rounds} epoch {event.epoch}/{event.epochs}{branch} "
+            f"loss {event.train_loss:.4f} acc {_pct(event.train_acc)} test {_pct(event.test_acc)} "
+            f"lr {event.lr:.4g} {event.samples_per_s:,.0f} samples/s "
+            f"eta round {format_seconds(p.eta_round)} run {format_seconds(p.eta_run)}"
+        )
+
+    def _start_bar(self) -> None:
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                             TimeRemainingColumn(), console=self.console, transient=True)
+        self._task = self._bar.add_task("starting", total=1.0)
+        self._bar.start()
+
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

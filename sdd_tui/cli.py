@@ -254,6 +254,8 @@ def runs_delete(
     typer.echo(f"deleted {store.delete_run(record['id'])}")
 
 
+# Commands defined in other modules register themselves on `app` when imported (one line each).
+# (keep this block last)
 def main() -> None:
     app()
 

@@ -1,0 +1,40 @@
+"""Shared fixtures: every test gets its own store home; nothing touches the user's data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("SDD_TUI_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def smoke_config():
+    from core.config import resolve_config
+
+    def make(*overrides: str):
+        return resolve_config("smoke", overrides=list(overrides))
+
+    return make
+
+
+def run_experiment(config, home: Path, **kwargs):
+    """Run an experiment into a store at `home`; returns (run_id, status, events)."""
+    from core.events import fanout
+    from core.experiment import Experiment
+    from core.store import Store, StoreRecorder
+
+    events = []
+    store = Store(home)
+    experiment = Experiment(config, fanout(StoreRecorder(store), events.append), home, **kwargs)
+    status = experiment.run()
+    return experiment.run_id, status, events

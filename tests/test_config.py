@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import pytest
+
+from core.config import (
+    ExperimentConfig,
+    apply_overrides,
+    config_to_toml,
+    load_preset,
+    parse_override,
+    preset_names,
+    resolve_config,
+)
+from core.errors import SddError
+
+PAPER_PRESETS = {"resnet18-noise20", "resnet18-cifar100-noise20", "vgg16-noise20", "lenet300-noise20",
+                 "digits-noise40", "smoke"}
+
+
+def test_every_preset_loads_and_has_a_description():
+    assert PAPER_PRESETS <= set(preset_names())
+    for name in preset_names():
+        config = load_preset(name)
+        assert config.name == name
+        assert config.description
+
+
+def test_paper_settings_of_resnet18_preset():
+    config = load_preset("resnet18-noise20")
+    assert (config.data.name, config.model.name) == ("cifar10", "resnet18")
+    assert (config.train.epochs, config.train.batch_size, config.train.lr) == (160, 128, 0.1)
+    assert config.train.milestones == [80, 120] and config.train.momentum == 0.9
+    assert config.train.weight_decay == 1e-4 and config.train.augment
+    assert config.retrain.rewind_iteration == 1000 and config.prune.rounds == 30
+    assert config.noise.kind == "symmetric" and config.noise.rate == 0.2
+
+
+def test_overrides_apply_typed_values():
+    config = resolve_config("smoke", overrides=["train.epochs=5", "data.name=digits", "train.milestones=[2, 4]",
+                                                "noise.rate=0.4", "train.augment=true"])
+    assert config.train.epochs == 5
+    assert config.data.name == "digits"
+    assert config.train.milestones == [2, 4]
+    assert config.noise.rate == 0.4 and config.train.augment is True
+
+
+def test_override_parsing_reads_toml_values_and_bare_words():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("a.b=cifar10") == (["a", "b"], "cifar10")
+    assert parse_override("a.b = 1e-4") == (["a", "b"], 1e-4)
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.epochs=0", "train.epochs"),
+        ("noise.rate=1.5", "noise.rate"),
+        ("data.name=imagenet", "data.name"),
+        ("prune.fraction=1", "prune.fraction"),
+        ("runtime.device=gpu", "runtime.device"),
+        ("train.foo=1", "unknown field 'foo'"),
+        ("nosuch.field=1", "unknown section"),
+        ("data.name.x=1", "unknown field"),
+        ("train.epochs", "expected section.field=value"),
+    ],
+)
+def test_bad_override_is_one_line_error_naming_the_field(override, fragment):
+    with pytest.raises(SddError) as error:
+        resolve_config("smoke", overrides=[override])
+    message = str(error.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(SddError, match="choose one of: .*smoke"):
+        resolve_config("no-such-preset")
+
+
+def test_config_file_and_malformed_toml(tmp_path: Path):
+    good = tmp_path / "mine.toml"
+    good.write_text('name = "mine"\n[train]\nepochs = 3\n')
+    assert resolve_config(config_file=good).train.epochs == 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 3\n")
+    with pytest.raises(SddError, match="malformed TOML"):
+        resolve_config(config_file=bad)
+    with pytest.raises(SddError, match="not found"):
+        resolve_config(config_file=tmp_path / "missing.toml")
+    with pytest.raises(SddError, match="either --preset or --config"):
+        resolve_config("smoke", good)
+
+
+def test_unknown_field_in_file_is_named(tmp_path: Path):
+    path = tmp_path / "typo.toml"
+    path.write_text("[train]\nepoch = 3\n")
+    with pytest.raises(SddError, match=r"train\.epoch: unknown field; allowed: epochs"):
+        resolve_config(config_file=path)
+
+
+def test_toml_rendering_round_trips(tmp_path: Path):
+    config = load_preset("resnet18-noise20")
+    path = tmp_path / "again.toml"
+    path.write_text(config_to_toml(config))
+    assert resolve_config(config_file=path) == config
+
+
+def test_apply_overrides_does_not_mutate_input():
+    raw = {"train": {"epochs": 2}}
+    apply_overrides(raw, ["train.epochs=9"])
+    assert raw == {"train": {"epochs": 2}}
+
+
+def test_every_field_has_a_description():
+    def walk(model):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                walk(annotation)
+            else:
+                assert field.description, f"{model.__name__}.{name} has no description"
+
+    walk(ExperimentConfig)

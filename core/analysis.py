@@ -18,8 +18,9 @@ The rule (all accuracies are fractions in [0, 1], thresholds are in accuracy poi
    smoothed accuracy after it; the critical dip is then the lowest smoothed accuracy among the
    pruned rounds before the peak (the paper's "lowest test accuracy before the sweet peak").
 4. There is double descent when both the dip's drop and the peak's rise are at least `min_points`.
-   Otherwise `double_descent` is false and `reason` says which part is missing (no dip: the curve
-   never falls; no rise: it falls and never recovers; flat: neither).
+   Otherwise `double_descent` is false and `reason` says which part is missing (flat: the smoothed
+   curve spans less than `min_points`; no critical dip: it never falls that much; no sweet peak: it
+   falls and never recovers that much).
 5. Collapse: the first round after the peak whose smoothed accuracy is `collapse_points` or more
    below the peak's; None if the run never got there.
 6. Train accuracy leaving ~100% (the interpolation threshold): the first pruned round whose train
@@ -127,7 +128,7 @@ def detect_phases(
     acc = smooth([r["test_acc"] for r in usable], window)
     dip, peak, drop, rise = _pick_dip_and_peak(acc)
     if drop < min_points or rise < min_points:
-        result["reason"] = _no_double_descent_reason(drop, rise, min_points)
+        result["reason"] = _no_double_descent_reason(acc, min_points)
         return result
     raw = [r["test_acc"] for r in usable]
     half = window // 2
@@ -146,12 +147,13 @@ def detect_phases(
     return result
 
 
-def _no_double_descent_reason(drop: float, rise: float, min_points: float) -> str:
+def _no_double_descent_reason(acc: list[float], min_points: float) -> str:
+    """Which part is missing, judged on the smoothed curve."""
     limit = f"{100 * min_points:.1f} points"
-    if drop < min_points and rise < min_points:
-        return f"flat: test accuracy neither falls nor rises by {limit} (smoothed)"
-    if drop < min_points:
-        return f"no critical dip: test accuracy never falls {limit} below an earlier round before rising"
+    if max(acc) - min(acc) < min_points:
+        return f"flat: test accuracy stays within {limit} (smoothed)"
+    if not any(max(acc[: d + 1]) - acc[d] >= min_points for d in range(1, len(acc))):
+        return f"no critical dip: test accuracy never falls {limit} below an earlier round"
     return f"no sweet peak: after falling, test accuracy never recovers {limit}"
 
 

@@ -29,7 +29,7 @@ FORMATS = (".png", ".pdf", ".svg")
 NOT_THE_EXPERIMENT = (("name",), ("description",), ("runtime", "seed"), ("noise", "seed"), ("runtime", "device"),
                       ("runtime", "threads"), ("runtime", "checkpoint_every"), ("data", "data_dir"),
                       ("data", "download"))
-SPARSITY_TICKS = (0, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
+SPARSITY_TICKS = (0, 50, 70, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
 PHASE_COLOURS = {"light": "#dddddd", "critical": "#f4b6b6", "sweet": "#b9e3b9", "collapsed": "#c9c9e8"}
 METRIC_LABELS = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (noisy labels, %)",
                  "best_test_acc": "best-epoch test accuracy (%)", "learning_distance": "learning distance ||w - w0||",
@@ -196,7 +196,7 @@ def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: s
         _sparsity_axis(ax, sparsities)
     if metric == "test_acc" and phases.get("double_descent"):
         _mark_events(axes[0], phases)
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].legend(fontsize=8, loc="best")
     axes[-1].set_xlabel("sparsity (x axis: log of the remaining-weight fraction)")
     if len(groups) == 1 and not phases.get("double_descent"):
         axes[0].set_title(f"no double descent: {phases.get('reason')}", fontsize=8)

@@ -17,7 +17,7 @@ from core.analysis import detect_phases, phases_lines
 from core.config import config_to_toml, load_preset, preset_names, resolve_config
 from core.errors import SddError
 from core.events import fanout
-from core.results import csv_text, run_json, summary
+from core.results import branch_phases, csv_text, run_json, summary
 from core.store import Store, StoreRecorder, display_status
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
@@ -218,6 +218,8 @@ def runs_show(
         console.print(summary_table(record["rounds"], "rounds"))
         for line in phases_lines(detect_phases(record["rounds"])):
             console.print(line, markup=False)
+        for branch, phases in branch_phases(record["rounds"]).items():
+            console.print(f"{branch} branch: " + "; ".join(phases_lines(phases)), markup=False)
 
 
 @runs_app.command("export")

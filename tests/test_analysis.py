@@ -108,3 +108,9 @@ def test_round_lookup_helpers_name_phase_and_event():
     lines = phases_lines(phases)
     assert any(line.startswith("critical dip: 57.0% at sparsity") for line in lines)
     assert any(line.startswith("sweet peak: 83.0%") for line in lines)
+
+
+def test_rise_then_fall_is_a_fall_without_recovery():
+    phases = detect_phases(rounds_of([0.60, 0.65, 0.67, 0.66, 0.66, 0.63, 0.61, 0.60]))
+    assert phases["double_descent"] is False
+    assert "no sweet peak" in phases["reason"]

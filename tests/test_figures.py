@@ -59,7 +59,7 @@ def test_figure_one_has_test_and_train_panels_on_a_sparsity_axis(tmp_path):
     assert bottom.get_xlabel().startswith("sparsity")
     assert top.get_xscale() == "log" and top.get_xlim()[0] > top.get_xlim()[1]  # sparser to the right
     ticks = [t.get_text() for t in bottom.get_xticklabels()]
-    assert ticks == ["0%", "50%", "80%", "90%", "95%", "98%"]  # the last round is 98.85% sparse
+    assert ticks == ["0%", "50%", "70%", "80%", "90%", "95%", "98%"]  # the last round is 98.85% sparse
     assert [line.get_label() for line in top.get_lines()[:2]] == ["digits-noise40 (2 seeds)",
                                                                    "digits-noise40 (2 seeds), reinit"]
     assert {"light", "critical", "sweet", "collapsed"} <= {t.get_text() for t in top.texts}

@@ -141,7 +141,8 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
     """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots."""
     weights_key = "reinit_model" if branch == "reinit" else "model"
     if weights_key not in stored:
-        raise SddError(f"round {round_index} has no reinit branch; run with --set retrain.compare_reinit=true")
+        raise SddError(f"round {round_index} has no reinit branch; use --branch main, "
+                       f"or run with --set retrain.compare_reinit=true")
     sparse = {k: v.clone() for k, v in stored[weights_key].items()}
     batch = config.train.eval_batch_size
     autocast = _autocast(model, data, config)

@@ -37,11 +37,11 @@ def analyze(
     rounds: str = typer.Option("", "--rounds", help="Rounds to analyse, e.g. 5,10,20"),
     epochs: int = typer.Option(10, "--epochs", "-t", help="Re-dense epochs"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Re-dense LR (default: the last LR of the sparse round)"),
-    steps: int = typer.Option(101, "--interp-steps", help="Points on the line from sparse to re-dense (101: step 0.01)"),
-    filter_normalized: bool = typer.Option(False, "--filter-normalized", help="Also the 1-D filter-normalised loss plots"),
+    steps: int = typer.Option(101, "--interp-steps", help="Points from sparse to re-dense (101: step 0.01)"),
+    filter_normalized: bool = typer.Option(False, "--filter-normalized", help="Also 1-D filter-normalised loss plots"),
     filter_points: int = typer.Option(41, "--filter-points", help="Points of each filter-normalised plot"),
-    branch: str = typer.Option("main", "--branch", help="main | reinit (needs retrain.compare_reinit)"),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: the run's)"),
+    branch: str = typer.Option("main", "--branch", help="main | reinit (runs with compare_reinit or mode reinit)"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: run's)"),
     home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
 ) -> None:
     """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
@@ -70,9 +70,10 @@ def analyze(
 def _redense_line(result: dict) -> str:
     line = result["interpolation"]
     worst = max(line, key=lambda p: p["train_loss"])
-    return (f"round {result['round']} ({_pct(result['sparsity'])} sparse): sparse test {_pct(result['sparse']['test_acc'])} "
-            f"train {_pct(result['sparse']['train_acc'])} -> re-dense test {_pct(result['redense']['test_acc'])} "
-            f"train {_pct(result['redense']['train_acc'])}; highest train loss on the line "
+    sparse, dense = result["sparse"], result["redense"]
+    return (f"round {result['round']} ({_pct(result['sparsity'])} sparse): sparse test {_pct(sparse['test_acc'])} "
+            f"train {_pct(sparse['train_acc'])} -> re-dense test {_pct(dense['test_acc'])} "
+            f"train {_pct(dense['train_acc'])}; highest train loss on the line "
             f"{worst['train_loss']:.3f} at a={worst['alpha']:.2f}")
 
 

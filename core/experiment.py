@@ -25,6 +25,12 @@ from core.models import build_model, prunable_names
 from core.training import Control, EpochStats, Trainer, evaluate, snapshot
 
 CHECKPOINT = "checkpoint.pt"
+ROUNDS_DIR = "rounds"
+
+
+def round_file(run_dir: Path, round_index: int) -> Path:
+    """Where the trained weights and masks of one round are kept (for re-dense training and plots)."""
+    return Path(run_dir) / ROUNDS_DIR / f"round-{round_index}.pt"
 
 
 def new_run_id() -> str:
@@ -86,6 +92,7 @@ class State:
     init: dict[str, torch.Tensor]
     rewind: dict[str, torch.Tensor]
     rounds: list[dict[str, Any]]
+    reinit_model: dict[str, torch.Tensor] | None = None  # this round's reinit branch; kept in its round file only
 
 
 class Experiment:
@@ -194,7 +201,7 @@ class Experiment:
         masks = self._prune(model, data, state.masks, round_index)
         mode = cfg.retrain.mode
         trainer = self._trainer(model, data, masks, round_index)
-        start, fixed_lr = 0, None
+        start, fixed_lr, init = 0, None, state.init
         if mode in ("rewind", "reinit"):
             model.load_state_dict(state.rewind)
             start = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
@@ -204,26 +211,30 @@ class Experiment:
             fixed_lr = cfg.retrain.finetune_lr
         elif mode == "scratch":
             model.load_state_dict(self._new_model(data, self._fresh_seed(round_index), device).state_dict())
+            init = snapshot(model)  # learning distance from where this round started, not the dense init
         self._start_round(round_index, masks, trainer, start)
         training = trainer.train(start_iteration=start, fixed_lr=fixed_lr)
-        result = self._finish_round(round_index, model, data, masks, state.init, training.epochs, trainer, emit=False)
+        result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        reinit_model = None
         if mode == "reinit" or cfg.retrain.compare_reinit:
-            reinit = self._reinit_branch(round_index, data, masks, device)
+            reinit, reinit_model = self._reinit_branch(round_index, data, masks, device)
             if mode == "reinit":
                 result = {**reinit, "round": round_index, "ticket": _branch_summary(result)}
             else:
                 result["reinit"] = _branch_summary(reinit)
         self._emit(RoundEnded, round=round_index, rounds=cfg.prune.rounds, result=result)
-        return State(round_index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result])
+        return State(round_index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result],
+                     reinit_model)
 
-    def _reinit_branch(self, round_index: int, data: Dataset, masks: pruning.Masks, device) -> dict[str, Any]:
+    def _reinit_branch(self, round_index: int, data: Dataset, masks: pruning.Masks, device):
         """Same mask, fresh random init, trained from iteration 0: 'winning tickets may not always win'."""
         self.round_started = time.perf_counter()
         model = self._new_model(data, self._fresh_seed(round_index), device)
         init = snapshot(model)
         trainer = self._trainer(model, data, masks, round_index, branch=1)
         training = trainer.train()
-        return self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        return result, snapshot(model)
 
     def _fresh_seed(self, round_index: int) -> int:
         return self.config.runtime.seed * 1000 + round_index + 1
@@ -302,7 +313,11 @@ class Experiment:
 
         payload = {"round": state.round, "model": state.model, "masks": state.masks, "init": state.init,
                    "rewind": state.rewind, "rounds": state.rounds, "config": self.config.model_dump(mode="json")}
+        weights = {"round": state.round, "model": state.model, "masks": state.masks, "result": state.rounds[-1]}
+        if state.reinit_model is not None:
+            weights["reinit_model"] = state.reinit_model
         try:
+            atomic_save(weights, round_file(self.run_dir, state.round))
             atomic_save(payload, self.run_dir / CHECKPOINT)
         except OSError as error:
             self.info(f"checkpoint of round {state.round} not written ({error.strerror}); "

@@ -10,6 +10,8 @@ import io
 import json
 from typing import Any
 
+from core.analysis import detect_phases, event_of_round, phase_of_round
+
 ROUND_KEYS = (
     "round", "sparsity", "remaining", "test_acc", "best_test_acc", "train_acc",
     "noisy_memorized", "noisy_true_acc", "learning_distance", "seconds",
@@ -26,8 +28,20 @@ def round_view(result: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def branch_phases(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Phases of the reinit (or, in reinit mode, the ticket) curve, keyed by branch; {} if none."""
+    found = {}
+    for branch in ("reinit", "ticket"):
+        curve = [{"round": r["round"], "sparsity": r.get("sparsity"), **r[branch]}
+                 for r in rounds if isinstance(r.get(branch), dict)]
+        if curve:
+            found[branch] = detect_phases(curve)
+    return found
+
+
 def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any]:
     """The documented JSON object of one run (accuracies and sparsity as fractions in [0, 1])."""
+    rounds = sorted(record.get("rounds", []), key=lambda r: r["round"])
     return {
         "id": record["id"],
         "name": record.get("name"),
@@ -38,7 +52,10 @@ def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any
         "ended": record.get("ended"),
         "error": record.get("error") or None,
         "config": record.get("config", {}),
-        "rounds": [round_view(r) for r in sorted(record.get("rounds", []), key=lambda r: r["round"])],
+        "rounds": [round_view(r) for r in rounds],
+        "phases": detect_phases(rounds),
+        "branch_phases": branch_phases(rounds),
+        "analyses": record.get("analyses") or {},
     }
 
 
@@ -72,12 +89,15 @@ def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
 
 
 def csv_text(record: dict[str, Any]) -> str:
-    """One CSV row per round: run columns, the round's metrics, then every config field."""
+    """One CSV row per round: run columns (with the round's phase and event), its metrics, then every config field."""
     config_columns: dict[str, Any] = {}
     _flatten("", record.get("config", {}), config_columns)
     rows = []
-    for result in run_json(record)["rounds"]:
-        row: dict[str, Any] = {"run_id": record["id"], "name": record.get("name"), "status": record.get("status")}
+    view = run_json(record)
+    for result in view["rounds"]:
+        row: dict[str, Any] = {"run_id": record["id"], "name": record.get("name"), "status": record.get("status"),
+                               "phase": phase_of_round(view["phases"], result["round"]),
+                               "phase_event": event_of_round(view["phases"], result["round"])}
         flat: dict[str, Any] = {}
         _flatten("", result, flat)
         row.update(flat)

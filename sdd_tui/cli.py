@@ -13,10 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from core.analysis import detect_phases, phases_lines
 from core.config import config_to_toml, load_preset, preset_names, resolve_config
 from core.errors import SddError
 from core.events import fanout
-from core.results import csv_text, run_json, summary
+from core.results import branch_phases, csv_text, run_json, summary
 from core.store import Store, StoreRecorder, display_status
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
@@ -215,6 +216,10 @@ def runs_show(
         console.print(f"error: {record['error']}")
     if record.get("rounds"):
         console.print(summary_table(record["rounds"], "rounds"))
+        for line in phases_lines(detect_phases(record["rounds"])):
+            console.print(line, markup=False)
+        for branch, phases in branch_phases(record["rounds"]).items():
+            console.print(f"{branch} branch: " + "; ".join(phases_lines(phases)), markup=False)
 
 
 @runs_app.command("export")
@@ -256,6 +261,9 @@ def runs_delete(
 
 # Commands defined in other modules register themselves on `app` when imported (one line each).
 # (keep this block last)
+from sdd_tui import cli_analysis  # noqa: E402,F401
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,203 @@
+"""Minima flatness: re-dense training, 1-D linear interpolation, 1-D filter-normalised loss plots.
+
+For a stored round (runs/<id>/rounds/round-<r>.pt: trained weights and masks):
+- re-dense: the pruned weights are restored at 0 (they already are) and the whole network trains
+  `epochs` more epochs at the last LR of the sparse round (fixed LR, no masks);
+- interpolation: w(a) = (1 - a) w_sparse + a w_redense for a in [0, 1] (`steps` points, 101 = step
+  0.01), with train loss/accuracy (on the noisy training labels the network was trained on) and test
+  loss/accuracy at each point. Batch-norm running statistics are interpolated like the weights, not
+  recomputed, so both endpoints are exactly the stored networks (integer buffers come from the
+  nearer endpoint);
+- filter-normalised 1-D loss plot (Li et al. 2018): one Gaussian direction d, each filter (each
+  output row of a weight) rescaled to the norm of the same filter of w, biases and batch-norm
+  parameters left out (d = 0); loss along w + b d for b in [-1, 1]. Around the sparse solution the
+  direction is masked, so the plot stays in the sparse subspace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.config import ExperimentConfig
+from core.data import Dataset
+from core.errors import SddError
+from core.experiment import ROUNDS_DIR, round_file
+from core.training import Control, Trainer, evaluate, lr_at, snapshot
+
+Progress = Callable[[str], None]
+
+
+def available_rounds(run_dir: Path) -> list[int]:
+    folder = Path(run_dir) / ROUNDS_DIR
+    found = [p.stem.removeprefix("round-") for p in folder.glob("round-*.pt")] if folder.exists() else []
+    return sorted(int(r) for r in found if r.isdigit())
+
+
+def load_round(run_dir: Path, round_index: int, device: torch.device) -> dict[str, Any]:
+    """The stored weights, masks and result of one round, or SddError naming the rounds there are."""
+    path = round_file(run_dir, round_index)
+    if not path.exists():
+        have = available_rounds(run_dir)
+        listed = ", ".join(map(str, have)) if have else "none (the run predates per-round weights; run it again)"
+        raise SddError(f"round {round_index} has no stored weights in {path.parent}; rounds stored: {listed}")
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def last_sparse_lr(config: ExperimentConfig, round_index: int) -> float:
+    """The LR of the last epoch of a round: finetune's fixed LR, otherwise the step schedule's end."""
+    train = config.train
+    if round_index > 0 and config.retrain.mode == "finetune":
+        return config.retrain.finetune_lr
+    return lr_at(train.epochs - 1, 1, train.lr, train.milestones, train.gamma)
+
+
+def stored_evaluation(result: dict[str, Any], config: ExperimentConfig, branch: str) -> dict[str, Any]:
+    """The round's stored test/train accuracy of `branch` (main: the rewound/finetuned network)."""
+    if branch == "reinit":
+        return result.get("reinit", result) if config.retrain.mode != "reinit" else result
+    return result.get("ticket", result) if config.retrain.mode == "reinit" else result
+
+
+def redense(model: nn.Module, data: Dataset, config: ExperimentConfig, epochs: int, lr: float,
+            round_index: int, control: Control | None = None, on_epoch=None) -> dict[str, torch.Tensor]:
+    """Train every weight of `model` (pruned ones start at 0) `epochs` epochs at a fixed `lr`."""
+    train = config.train.model_copy(update={"epochs": epochs})
+    trainer = Trainer(model, data, train, {}, control or Control(), amp=config.runtime.fast,
+                      round_index=round_index, seed=config.runtime.seed, branch=2, on_epoch=on_epoch)
+    trainer.train(fixed_lr=lr)
+    return snapshot(model)
+
+
+def mix(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """(1 - alpha) first + alpha second for float tensors; integer buffers from the nearer endpoint."""
+    out = {}
+    for name, a in first.items():
+        b = second[name]
+        if a.is_floating_point():
+            out[name] = a if alpha == 0 else b if alpha == 1 else torch.lerp(a, b, alpha)
+        else:
+            out[name] = a if alpha < 0.5 else b
+    return out
+
+
+def evaluate_both(model: nn.Module, data: Dataset, batch_size: int, autocast=None) -> dict[str, float]:
+    train = evaluate(model, data.x_train, data.y_train, batch_size, autocast)
+    test = evaluate(model, data.x_test, data.y_test, batch_size, autocast)
+    return {"train_loss": train.loss, "train_acc": train.acc, "test_loss": test.loss, "test_acc": test.acc}
+
+
+def interpolate(model: nn.Module, sparse: dict[str, torch.Tensor], dense: dict[str, torch.Tensor],
+                data: Dataset, steps: int, batch_size: int, autocast=None) -> list[dict[str, float]]:
+    """Metrics along the straight line from `sparse` (alpha 0) to `dense` (alpha 1)."""
+    points = []
+    for index in range(steps):
+        alpha = index / (steps - 1)
+        model.load_state_dict(mix(sparse, dense, alpha))
+        points.append({"alpha": alpha, **evaluate_both(model, data, batch_size, autocast)})
+    return points
+
+
+def filter_normalized_direction(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None,
+                                generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A random direction with each filter scaled to its weight's filter norm (Li et al. 2018)."""
+    direction = {}
+    for name, w in weights.items():
+        if not w.is_floating_point() or w.dim() < 2:
+            direction[name] = torch.zeros_like(w)  # biases, BN parameters and buffers stay put
+            continue
+        d = torch.randn(w.shape, generator=generator).to(w)
+        if masks and name in masks:
+            d = d * masks[name].to(w)
+        w_norm = w.flatten(1).norm(dim=1).view(-1, *[1] * (w.dim() - 1))
+        d_norm = d.flatten(1).norm(dim=1).view(-1, *[1] * (w.dim() - 1))
+        direction[name] = d * w_norm / d_norm.clamp_min(1e-12)
+    return direction
+
+
+def loss_plot_1d(model: nn.Module, weights: dict[str, torch.Tensor], direction: dict[str, torch.Tensor],
+                 data: Dataset, points: int, batch_size: int, autocast=None, span: float = 1.0) -> list[dict]:
+    """Metrics at w + beta d for `points` betas evenly spaced in [-span, span]."""
+    rows = []
+    for index in range(points):
+        beta = -span + 2 * span * index / (points - 1)
+        moved = {k: (w + beta * direction[k]) if w.is_floating_point() else w for k, w in weights.items()}
+        model.load_state_dict(moved)
+        rows.append({"beta": beta, **evaluate_both(model, data, batch_size, autocast)})
+    return rows
+
+
+def _autocast(model: nn.Module, data: Dataset, config: ExperimentConfig):
+    return Trainer(model, data, config.train, {}, Control(), amp=config.runtime.fast).autocast()
+
+
+def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, stored: dict[str, Any],
+                  round_index: int, epochs: int, steps: int, branch: str = "main", filter_points: int = 0,
+                  control: Control | None = None, on_epoch=None, lr: float | None = None) -> dict[str, Any]:
+    """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots."""
+    weights_key = "reinit_model" if branch == "reinit" else "model"
+    if weights_key not in stored:
+        raise SddError(f"round {round_index} has no reinit branch; use --branch main, "
+                       f"or run with --set retrain.compare_reinit=true")
+    sparse = {k: v.clone() for k, v in stored[weights_key].items()}
+    batch = config.train.eval_batch_size
+    autocast = _autocast(model, data, config)
+    model.load_state_dict(sparse)
+    sparse_eval = evaluate_both(model, data, batch, autocast)
+    lr = last_sparse_lr(config, round_index) if lr is None else lr
+    dense = redense(model, data, config, epochs, lr, round_index, control, on_epoch)
+    dense_eval = evaluate_both(model, data, batch, autocast)
+    recorded = stored_evaluation(stored.get("result", {}), config, branch)
+    result = {
+        "round": round_index, "branch": branch, "sparsity": stored.get("result", {}).get("sparsity"),
+        "epochs": epochs, "lr": lr, "bn": "interpolated",
+        "stored": {k: recorded.get(k) for k in ("test_acc", "train_acc", "test_loss", "train_loss")},
+        "sparse": sparse_eval, "redense": dense_eval,
+        "interpolation": interpolate(model, sparse, dense, data, steps, batch, autocast),
+    }
+    if filter_points:
+        generator = torch.Generator().manual_seed(config.runtime.seed * 7907 + round_index)
+        plots = {}
+        for name, weights, masks in (("sparse", sparse, stored["masks"]), ("redense", dense, None)):
+            direction = filter_normalized_direction(weights, masks, generator)
+            plots[name] = loss_plot_1d(model, weights, direction, data, filter_points, batch, autocast)
+        result["filter_normalized"] = plots
+    return result
+
+
+def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: int, steps: int = 101,
+                branch: str = "main", filter_points: int = 0, device: str | None = None,
+                progress: Progress | None = None, control: Control | None = None,
+                lr: float | None = None) -> dict[str, dict[str, Any]]:
+    """Re-dense and interpolation results of several stored rounds of a run, keyed by round."""
+    from core.config import validate_config
+    from core.data import load_dataset
+    from core.experiment import resolve_device
+    from core.models import build_model
+
+    if epochs < 1 or steps < 2:
+        raise SddError(f"--epochs must be >= 1 and --interp-steps >= 2 (got {epochs}, {steps})")
+    if lr is not None and not 0 < lr <= 10:
+        raise SddError(f"--lr {lr}: give a learning rate in (0, 10]")
+    if branch not in ("main", "reinit"):
+        raise SddError(f"--branch {branch!r}: use main or reinit")
+    config = validate_config(record["config"], f"run {record['id']}")
+    target = resolve_device(device or config.runtime.device)
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
+    run_dir = Path(home) / "runs" / record["id"]
+    stored = {r: load_round(run_dir, r, target) for r in rounds}  # fail before any training
+    data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(target)
+    model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
+    say = progress or (lambda text: None)
+    results = {}
+    for round_index in rounds:
+        say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
+            f"then {steps} interpolation points")
+        results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, epochs,
+                                                  steps, branch, filter_points, control, lr=lr)
+    return results

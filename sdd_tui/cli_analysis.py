@@ -1,0 +1,108 @@
+"""`sdd-tui analyze` (phases, re-dense training and interpolation) and `sdd-tui plot` (figures)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.analysis import detect_phases, phases_lines
+from core.errors import SddError
+from sdd_tui.cli import HOME_HELP, app, open_store, user_errors
+
+
+def parse_rounds(text: str) -> list[int]:
+    """`5,10,20` -> [5, 10, 20]; anything else is a user error."""
+    try:
+        rounds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SddError(f"--rounds {text!r}: give round numbers separated by commas, e.g. --rounds 5,10,20") from None
+    if not rounds or any(r < 0 for r in rounds):
+        raise SddError(f"--rounds {text!r}: give round numbers >= 0 separated by commas, e.g. --rounds 5,10,20")
+    return list(dict.fromkeys(rounds))
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+@app.command("analyze")
+@user_errors
+def analyze(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)"),
+    redense: bool = typer.Option(False, "--redense", help="Re-dense train stored rounds and interpolate back"),
+    rounds: str = typer.Option("", "--rounds", help="Rounds to analyse, e.g. 5,10,20"),
+    epochs: int = typer.Option(10, "--epochs", "-t", help="Re-dense epochs"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Re-dense LR (default: the last LR of the sparse round)"),
+    steps: int = typer.Option(101, "--interp-steps", help="Points from sparse to re-dense (101: step 0.01)"),
+    filter_normalized: bool = typer.Option(False, "--filter-normalized", help="Also 1-D filter-normalised loss plots"),
+    filter_points: int = typer.Option(41, "--filter-points", help="Points of each filter-normalised plot"),
+    branch: str = typer.Option("main", "--branch", help="main | reinit (runs with compare_reinit or mode reinit)"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: run's)"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+) -> None:
+    """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
+    store = open_store(ctx, home)
+    record = store.get_run(run_id)
+    for line in phases_lines(detect_phases(record.get("rounds", []))):
+        typer.echo(line)
+    if not redense:
+        return
+    if not rounds:
+        raise SddError("--redense needs --rounds, e.g. --rounds 5,10,20")
+    from core.flatness import analyze_run
+
+    results = analyze_run(record, store.home, parse_rounds(rounds), epochs, steps, branch,
+                          filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr)
+    key = "redense" if branch == "main" else f"redense_{branch}"
+    analyses = dict(store.get_run(record["id"]).get("analyses") or {})
+    analyses[key] = {**(analyses.get(key) or {}), **{k: {**v, "created": time.time()} for k, v in results.items()}}
+    store.update_run(record["id"], analyses=analyses)
+    for result in results.values():
+        typer.echo(_redense_line(result))
+    typer.echo(f"stored under analyses.{key} of run {record['id']}; draw it with "
+               f"`sdd-tui plot --interpolation {record['id']} -o flatness.png`")
+
+
+def _redense_line(result: dict) -> str:
+    line = result["interpolation"]
+    worst = max(line, key=lambda p: p["train_loss"])
+    sparse, dense = result["sparse"], result["redense"]
+    return (f"round {result['round']} ({_pct(result['sparsity'])} sparse): sparse test {_pct(sparse['test_acc'])} "
+            f"train {_pct(sparse['train_acc'])} -> re-dense test {_pct(dense['test_acc'])} "
+            f"train {_pct(dense['train_acc'])}; highest train loss on the line "
+            f"{worst['train_loss']:.3f} at a={worst['alpha']:.2f}")
+
+
+@app.command("plot")
+@user_errors
+def plot(
+    ctx: typer.Context,
+    run_ids: list[str] = typer.Argument(None, help="Runs to draw (runs differing only by seed: mean +- std)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Figure file: .png, .pdf or .svg"),
+    metric: str = typer.Option("test_acc", "--metric", "-m",
+                               help="test_acc (Figure 1: test and train) | learning_distance | best_test_acc | ..."),
+    interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Draw this run's re-dense analysis"),
+    branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit"),
+    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+) -> None:
+    """Write the paper's figures with matplotlib."""
+    from core.figures import figure_one, interpolation_figure, save_figure
+    from core.results import ROUND_KEYS
+
+    store = open_store(ctx, home)
+    if interpolation and run_ids:
+        raise SddError("give run ids (accuracy figure) or --interpolation ID (flatness figure), not both")
+    if interpolation:
+        figure = interpolation_figure(store.get_run(interpolation), branch)
+    else:
+        if not run_ids:
+            raise SddError("give one or more run ids, or --interpolation ID; `sdd-tui runs` lists the runs")
+        allowed = [k for k in ROUND_KEYS if k not in ("round", "sparsity", "remaining")] + ["test_loss", "train_loss"]
+        if metric not in allowed:
+            raise SddError(f"--metric {metric!r}: choose one of {', '.join(allowed)}")
+        figure = figure_one([store.get_run(r) for r in run_ids], metric)
+    typer.echo(f"wrote {save_figure(figure, output)}")

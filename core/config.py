@@ -182,6 +182,8 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
 def _field_names(section: str) -> list[str]:
     model: type[BaseModel] = ExperimentConfig
     for part in [p for p in section.split(".") if p]:
+        if part not in model.model_fields:
+            return []
         annotation = model.model_fields[part].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
@@ -260,6 +262,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         path, value = parse_override(text)
         section_path = ".".join(path[:-1])
         allowed = _field_names(section_path)
+        if section_path and not allowed:
+            sections = [name for name in _field_names("") if _field_names(name)]
+            raise SddError(f"--set {text!r}: unknown section {section_path!r}; sections: {', '.join(sections)}")
         if path[-1] not in allowed:
             where = f"section {section_path!r}" if section_path else "the top level"
             hint = ", ".join(allowed) if allowed else ", ".join(_field_names(""))

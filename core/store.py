@@ -243,6 +243,12 @@ def display_status(record: dict[str, Any]) -> str:
     return status
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 class StoreRecorder:
     """A sink that keeps the store and the run's events.jsonl in step with the engine's events."""
 
@@ -279,6 +285,8 @@ class StoreRecorder:
         path = self.store.events_path(event.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._events_file = open(path, "a", encoding="utf-8")
+        if self._events_file.tell() and not _ends_with_newline(path):  # a kill cut the last line short
+            self._events_file.write("\n")
 
     def close(self) -> None:
         if self._events_file is not None:

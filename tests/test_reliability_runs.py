@@ -226,3 +226,44 @@ def test_resume_without_a_checkpoint_starts_over(tmp_path, smoke_config):
     assert status == "finished"
     assert any("no checkpoint yet; starting it over" in e.text for e in events if isinstance(e, Message))
     assert [r["round"] for r in Store(tmp_path).get_run(run_id)["rounds"]] == [0, 1]
+
+
+def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(tmp_path, smoke_config):
+    from core.events import event_from_json
+
+    config = smoke_config("prune.rounds=1", "train.epochs=1")
+    run_id, _, _ = run_experiment(config, tmp_path)
+    events = Store(tmp_path).events_path(run_id)
+    with open(events, "a", encoding="utf-8") as handle:
+        handle.write('{"type":"EpochEnded","run_id":')  # what SIGKILL mid-write leaves
+    Store(tmp_path).update_run(run_id, status="stopped")
+    run_experiment(config, tmp_path, run_id=run_id, resume=True)
+    lines = events.read_text(encoding="utf-8").splitlines()
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(event_from_json(line))
+        except ValueError:
+            parsed.append(None)
+    assert parsed.count(None) == 1  # only the cut line
+    assert [type(e).__name__ for e in parsed if e is not None].count("RunStarted") == 2
+
+
+def test_checkpoint_clock_counts_epochs_and_minutes(monkeypatch):
+    import core.checkpoint as checkpoint
+
+    now = [1000.0]
+    monkeypatch.setattr(checkpoint.time, "monotonic", lambda: now[0])
+    by_epochs = checkpoint.CheckpointClock(every_epochs=2, every_minutes=0)
+    assert [by_epochs.epoch_ended() for _ in range(2)] == [False, True]
+    by_epochs.mark()
+    assert by_epochs.epoch_ended() is False
+
+    by_time = checkpoint.CheckpointClock(every_epochs=0, every_minutes=5)
+    now[0] += 4 * 60
+    assert by_time.epoch_ended() is False
+    now[0] += 60
+    assert by_time.epoch_ended() is True
+    by_time.mark()
+    assert by_time.epoch_ended() is False
+    assert checkpoint.CheckpointClock(0, 0).epoch_ended() is False  # rounds only

@@ -261,13 +261,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for text in overrides:
         path, value = parse_override(text)
         section_path = ".".join(path[:-1])
+        if section_path and section_path.split(".")[0] not in _field_names(""):
+            raise SddError(f"--set {text!r}: unknown section {path[0]!r}; "
+                           f"sections: {', '.join(_field_names(''))}")
         allowed = _field_names(section_path)
-        if section_path and not allowed:
-            sections = [name for name in _field_names("") if _field_names(name)]
-            raise SddError(f"--set {text!r}: unknown section {section_path!r}; sections: {', '.join(sections)}")
         if path[-1] not in allowed:
             where = f"section {section_path!r}" if section_path else "the top level"
-            hint = ", ".join(allowed) if allowed else ", ".join(_field_names(""))
+            hint = ", ".join(allowed)
             raise SddError(f"--set {text!r}: unknown field {path[-1]!r} in {where}; allowed: {hint}")
         target = result
         for part in path[:-1]:

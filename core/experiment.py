@@ -28,6 +28,12 @@ from core.models import build_model, prunable_names
 from core.training import Control, EpochStats, RoundTraining, Trainer, evaluate, snapshot
 
 CHECKPOINT = "checkpoint.pt"
+ROUNDS_DIR = "rounds"
+
+
+def round_file(run_dir: Path, round_index: int) -> Path:
+    """Where the trained weights and masks of one round are kept (for re-dense training and plots)."""
+    return Path(run_dir) / ROUNDS_DIR / f"round-{round_index}.pt"
 
 
 def new_run_id() -> str:
@@ -89,6 +95,7 @@ class State:
     init: dict[str, torch.Tensor]
     rewind: dict[str, torch.Tensor] | None
     rounds: list[dict[str, Any]]
+    reinit_model: dict[str, torch.Tensor] | None = None  # this round's reinit branch; kept in its round file only
     partial: dict[str, Any] | None = None  # an unfinished round, see core.checkpoint
     rng: dict[str, Any] | None = None
     labels: dict[str, torch.Tensor] | None = None
@@ -237,7 +244,7 @@ class Experiment:
         self._context = {"round": round_index, "masks": masks, "main_result": None, "main_model": None}
         mode = cfg.retrain.mode
         trainer = self._trainer(model, data, masks, round_index)
-        start, fixed_lr = 0, None
+        start, fixed_lr, init = 0, None, state.init
         if mode in ("rewind", "reinit"):
             model.load_state_dict(state.rewind)
             start = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
@@ -245,8 +252,9 @@ class Experiment:
             start = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
         elif mode == "finetune":
             fixed_lr = cfg.retrain.finetune_lr
-        elif mode == "scratch" and partial is None:
+        elif mode == "scratch":
             model.load_state_dict(self._new_model(data, self._fresh_seed(round_index), device).state_dict())
+            init = snapshot(model)  # learning distance from where this round started, not the dense init
         if partial is not None and partial["branch"] == 1:  # the main branch had finished
             model.load_state_dict(partial["main_model"])
             result = partial["main_result"]
@@ -254,27 +262,29 @@ class Experiment:
         else:
             self._start_round(round_index, masks, trainer, self._resume_iteration(trainer, partial, 0, start))
             training = self._train(trainer, start, partial, fixed_lr=fixed_lr)
-            result = self._finish_round(round_index, model, data, masks, state.init, training.epochs, trainer,
-                                        emit=False)
+            result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        reinit_model = None
         if mode == "reinit" or cfg.retrain.compare_reinit:
             self._context.update(main_result=result, main_model=snapshot(model))
-            reinit = self._reinit_branch(round_index, data, masks, device, partial)
+            reinit, reinit_model = self._reinit_branch(round_index, data, masks, device, partial)
             if mode == "reinit":
                 result = {**reinit, "round": round_index, "ticket": _branch_summary(result)}
             else:
                 result["reinit"] = _branch_summary(reinit)
         self._emit(RoundEnded, round=round_index, rounds=cfg.prune.rounds, result=result)
-        return State(round_index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result])
+        return State(round_index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result],
+                     reinit_model)
 
     def _reinit_branch(self, round_index: int, data: Dataset, masks: pruning.Masks, device,
-                       partial: dict[str, Any] | None = None) -> dict[str, Any]:
+                       partial: dict[str, Any] | None = None):
         """Same mask, fresh random init, trained from iteration 0: 'winning tickets may not always win'."""
         self.round_started = time.perf_counter()
         model = self._new_model(data, self._fresh_seed(round_index), device)
         init = snapshot(model)
         trainer = self._trainer(model, data, masks, round_index, branch=1)
         training = self._train(trainer, 0, partial, branch=1)
-        return self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        return result, snapshot(model)
 
     def _train(self, trainer: Trainer, start: int, partial: dict[str, Any] | None, branch: int = 0,
                fixed_lr: float | None = None, capture_iteration: int | None = None) -> RoundTraining:
@@ -393,8 +403,11 @@ class Experiment:
     def _checkpoint(self, state: State) -> None:
         """After a round: the finished state, nothing unfinished."""
         self._pending = None
-        payload = self._payload(state, None)
-        write_checkpoint(payload, self.run_dir / CHECKPOINT, f"round {state.round}", self.run_id)
+        weights = {"round": state.round, "model": state.model, "masks": state.masks, "result": state.rounds[-1]}
+        if state.reinit_model is not None:
+            weights["reinit_model"] = state.reinit_model
+        write_checkpoint(weights, round_file(self.run_dir, state.round), f"round {state.round}", self.run_id)
+        write_checkpoint(self._payload(state, None), self.run_dir / CHECKPOINT, f"round {state.round}", self.run_id)
         self.clock.mark()
         self.checkpointed = f"end of round {state.round}"
 
@@ -429,7 +442,8 @@ class Experiment:
             return None
         payload = read_checkpoint(path, device, self.run_id)
         return State(payload["round"], payload["model"], payload["masks"], payload["init"], payload["rewind"],
-                     payload["rounds"], payload.get("partial"), payload.get("rng"), payload.get("labels"))
+                     payload["rounds"], partial=payload.get("partial"), rng=payload.get("rng"),
+                     labels=payload.get("labels"))
 
     def _restore_labels(self, data: Dataset, state: State) -> None:
         """Train on the checkpoint's noisy labels, the ones the finished rounds saw."""

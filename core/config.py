@@ -128,6 +128,9 @@ class RuntimeConfig(_Section):
     fast: bool = Field(True, description="Fast path: device-resident data, AMP on CUDA")
     compile: bool = Field(False, description="torch.compile the model once per run")
     checkpoint_every: int = Field(0, ge=0, description="Also checkpoint every N epochs (0: rounds only)")
+    checkpoint_minutes: float = Field(
+        5.0, ge=0.0, le=1440.0, description="Also checkpoint at the first epoch end N minutes after the last (0: off)"
+    )
 
     @field_validator("device")
     @classmethod

@@ -5,6 +5,8 @@ It reports only through events, writes a checkpoint after every round, and resum
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import platform
 import secrets
 import socket
@@ -17,12 +19,13 @@ import torch
 from torch import nn
 
 from core import pruning
+from core.checkpoint import CheckpointClock, optimizer_copy, read_checkpoint, restore_rng, rng_state, write_checkpoint
 from core.config import ExperimentConfig
 from core.data import Dataset, load_dataset
 from core.errors import SddError, StopRequested
 from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import build_model, prunable_names
-from core.training import Control, EpochStats, Trainer, evaluate, snapshot
+from core.training import Control, EpochStats, RoundTraining, Trainer, evaluate, snapshot
 
 CHECKPOINT = "checkpoint.pt"
 ROUNDS_DIR = "rounds"
@@ -84,15 +87,18 @@ def _finite_or_none(value: float) -> float | None:
 
 @dataclass
 class State:
-    """What a checkpoint holds: enough to go on after the last finished round."""
+    """What a checkpoint holds: the state after the last finished round, and maybe an unfinished one."""
 
-    round: int
-    model: dict[str, torch.Tensor]
-    masks: pruning.Masks
+    round: int  # the last finished round; -1 while the dense round is unfinished
+    model: dict[str, torch.Tensor] | None
+    masks: pruning.Masks | None
     init: dict[str, torch.Tensor]
-    rewind: dict[str, torch.Tensor]
+    rewind: dict[str, torch.Tensor] | None
     rounds: list[dict[str, Any]]
     reinit_model: dict[str, torch.Tensor] | None = None  # this round's reinit branch; kept in its round file only
+    partial: dict[str, Any] | None = None  # an unfinished round, see core.checkpoint
+    rng: dict[str, Any] | None = None
+    labels: dict[str, torch.Tensor] | None = None
 
 
 class Experiment:
@@ -118,6 +124,12 @@ class Experiment:
         self.run_dir = self.home / "runs" / self.run_id
         self.current_round = 0
         self.current_epoch = 0
+        self.clock = CheckpointClock(config.runtime.checkpoint_every, config.runtime.checkpoint_minutes)
+        self._finished: State | None = None  # the last finished round (what a round checkpoint holds)
+        self._context: dict[str, Any] = {}  # the unfinished round: round, masks, main_result, main_model
+        self._pending: dict[str, Any] | None = None  # the last epoch end's partial round, not yet on disk
+        self._labels: dict[str, torch.Tensor] = {}
+        self.checkpointed = ""  # where the checkpoint on disk stands, for messages
 
     # ------------------------------------------------------------------ events
 
@@ -139,34 +151,51 @@ class Experiment:
         state = self._load_checkpoint(device) if self.resume else None
         torch.manual_seed(cfg.runtime.seed)
         data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed).to(device)  # bad data dir: no record
+        if state is not None:
+            self._restore_labels(data, state)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
                    host=socket.gethostname(), versions=library_versions(),
-                   resumed_from_round=state.round if state else -1)
+                   resumed_from_round=max(state.round, 0) if self.resume and state else -1)
+        if self.resume and state is None:
+            self.info(f"run {self.run_id} has no checkpoint yet; starting it over", "warning")
         try:
             self._loop(device, data, state)
         except StopRequested:
-            self._end("stopped", started, f"stopped in round {self.current_round}")
+            self._write_pending_quietly()
+            self._end("stopped", started, f"stopped in round {self.current_round} after epoch {self.current_epoch}; "
+                                          f"{self._resume_hint()}")
             return "stopped"
         except torch.cuda.OutOfMemoryError:
-            message = (f"GPU out of memory in round {self.current_round}; finished rounds are kept; "
-                       f"try --set train.batch_size={max(1, cfg.train.batch_size // 2)} and `sdd-tui resume {self.run_id}`")
+            self._write_pending_quietly()
+            message = (f"GPU out of memory in round {self.current_round} (train.batch_size={cfg.train.batch_size}); "
+                       f"finished rounds are kept; start again with --set train.batch_size="
+                       f"{max(1, cfg.train.batch_size // 2)}, or free GPU memory and `sdd-tui resume {self.run_id}`")
             self._end("failed", started, message)
             raise SddError(message) from None
         except SddError as error:
+            self._write_pending_quietly()
             self._end("failed", started, str(error))
             raise
         except BaseException as error:
+            self._write_pending_quietly()
             self._end("failed", started, f"{type(error).__name__}: {error}")
             raise
         self._end("finished", started)
         return "finished"
 
     def _end(self, status: str, started: float, error: str = "") -> None:
-        if error:
-            self.info(error, "error" if status == "failed" else "warning")
-        self._emit(RunEnded, status=status, error=error if status == "failed" else "",
-                   seconds=time.perf_counter() - started)
+        try:
+            if error:
+                self.info(error, "error" if status == "failed" else "warning")
+            self._emit(RunEnded, status=status, error=error if status == "failed" else "",
+                       seconds=time.perf_counter() - started)
+        except OSError:  # a full disk or a closed terminal: the record stays `running` and shows `interrupted`
+            pass
+
+    def _resume_hint(self) -> str:
+        where = self.checkpointed or "nothing yet (resume starts over)"
+        return f"checkpoint: {where}; `sdd-tui resume {self.run_id}` continues"
 
     # ------------------------------------------------------------------ the loop
 
@@ -175,30 +204,44 @@ class Experiment:
         if cfg.noise.kind != "none":
             self.info(f"label noise: {cfg.noise.kind}, {int(data.noisy_mask.sum())} of "
                       f"{len(data.y_train)} training labels changed ({data.noise_rate:.1%})")
+        self._labels = {"y_train": data.y_train.cpu(), "noisy_mask": data.noisy_mask.cpu()}
         model = self._new_model(data, cfg.runtime.seed, device)
-        if state is None:
-            masks = pruning.full_masks(model, prunable_names(model, cfg.prune.layers))
-            init = snapshot(model)
-            trainer = self._trainer(model, data, masks, round_index=0)
-            rewind_at = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
-            if cfg.retrain.rewind_iteration > trainer.total_iterations:
-                self.info(f"retrain.rewind_iteration={cfg.retrain.rewind_iteration} is past the end of training "
-                          f"({trainer.total_iterations} iterations); rewinding to the end", "warning")
-            self._start_round(0, masks, trainer)
-            training = trainer.train(capture_iteration=rewind_at)
-            result = self._finish_round(0, model, data, masks, init, training.epochs, trainer)
-            state = State(0, snapshot(model), masks, init, training.captured, [result])
+        if state is not None and state.partial is None:
+            restore_rng(state.rng)  # an unfinished round restores its own, just before training goes on
+        if state is None or state.round < 0:
+            state = self._dense_round(model, data, state)
             self._checkpoint(state)
-        else:
-            model.load_state_dict(state.model)
         for round_index in range(state.round + 1, cfg.prune.rounds + 1):
             state = self._prune_round(round_index, model, data, state, device)
             self._checkpoint(state)
 
+    def _dense_round(self, model: nn.Module, data: Dataset, state: State | None) -> State:
+        cfg = self.config
+        partial = state.partial if state else None
+        if partial is None:
+            masks = pruning.full_masks(model, prunable_names(model, cfg.prune.layers))
+            init = snapshot(model)
+        else:
+            masks, init = partial["masks"], state.init
+        self._finished = State(-1, None, None, init, None, [])
+        self._context = {"round": 0, "masks": masks, "main_result": None, "main_model": None}
+        trainer = self._trainer(model, data, masks, round_index=0)
+        rewind_at = min(cfg.retrain.rewind_iteration, trainer.total_iterations)
+        if cfg.retrain.rewind_iteration > trainer.total_iterations and partial is None:
+            self.info(f"retrain.rewind_iteration={cfg.retrain.rewind_iteration} is past the end of training "
+                      f"({trainer.total_iterations} iterations); rewinding to the end", "warning")
+        self._start_round(0, masks, trainer, self._resume_iteration(trainer, partial, 0, 0))
+        training = self._train(trainer, 0, partial, capture_iteration=rewind_at)
+        result = self._finish_round(0, model, data, masks, init, training.epochs, trainer)
+        return State(0, snapshot(model), masks, init, training.captured, [result])
+
     def _prune_round(self, round_index: int, model: nn.Module, data: Dataset, state: State, device) -> State:
         cfg = self.config
+        partial = state.partial
+        self._finished = state
         model.load_state_dict(state.model)
-        masks = self._prune(model, data, state.masks, round_index)
+        masks = partial["masks"] if partial else self._prune(model, data, state.masks, round_index)
+        self._context = {"round": round_index, "masks": masks, "main_result": None, "main_model": None}
         mode = cfg.retrain.mode
         trainer = self._trainer(model, data, masks, round_index)
         start, fixed_lr, init = 0, None, state.init
@@ -212,12 +255,18 @@ class Experiment:
         elif mode == "scratch":
             model.load_state_dict(self._new_model(data, self._fresh_seed(round_index), device).state_dict())
             init = snapshot(model)  # learning distance from where this round started, not the dense init
-        self._start_round(round_index, masks, trainer, start)
-        training = trainer.train(start_iteration=start, fixed_lr=fixed_lr)
-        result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
+        if partial is not None and partial["branch"] == 1:  # the main branch had finished
+            model.load_state_dict(partial["main_model"])
+            result = partial["main_result"]
+            self._start_round(round_index, masks, trainer, trainer.total_iterations)
+        else:
+            self._start_round(round_index, masks, trainer, self._resume_iteration(trainer, partial, 0, start))
+            training = self._train(trainer, start, partial, fixed_lr=fixed_lr)
+            result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
         reinit_model = None
         if mode == "reinit" or cfg.retrain.compare_reinit:
-            reinit, reinit_model = self._reinit_branch(round_index, data, masks, device)
+            self._context.update(main_result=result, main_model=snapshot(model))
+            reinit, reinit_model = self._reinit_branch(round_index, data, masks, device, partial)
             if mode == "reinit":
                 result = {**reinit, "round": round_index, "ticket": _branch_summary(result)}
             else:
@@ -226,15 +275,58 @@ class Experiment:
         return State(round_index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result],
                      reinit_model)
 
-    def _reinit_branch(self, round_index: int, data: Dataset, masks: pruning.Masks, device):
+    def _reinit_branch(self, round_index: int, data: Dataset, masks: pruning.Masks, device,
+                       partial: dict[str, Any] | None = None):
         """Same mask, fresh random init, trained from iteration 0: 'winning tickets may not always win'."""
         self.round_started = time.perf_counter()
         model = self._new_model(data, self._fresh_seed(round_index), device)
         init = snapshot(model)
         trainer = self._trainer(model, data, masks, round_index, branch=1)
-        training = trainer.train()
+        training = self._train(trainer, 0, partial, branch=1)
         result = self._finish_round(round_index, model, data, masks, init, training.epochs, trainer, emit=False)
         return result, snapshot(model)
+
+    def _train(self, trainer: Trainer, start: int, partial: dict[str, Any] | None, branch: int = 0,
+               fixed_lr: float | None = None, capture_iteration: int | None = None) -> RoundTraining:
+        """Train one branch of a round, going on from `partial` (an epoch end) when it belongs to it."""
+        optimizer_state, previous, captured = None, [], None
+        if partial is not None and partial["branch"] == branch:
+            trainer.model.load_state_dict(partial["model"])
+            start = self._resume_iteration(trainer, partial, branch, start)
+            optimizer_state = partial["optimizer"]
+            previous = [EpochStats(**stats) for stats in partial["epochs"]]
+            captured = partial["captured"]
+            capture_iteration = None if captured is not None else capture_iteration
+            self.round_started = time.perf_counter() - partial.get("seconds", 0.0)
+            self.info(f"resuming round {partial['round']} at epoch {partial['next_epoch'] + 1} "
+                      f"({'reinit branch' if branch else 'main branch'})")
+            restore_rng(partial.get("rng"))
+        trainer.on_epoch_end = functools.partial(self._epoch_end, trainer.model, branch, previous, captured)
+        training = trainer.train(start_iteration=start, fixed_lr=fixed_lr, capture_iteration=capture_iteration,
+                                 optimizer_state=optimizer_state)
+        training.epochs = previous + training.epochs
+        if captured is not None:
+            training.captured = captured
+        return training
+
+    @staticmethod
+    def _resume_iteration(trainer: Trainer, partial: dict[str, Any] | None, branch: int, start: int) -> int:
+        if partial is not None and partial["branch"] == branch:
+            return partial["next_epoch"] * trainer.iterations_per_epoch
+        return start
+
+    def _epoch_end(self, model: nn.Module, branch: int, previous: list[EpochStats], captured, epoch: int,
+                   optimizer: torch.optim.Optimizer, training: RoundTraining) -> None:
+        """Keep this epoch end in memory (a stop writes it) and write it when the clock says so."""
+        self._pending = {
+            **self._context, "branch": branch, "next_epoch": epoch + 1, "model": snapshot(model),
+            "optimizer": optimizer_copy(optimizer),
+            "epochs": [dataclasses.asdict(stats) for stats in previous + training.epochs],
+            "captured": captured if captured is not None else training.captured,
+            "seconds": time.perf_counter() - self.round_started, "rng": rng_state(),
+        }
+        if self.clock.epoch_ended():
+            self._write_pending()
 
     def _fresh_seed(self, round_index: int) -> int:
         return self.config.runtime.seed * 1000 + round_index + 1
@@ -309,27 +401,60 @@ class Experiment:
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint(self, state: State) -> None:
-        from core.store import atomic_save
-
-        payload = {"round": state.round, "model": state.model, "masks": state.masks, "init": state.init,
-                   "rewind": state.rewind, "rounds": state.rounds, "config": self.config.model_dump(mode="json")}
+        """After a round: the finished state, nothing unfinished."""
+        self._pending = None
         weights = {"round": state.round, "model": state.model, "masks": state.masks, "result": state.rounds[-1]}
         if state.reinit_model is not None:
             weights["reinit_model"] = state.reinit_model
-        try:
-            atomic_save(weights, round_file(self.run_dir, state.round))
-            atomic_save(payload, self.run_dir / CHECKPOINT)
-        except OSError as error:
-            self.info(f"checkpoint of round {state.round} not written ({error.strerror}); "
-                      f"the previous checkpoint is intact; free disk space in {self.run_dir}", "warning")
+        write_checkpoint(weights, round_file(self.run_dir, state.round), f"round {state.round}", self.run_id)
+        write_checkpoint(self._payload(state, None), self.run_dir / CHECKPOINT, f"round {state.round}", self.run_id)
+        self.clock.mark()
+        self.checkpointed = f"end of round {state.round}"
 
-    def _load_checkpoint(self, device) -> State:
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        where = f"round {pending['round']} epoch {pending['next_epoch']}" + (" (reinit branch)" if pending["branch"] else "")
+        write_checkpoint(self._payload(self._finished, pending), self.run_dir / CHECKPOINT, where, self.run_id)
+        self.clock.mark()
+        self.checkpointed = where
+
+    def _write_pending_quietly(self) -> None:
+        """On a stop or a failure: save the last epoch end if it is newer than the checkpoint on disk."""
+        try:
+            self._write_pending()
+        except Exception as error:  # the run is ending anyway; say so instead of hiding the first error
+            try:
+                self.info(str(error), "warning")
+            except OSError:
+                pass
+
+    def _payload(self, state: State, partial: dict[str, Any] | None) -> dict[str, Any]:
+        return {"round": state.round, "model": state.model, "masks": state.masks, "init": state.init,
+                "rewind": state.rewind, "rounds": state.rounds, "partial": partial, "labels": self._labels,
+                "rng": partial["rng"] if partial else rng_state(), "config": self.config.model_dump(mode="json")}
+
+    def _load_checkpoint(self, device) -> State | None:
+        """The saved state, or None (with a message) when the run was stopped before its first checkpoint."""
         path = self.run_dir / CHECKPOINT
         if not path.exists():
-            raise SddError(f"run {self.run_id} has no checkpoint ({path}); it cannot be resumed, start it again")
-        payload = torch.load(path, map_location=device, weights_only=False)
+            return None
+        payload = read_checkpoint(path, device, self.run_id)
         return State(payload["round"], payload["model"], payload["masks"], payload["init"], payload["rewind"],
-                     payload["rounds"])
+                     payload["rounds"], partial=payload.get("partial"), rng=payload.get("rng"),
+                     labels=payload.get("labels"))
+
+    def _restore_labels(self, data: Dataset, state: State) -> None:
+        """Train on the checkpoint's noisy labels, the ones the finished rounds saw."""
+        if not state.labels:
+            return
+        saved = state.labels["y_train"]
+        if saved.shape != data.y_train.shape:
+            raise SddError(f"run {self.run_id}: the training set has {len(data.y_train)} samples but the checkpoint "
+                           f"has {len(saved)}; restore the data it was started with, or start a new run")
+        data.y_train = saved.to(data.y_train.device)
+        data.noisy_mask = state.labels["noisy_mask"].to(data.noisy_mask.device)
 
 
 def _branch_summary(result: dict[str, Any]) -> dict[str, Any]:

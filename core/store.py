@@ -37,6 +37,20 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else Path(user_data_dir("sdd-tui", appauthor=False))
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: without it a power cut can bring the old name back."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old or the new content, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +61,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -64,6 +79,7 @@ def atomic_save(obj: Any, path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -121,6 +137,10 @@ class Store:
             finally:
                 db.close()
 
+    def lock(self) -> FileLock:
+        """The store's cross-process lock (re-entrant: store methods may be called while holding it)."""
+        return self._lock
+
     def run_dir(self, run_id: str) -> Path:
         return self.home / "runs" / run_id
 
@@ -166,6 +186,25 @@ class Store:
             raise SddError(f"run id {run_id!r} is ambiguous ({ids}); give more characters")
         return matches[0]
 
+    def claim_run(self, run_id: str) -> dict[str, Any]:
+        """Mark a run `running` in this process before resuming it; refuse one that a live process holds.
+
+        Check and update happen under one lock, so two `resume`s of the same run cannot both start.
+        """
+        import socket
+
+        record = self.get_run(run_id)
+        with self._db() as db:
+            runs = db.table("runs")
+            current = runs.get(Query().id == record["id"]) or record
+            if current.get("status") == "running" and pid_alive(current.get("pid"), current.get("host")):
+                where = f"pid {current.get('pid')} on {current.get('host')}"
+                raise SddError(f"run {record['id']} is still running ({where}); stop it first with "
+                               f"`kill {current.get('pid')}` (it checkpoints and stops), then resume it")
+            runs.update({"status": "running", "pid": os.getpid(), "host": socket.gethostname()},
+                        Query().id == record["id"])
+        return dict(current)
+
     def delete_run(self, run_id: str) -> str:
         record = self.get_run(run_id)
         if record.get("status") == "running" and pid_alive(record.get("pid"), record.get("host")):
@@ -204,6 +243,12 @@ def display_status(record: dict[str, Any]) -> str:
     return status
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 class StoreRecorder:
     """A sink that keeps the store and the run's events.jsonl in step with the engine's events."""
 
@@ -228,7 +273,7 @@ class StoreRecorder:
 
         if event.resumed_from_round >= 0:
             self.store.update_run(event.run_id, status="running", pid=os.getpid(), host=socket.gethostname(),
-                                  device=event.device, error="")
+                                  device=event.device, error="", ended=None)
         else:
             self.store.create_run({
                 "id": event.run_id, "name": event.name, "preset": event.preset, "config": event.config,
@@ -240,6 +285,8 @@ class StoreRecorder:
         path = self.store.events_path(event.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._events_file = open(path, "a", encoding="utf-8")
+        if self._events_file.tell() and not _ends_with_newline(path):  # a kill cut the last line short
+            self._events_file.write("\n")
 
     def close(self) -> None:
         if self._events_file is not None:

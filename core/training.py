@@ -123,6 +123,8 @@ class Trainer:
     seed: int = 0
     branch: int = 0
     on_epoch: Callable[[EpochStats], None] | None = None
+    # called after on_epoch with (epoch, optimizer, result so far): where checkpoints are taken
+    on_epoch_end: Callable[[int, torch.optim.Optimizer, "RoundTraining"], None] | None = None
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -144,6 +146,7 @@ class Trainer:
         start_iteration: int = 0,
         fixed_lr: float | None = None,
         capture_iteration: int | None = None,
+        optimizer_state: dict | None = None,
     ) -> RoundTraining:
         """Train from `start_iteration` to the end of the schedule; optionally snapshot at one iteration."""
         config, model = self.config, self.model
@@ -153,6 +156,8 @@ class Trainer:
         lr_of = (lambda it: fixed_lr) if fixed_lr is not None else (
             lambda it: lr_at(it, per_epoch, config.lr, config.milestones, config.gamma))
         optimizer = make_optimizer(model, config, lr_of(start_iteration))
+        if optimizer_state is not None:  # resuming mid-round: momentum and Adam moments carry on
+            optimizer.load_state_dict(optimizer_state)
         autocast = self.autocast()
         result = RoundTraining()
         if capture_iteration is not None and capture_iteration <= start_iteration:
@@ -199,6 +204,8 @@ class Trainer:
             result.epochs.append(stats)
             if self.on_epoch:
                 self.on_epoch(stats)
+            if self.on_epoch_end:
+                self.on_epoch_end(epoch, optimizer, result)
         if capture_iteration is not None and result.captured is None:
             result.captured = snapshot(model)
         return result

@@ -102,23 +102,30 @@ def run_headless(config, store: Store, preset: str | None, run_id: str | None = 
     """Run in the foreground; SIGINT/SIGTERM/SIGHUP stop at the next batch and keep finished rounds."""
     from core.experiment import Experiment
     from core.training import Control
+    from sdd_tui.cli_reliability import hangup_safe
     from sdd_tui.headless import HeadlessReporter
 
     control = Control()
     recorder = StoreRecorder(store)
-    experiment = Experiment(config, fanout(recorder, HeadlessReporter()), store.home, preset=preset,
+    experiment = Experiment(config, fanout(recorder, hangup_safe(HeadlessReporter())), store.home, preset=preset,
                             run_id=run_id, control=control, resume=resume)
     previous = {}
 
     def stop(signum, _frame):
-        if control.stop.is_set():  # a second Ctrl-C: give up waiting for the batch to end
+        if control.stop.is_set() and signum == signal.SIGINT:  # a second Ctrl-C: give up waiting for the batch
             signal.signal(signum, previous.get(signum, signal.SIG_DFL))
             raise KeyboardInterrupt
-        print(f"\nstopping after this batch ({signal.Signals(signum).name}); again to abort", file=sys.stderr)
+        if control.stop.is_set():  # SIGHUP then SIGTERM when a session closes: one stop is enough
+            return
         control.stop.set()
+        try:  # after SIGHUP the terminal may be gone
+            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
+            print(f"\nstopping after this batch ({signal.Signals(signum).name}){again}", file=sys.stderr)
+        except OSError:
+            pass
 
     for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if signum is not None:
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup ignores SIGHUP: keep it so
             previous[signum] = signal.signal(signum, stop)
     try:
         return experiment.run()
@@ -262,6 +269,7 @@ def runs_delete(
 # Commands defined in other modules register themselves on `app` when imported (one line each).
 # (keep this block last)
 from sdd_tui import cli_analysis  # noqa: E402,F401
+from sdd_tui import cli_reliability  # noqa: E402,F401
 
 
 def main() -> None:

@@ -50,10 +50,10 @@ def test_rewind_restores_surviving_weights_to_iteration_t(home, smoke_config, mo
     starts = []
     original = Trainer.train
 
-    def spy(self, start_iteration=0, fixed_lr=None, capture_iteration=None):
+    def spy(self, start_iteration=0, **kwargs):
         params = {n: p.detach().clone() for n, p in self.model.named_parameters()}
         starts.append((self.round_index, start_iteration, params, {n: m.clone() for n, m in self.masks.items()}))
-        return original(self, start_iteration, fixed_lr, capture_iteration)
+        return original(self, start_iteration, **kwargs)
 
     monkeypatch.setattr(Trainer, "train", spy)
     run_experiment(config, home)

@@ -9,9 +9,10 @@ checkpoint, which it looks for under `worker_home/runs/<id>/`. That works when `
 same readable path on every node: a single machine, or a shared filesystem (NFS, a cluster's home
 directories). Without one, a retried member starts over, which is slower but gives the same curve.
 
-Ctrl-C: queued members are cancelled (`ray.cancel`), running ones are asked through the relay to stop
-after their batch (their checkpoint stays), and whatever has not stopped within the grace period is
-force-cancelled; every member that did not finish is recorded as stopped.
+Ctrl-C: through the relay every running member is asked to stop after its batch (its checkpoint
+stays) and every waiting one to return without starting; whatever has not returned within the grace
+period (or at a second Ctrl-C) is force-cancelled (`ray.cancel(force=True)`). Every member that did
+not finish is recorded as stopped.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def run_member(member: dict[str, Any], preset: str | None, worker_home: str, rel
     resume = checkpoint_exists(home, run_id)
     control = Control()
     relay_sink = RelaySink(relay, run_id, control)
+    relay_sink.flush()
+    if control.stop.is_set():  # the sweep was stopped while this member waited for a slot
+        relay_sink.close()
+        return {"status": "not started", "error": ""}
     sink = relay_sink if crash_round is None or resume else _crash_when_round_starts(relay_sink, crash_round)
     experiment = Experiment(config, sink, home, preset=preset, run_id=run_id, control=control, resume=resume)
     try:
@@ -201,13 +206,19 @@ class RayDriver:
         return self.outcomes, False
 
     def _deliver(self) -> None:
+        """Record every drained event, then report them (a Ctrl-C while reporting loses no record)."""
+        recorded = []
         for run_id, batch in self.ray.get(self.relay.drain.remote()):
             for data in batch:
                 event = event_from_dict(data)
                 if isinstance(event, RunStarted):
                     self.started.add(run_id)
+                elif run_id not in self.started:
+                    continue  # its RunStarted was lost to an earlier Ctrl-C: no record to add it to
                 self.recorders[run_id](event)
-                self.report(self.members[run_id], event)
+                recorded.append((run_id, event))
+        for run_id, event in recorded:
+            self.report(self.members[run_id], event)
 
     def _finish(self, done: list) -> None:
         for ref in done:
@@ -215,7 +226,7 @@ class RayDriver:
             try:
                 outcome = self.ray.get(ref)
             except self.ray.exceptions.RayError as error:  # retries used up, cancelled, or a bug in the task
-                outcome = {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+                outcome = {"status": "failed", "error": _error_line(error)}
             self.outcomes[run_id] = outcome
             record = next((r for r in self.store.list_runs() if r["id"] == run_id), None)
             if record is not None and record.get("status") == "running":  # its RunEnded never arrived
@@ -224,10 +235,9 @@ class RayDriver:
     def _cancel(self, pending: list) -> None:
         ray = self.ray
         before = dict(self.outcomes)
+        # no ray.cancel yet: interrupting a task while it imports torch can break that worker process;
+        # running members stop after their batch, waiting ones return at once without starting
         ray.get(self.relay.request_stop.remote())
-        for ref in pending:
-            if self.by_ref[ref] not in self.started:
-                ray.cancel(ref)  # still queued: it never starts
         deadline = time.monotonic() + self.grace_seconds
         try:
             while pending and time.monotonic() < deadline:
@@ -252,6 +262,13 @@ class RayDriver:
                 self.store.update_run(run_id, status="stopped", error="", ended=record.get("ended") or time.time())
             elif record is not None:
                 self.outcomes[run_id] = {"status": "finished", "error": ""}
+
+
+def _error_line(error: Exception) -> str:
+    """One line for a Ray error: the task's own exception when there is one."""
+    cause = getattr(error, "cause", None) or error
+    lines = [line for line in str(cause).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
 
 
 def run_ray(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], address: str | None = None,

@@ -9,10 +9,10 @@ checkpoint, which it looks for under `worker_home/runs/<id>/`. That works when `
 same readable path on every node: a single machine, or a shared filesystem (NFS, a cluster's home
 directories). Without one, a retried member starts over, which is slower but gives the same curve.
 
-Ctrl-C: through the relay every running member is asked to stop after its batch (its checkpoint
-stays) and every waiting one to return without starting; whatever has not returned within the grace
-period (or at a second Ctrl-C) is force-cancelled (`ray.cancel(force=True)`). Every member that did
-not finish is recorded as stopped.
+Ctrl-C: members that have not started are cancelled (`ray.cancel(force=True)`); through the relay
+every running member is asked to stop after its batch (its checkpoint stays); whatever has not
+returned within the grace period (or at a second Ctrl-C) is force-cancelled too. Every member that
+did not finish is recorded as stopped.
 """
 
 from __future__ import annotations
@@ -69,12 +69,18 @@ class EventRelay:
 
 
 class RelaySink:
-    """The member task's sink: buffers events and sends them to the relay; a stop reply stops the run."""
+    """The member task's sink: buffers events and sends them to the relay; a stop reply stops the run.
+
+    Sends never wait for the relay: a Ray task blocked in `ray.get` lends its CPU to the next queued
+    task, which would run more members at once than there are CPUs. The reply to one send is read
+    (if it has arrived) at the next; only `close` waits, so that the last events are delivered."""
 
     def __init__(self, relay, run_id: str, control, flush_seconds: float = 0.5):
         self.relay, self.run_id, self.control = relay, run_id, control
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._sent = None  # ObjectRef of the last send
+        self._reply = None  # its concurrent.futures.Future
         self._closed = threading.Event()
         self._ticker = threading.Thread(target=self._tick, args=(flush_seconds,), daemon=True)
         self._ticker.start()
@@ -86,38 +92,54 @@ class RelaySink:
             self.flush()
 
     def flush(self) -> None:
-        """Send what is buffered (also when empty: the reply says whether to stop)."""
-        import ray
-
+        """Send what is buffered (also nothing: the reply says whether to stop)."""
         with self._lock:
-            batch, self._buffer = self._buffer, []
-            if ray.get(self.relay.put.remote(self.run_id, batch)):
+            if self._reply is not None and self._reply.done() and self._reply.result():
                 self.control.stop.set()
+            batch, self._buffer = self._buffer, []
+            self._sent = self.relay.put.remote(self.run_id, batch)
+            self._reply = self._sent.future()
+
+    def connect(self, timeout: float = 60.0) -> bool:
+        """Send nothing and wait for the reply by sleeping (not `ray.get`): until the first reply, Ray
+        holds a busy task's sends back for seconds. Returns whether the sweep is stopping."""
+        self.flush()
+        deadline = time.monotonic() + timeout
+        while not self._reply.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self._reply.done() and bool(self._reply.result())
 
     def _tick(self, seconds: float) -> None:
         while not self._closed.wait(seconds):
             self.flush()
 
     def close(self) -> None:
+        """Send the rest and wait until the relay has it (the actor runs one caller's sends in order)."""
+        import ray
+
         self._closed.set()
         self.flush()
+        ray.get(self._sent)
 
 
-def _crash_when_round_starts(sink: RelaySink, crash_round: int) -> Callable[[Event], None]:
-    """Test hook: end this worker process abruptly, as a dying node would, when `crash_round` starts
-    (the checkpoint of the round before it is on disk by then)."""
+def _with_faults(sink: RelaySink, control, faults: dict[str, int]) -> Callable[[Event], None]:
+    """Test hooks, when a round starts: `crash_round` ends this worker process abruptly, as a dying
+    node would (the checkpoint of the round before is on disk by then); `hold_round` pauses the
+    member until the sweep is stopped (a member still training when Ctrl-C comes)."""
 
-    def crashing(event: Event) -> None:
+    def faulty(event: Event) -> None:
         sink(event)
-        if isinstance(event, RoundStarted) and event.round == crash_round:
-            sink.flush()
+        if isinstance(event, RoundStarted) and event.round == faults.get("crash_round"):
+            sink.close()
             os._exit(1)
+        if isinstance(event, RoundStarted) and event.round == faults.get("hold_round"):
+            control.paused.set()
 
-    return crashing
+    return faulty
 
 
 def run_member(member: dict[str, Any], preset: str | None, worker_home: str, relay, has_gpu: bool,
-               crash_round: int | None = None) -> dict[str, str]:
+               faults: dict[str, int] | None = None) -> dict[str, str]:
     """The Ray task: run (or resume, when a checkpoint exists) one member; returns its status and error."""
     from core.experiment import Experiment, checkpoint_exists
     from core.sweep import member_config
@@ -129,11 +151,10 @@ def run_member(member: dict[str, Any], preset: str | None, worker_home: str, rel
     resume = checkpoint_exists(home, run_id)
     control = Control()
     relay_sink = RelaySink(relay, run_id, control)
-    relay_sink.flush()
-    if control.stop.is_set():  # the sweep was stopped while this member waited for a slot
+    if relay_sink.connect():  # the sweep was stopped while this member waited for a CPU or GPU
         relay_sink.close()
         return {"status": "not started", "error": ""}
-    sink = relay_sink if crash_round is None or resume else _crash_when_round_starts(relay_sink, crash_round)
+    sink = _with_faults(relay_sink, control, faults) if faults and not resume else relay_sink
     experiment = Experiment(config, sink, home, preset=preset, run_id=run_id, control=control, resume=resume)
     try:
         return {"status": experiment.run(), "error": ""}
@@ -168,14 +189,15 @@ class RayDriver:
     def __init__(self, ray, store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], *,
                  worker_home: Path, cpus_per_member: float = 1.0, retries: int = 3,
                  report: Callable[[dict[str, Any], Event], None] | None = None, poll_seconds: float = 0.2,
-                 grace_seconds: float = 60.0, crash: tuple[str, int] | None = None):
+                 grace_seconds: float = 60.0, faults: dict[str, dict[str, int]] | None = None):
         from core.sweep import MemberRecorder
 
         self.ray, self.store, self.sweep = ray, store, sweep
         self.members = {m["run_id"]: m for m in members}
         self.worker_home, self.cpus_per_member, self.retries = worker_home, cpus_per_member, retries
         self.report = report or (lambda member, event: None)
-        self.poll_seconds, self.grace_seconds, self.crash = poll_seconds, grace_seconds, crash
+        self.poll_seconds, self.grace_seconds = poll_seconds, grace_seconds
+        self.faults = faults or {}  # test hooks by run id, see _with_faults
         self.recorders = {run_id: MemberRecorder(store, sweep["id"]) for run_id in self.members}
         self.started: set[str] = set()
         self.outcomes: dict[str, dict[str, str]] = {}
@@ -188,8 +210,8 @@ class RayDriver:
         task = ray.remote(run_member).options(max_retries=self.retries, retry_exceptions=False, **resources)
         self.by_ref = {}
         for run_id, member in self.members.items():
-            crash_round = self.crash[1] if self.crash and self.crash[0] == run_id else None
-            ref = task.remote(member, self.sweep.get("preset"), str(self.worker_home), self.relay, has_gpu, crash_round)
+            ref = task.remote(member, self.sweep.get("preset"), str(self.worker_home), self.relay, has_gpu,
+                              self.faults.get(run_id))
             self.by_ref[ref] = run_id
         pending = list(self.by_ref)
         try:
@@ -235,9 +257,13 @@ class RayDriver:
     def _cancel(self, pending: list) -> None:
         ray = self.ray
         before = dict(self.outcomes)
-        # no ray.cancel yet: interrupting a task while it imports torch can break that worker process;
-        # running members stop after their batch, waiting ones return at once without starting
-        ray.get(self.relay.request_stop.remote())
+        ray.get(self.relay.request_stop.remote())  # running members stop after their batch
+        self._deliver()
+        for ref in pending:
+            if self.by_ref[ref] not in self.started:
+                # waiting, or starting with nothing to keep yet; force: a KeyboardInterrupt raised into a
+                # worker that is importing torch can leave that (reused) process unable to import it
+                ray.cancel(ref, force=True)
         deadline = time.monotonic() + self.grace_seconds
         try:
             while pending and time.monotonic() < deadline:

@@ -48,7 +48,7 @@ def test_ray_sweep_records_members_and_resumes_a_killed_one(local_ray, home):
     store, sweep = _sweep(home, ["prune.rounds=3"], [0, 1])
     killed, healthy = sweep["members"][1]["run_id"], sweep["members"][0]["run_id"]
     outcomes, interrupted = run_ray(store, sweep, sweep["members"], worker_home=home, poll_seconds=0.1,
-                                    crash=(killed, 2))  # its worker process exits when round 2 starts
+                                    faults={killed: {"crash_round": 2}})  # its worker exits when round 2 starts
     assert not interrupted
     assert outcomes == {killed: {"status": "finished", "error": ""}, healthy: {"status": "finished", "error": ""}}
     runs = {r["id"]: r for r in store.list_runs()}
@@ -65,7 +65,8 @@ def test_ray_sweep_records_members_and_resumes_a_killed_one(local_ray, home):
 
 
 def test_ctrl_c_stops_a_ray_sweep_and_resume_finishes_it(local_ray, home):
-    store, sweep = _sweep(home, ["prune.rounds=12"], [0, 1, 2])  # 2 CPUs: two members run, one waits
+    store, sweep = _sweep(home, ["prune.rounds=3"], [0, 1, 2])
+    hold = {m["run_id"]: {"hold_round": 1} for m in sweep["members"]}  # a member pauses in round 1 until stopped
     first_round_of = []
 
     def press_ctrl_c(member, event):
@@ -73,14 +74,15 @@ def test_ctrl_c_stops_a_ray_sweep_and_resume_finishes_it(local_ray, home):
             first_round_of.append(member["run_id"])
             raise KeyboardInterrupt
 
-    outcomes, interrupted = run_ray(store, sweep, sweep["members"], worker_home=home, poll_seconds=0.1,
-                                    report=press_ctrl_c)
+    # two CPUs per member: one member runs, two wait for it
+    outcomes, interrupted = run_ray(store, sweep, sweep["members"], worker_home=home, cpus_per_member=2,
+                                    poll_seconds=0.1, report=press_ctrl_c, faults=hold)
     assert interrupted
-    assert {outcome["status"] for outcome in outcomes.values()} == {"stopped"}
-    records = {r["id"]: r for r in store.list_runs()}
-    assert {r["status"] for r in records.values()} == {"stopped"}
-    assert first_round_of[0] in records
-    assert len(records) <= 2  # the member waiting for a CPU was cancelled before it started
+    assert {o["status"] for o in outcomes.values()} == {"stopped"} and len(outcomes) == 3
+    (record,) = store.list_runs()  # the waiting members never started
+    assert record["id"] == first_round_of[0] and record["status"] == "stopped"
+    assert [r["round"] for r in record["rounds"]] == [0]
+    assert (store.run_dir(record["id"]) / "checkpoint.pt").exists()
 
     resumed = runner.invoke(app, ["sweep", "--resume", sweep["id"], "--engine", "ray", "--cpus-per-member", "0.5",
                                   "--home", str(home)])
@@ -88,6 +90,6 @@ def test_ctrl_c_stops_a_ray_sweep_and_resume_finishes_it(local_ray, home):
     assert "3 of 3 member(s) to run" in resumed.output
     runs = {r["id"]: r for r in store.list_runs()}
     assert {r["status"] for r in runs.values()} == {"finished"} and len(runs) == 3
-    assert all(len(r["rounds"]) == 13 for r in runs.values())
-    assert _run_started(store, first_round_of[0])[-1] >= 0  # went on from its checkpoint
+    assert all([x["round"] for x in r["rounds"]] == [0, 1, 2, 3] for r in runs.values())
+    assert _run_started(store, first_round_of[0]) == [-1, 0]  # went on from its round-0 checkpoint
     assert store.get_sweep(sweep["id"])["status"] == "finished"

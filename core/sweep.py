@@ -157,7 +157,7 @@ def expand_sweep(
             config = resolve_config(preset, config_file, member_overrides)
         except SddError as error:
             raise SddError(f"--grid {point_label(values) or '(none)'} seed={seed}: {error}") from None
-        members.append({"run_id": run_id, "name": name, "point": values, "seed": seed,
+        members.append({"run_id": run_id, "name": name, "base": base.name, "point": values, "seed": seed,
                         "config": config.model_dump(mode="json")})
     return members
 
@@ -177,10 +177,11 @@ def new_sweep_record(
     grid: dict[str, list[str]],
     engine: str,
 ) -> dict[str, Any]:
-    base = members[0]["name"].split(" ")[0] if members else "sweep"
-    axes = ", ".join(grid) or "seeds"
+    base = members[0]["base"] if members else "sweep"
+    axes = f"{' x '.join(grid)} x " if grid else ""
     return {
-        "id": "sw-" + _unique_run_ids(1)[0], "name": f"{base} over {axes} x {len(seeds)} seed(s)", "preset": preset,
+        "id": "sw-" + _unique_run_ids(1)[0], "name": f"{base}: {axes}{len(seeds)} seed(s)", "base": base,
+        "preset": preset,
         "config_file": str(config_file) if config_file else None, "overrides": list(overrides),
         "grid": grid, "seeds": seeds, "engine": engine, "members": members, "status": "created",
         "created": time.time(), "ended": None, "host": socket.gethostname(), "pid": os.getpid(),
@@ -306,7 +307,7 @@ def sweep_curves(store: Store, sweep_id: str) -> list[dict[str, Any]]:
     curves = []
     for point, members in group_by_point(sweep["members"]):
         runs = [records[m["run_id"]].get("rounds", []) for m in members if m["run_id"] in records]
-        curves.append({"point": point, "label": point_label(point) or sweep["name"],
+        curves.append({"point": point, "label": point_label(point) or sweep.get("base", sweep["name"]),
                        "run_ids": [m["run_id"] for m in members], "seeds": [m["seed"] for m in members],
                        "rounds": aggregate_rounds(runs)})
     return curves

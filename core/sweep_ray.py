@@ -204,14 +204,16 @@ class RayDriver:
 
     def run(self) -> tuple[dict[str, dict[str, str]], bool]:
         ray = self.ray
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        resources = {"num_cpus": self.cpus_per_member, **({"num_gpus": 1} if has_gpu else {})}
+        cluster_has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         self.relay = ray.remote(num_cpus=0)(EventRelay).remote()
-        task = ray.remote(run_member).options(max_retries=self.retries, retry_exceptions=False, **resources)
+        task = ray.remote(run_member)
         self.by_ref = {}
         for run_id, member in self.members.items():
-            ref = task.remote(member, self.sweep.get("preset"), str(self.worker_home), self.relay, has_gpu,
-                              self.faults.get(run_id))
+            uses_gpu = cluster_has_gpu and member["config"]["runtime"]["device"] not in ("cpu", "mps")
+            options = {"num_cpus": self.cpus_per_member, "num_gpus": 1 if uses_gpu else 0,
+                       "max_retries": self.retries, "retry_exceptions": False}
+            ref = task.options(**options).remote(member, self.sweep.get("preset"), str(self.worker_home), self.relay,
+                                                 uses_gpu, self.faults.get(run_id))
             self.by_ref[ref] = run_id
         pending = list(self.by_ref)
         try:

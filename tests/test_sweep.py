@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -279,3 +280,16 @@ def test_local_sweep_of_two_seeds_end_to_end_and_resume(home):
     assert store.get_run(member_ids[1])["status"] == "finished"
     again = runner.invoke(app, ["sweep", "--resume", sweep["id"], "--home", str(home)])
     assert again.exit_code == 0 and "nothing to resume" in again.output
+
+
+def test_ray_engine_without_ray_is_a_one_line_error(home, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the `ray` extra were not installed
+    result = runner.invoke(app, ["sweep", "--preset", "smoke", "--engine", "ray", "--home", str(home)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --engine ray needs Ray: pip install 'sdd-tui[ray]'"
+    assert Store(home).list_sweeps() == []
+
+
+def test_resume_takes_only_the_sweep_id(home):
+    result = runner.invoke(app, ["sweep", "--resume", "sw-x", "--preset", "smoke", "--home", str(home)])
+    assert result.exit_code == 2 and "error: --resume takes the sweep id only" in result.output

@@ -50,16 +50,23 @@ def member_device(config_device: str, slot: str | None) -> str:
     return slot
 
 
+def threads_per_member(cpu_count: int, slot_count: int) -> int:
+    """CPU threads for each of `slot_count` members running at once, so that together they fill the CPUs once."""
+    return max(1, cpu_count // max(1, slot_count))
+
+
 def member_command(home: Path, sweep_id: str, run_id: str, device: str) -> list[str]:
     return [sys.executable, "-m", "sdd_tui", "sweep-member", sweep_id, run_id, "--device", device,
             "--home", str(home)]
 
 
-def launch_member(store: Store, sweep_id: str, member: dict[str, Any], device: str) -> subprocess.Popen:
-    """Start one member; its output goes to runs/<id>/output.log."""
+def launch_member(store: Store, sweep_id: str, member: dict[str, Any], device: str, threads: int) -> subprocess.Popen:
+    """Start one member with `threads` CPU threads (unless OMP_NUM_THREADS or runtime.threads say otherwise);
+    its output goes to runs/<id>/output.log."""
     project_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     run_dir = store.run_dir(member["run_id"])
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "output.log", "ab") as log:

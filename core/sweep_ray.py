@@ -17,6 +17,7 @@ did not finish is recorded as stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -299,13 +300,20 @@ def _error_line(error: Exception) -> str:
     return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
 
 
-def run_ray(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], address: str | None = None,
-            **options: Any) -> tuple[dict[str, dict[str, str]], bool]:
-    """Run `members` of `sweep` on Ray (a local instance unless `address`); see RayDriver for options."""
+@contextlib.contextmanager
+def ray_session(address: str | None = None):
+    """Ray, connected to `address` (or a local instance started here and shut down on exit)."""
     ray = import_ray()
     started_here = connect(ray, address)
     try:
-        return RayDriver(ray, store, sweep, members, **options).run()
+        yield ray
     finally:
         if started_here:
             ray.shutdown()
+
+
+def run_ray(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], address: str | None = None,
+            **options: Any) -> tuple[dict[str, dict[str, str]], bool]:
+    """Run `members` of `sweep` on Ray (a local instance unless `address`); see RayDriver for options."""
+    with ray_session(address) as ray:
+        return RayDriver(ray, store, sweep, members, **options).run()

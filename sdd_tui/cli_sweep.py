@@ -73,14 +73,15 @@ def sweep_command(
             return
         sweep = None
     options = _engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store)
-    if sweep is None:
-        seed_list = seed_list or sorted({m["seed"] for m in members})
-        sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
-        store.create_sweep({**sweep, **options})
-    store.update_sweep(sweep["id"], status="running", pid=os.getpid(), host=socket.gethostname(), **options)
-    typer.echo(f"sweep {sweep['id']}: {len(members)} of {len(sweep['members'])} member(s) to run, "
-               f"engine {options['engine']}")
-    status = _run_members(store, sweep, members, options, retries)
+    with _engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
+        if sweep is None:
+            seed_list = seed_list or sorted({m["seed"] for m in members})
+            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
+            store.create_sweep({**sweep, **options})
+        store.update_sweep(sweep["id"], status="running", pid=os.getpid(), host=socket.gethostname(), **options)
+        typer.echo(f"sweep {sweep['id']}: {len(members)} of {len(sweep['members'])} member(s) to run, "
+                   f"engine {options['engine']}")
+        status = _run_members(store, sweep, members, options, retries)
     _print_members(store, store.get_sweep(sweep["id"]))
     typer.echo(f"{status}: sweep {sweep['id']}; see `sdd-tui sweeps show {sweep['id']}`"
                + ("" if status == "finished" else f", continue with `sdd-tui sweep --resume {sweep['id']}`"))
@@ -103,11 +104,15 @@ def _engine_options(sweep, engine, address, max_parallel, cpus_per_member, worke
     }
     if engine == "local" and address is not None:
         raise SddError("--address is for --engine ray; add --engine ray or drop --address")
-    if engine == "ray":
-        from core.sweep_ray import import_ray
-
-        import_ray()  # before anything is stored: a missing extra is a one-line error
     return chosen
+
+
+def _engine_session(options: dict):
+    if options["engine"] != "ray":
+        return contextlib.nullcontext()
+    from core.sweep_ray import ray_session
+
+    return ray_session(options["address"])
 
 
 def _run_members(store: Store, sweep: dict, members: list[dict], options: dict, retries: int) -> str:
@@ -147,11 +152,14 @@ def _sigterm_as_interrupt():
 
 
 def _run_local(store: Store, sweep: dict, members: list[dict], max_parallel: int | None):
-    from core.sweep_local import launch_member, local_slots, run_local, settle_records, visible_gpus
+    from core.sweep_local import (
+        launch_member, local_slots, run_local, settle_records, threads_per_member, visible_gpus,
+    )  # fmt: skip
 
     slots = local_slots(visible_gpus(), max_parallel)
-    typer.echo(f"{len(slots)} slot(s): {', '.join(s or 'as configured' for s in slots)}; "
-               f"each member's output: <home>/runs/<id>/output.log")
+    threads = threads_per_member(os.cpu_count() or 1, len(slots))
+    where = ", ".join(slots) if slots[0] else "devices as configured"
+    typer.echo(f"{len(slots)} member(s) at a time ({where}); each member's output: <home>/runs/<id>/output.log")
 
     def report(kind: str, member: dict, detail: Any) -> None:
         if kind == "started":
@@ -162,7 +170,7 @@ def _run_local(store: Store, sweep: dict, members: list[dict], max_parallel: int
         typer.echo(f"{status:<8} {member['run_id']}  {member['name']}{_result_text(record)}")
 
     exit_codes, interrupted = run_local(
-        members, slots, lambda member, device: launch_member(store, sweep["id"], member, device), report)
+        members, slots, lambda member, device: launch_member(store, sweep["id"], member, device, threads), report)
     settle_records(store, exit_codes)
     outcomes = {run_id: {"status": "failed", "error": _last_line(store, run_id)}
                 for run_id, code in exit_codes.items() if code not in (0, 130)}

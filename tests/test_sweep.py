@@ -16,7 +16,7 @@ from core.sweep import (
     aggregate_rounds, expand_sweep, mean_std, new_sweep_record, parse_grid, parse_seeds, split_values,
     sweep_curves, sweep_status, unfinished_members,
 )  # fmt: skip
-from core.sweep_local import local_slots, member_device, run_local
+from core.sweep_local import local_slots, member_device, run_local, threads_per_member
 from sdd_tui.cli import app
 
 runner = CliRunner()
@@ -101,6 +101,12 @@ def test_one_slot_per_gpu_or_one_cpu_slot():
     assert local_slots(0, max_parallel=2) == [None, None]
     assert local_slots(2, max_parallel=3) == ["cuda:0", "cuda:1", "cuda:0"]
     assert local_slots(4, max_parallel=2) == ["cuda:0", "cuda:1"]
+
+
+def test_members_at_once_share_the_cpu_threads():
+    assert threads_per_member(16, 8) == 2
+    assert threads_per_member(2, 1) == 2
+    assert threads_per_member(2, 3) == 1
 
 
 def test_member_device_follows_the_slot_unless_pinned_to_cpu():

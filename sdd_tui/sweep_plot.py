@@ -27,10 +27,14 @@ def log_remaining(sparsity: float) -> float:
     return math.log10(max(1.0 - sparsity, 1e-12))
 
 
-def sparsity_ticks(lowest_log_remaining: float) -> tuple[list[float], list[str]]:
-    """Tick positions (log10 remaining) and their sparsity labels, for ticks inside the data's range."""
-    chosen = [s for s in SPARSITY_TICKS if log_remaining(s) >= lowest_log_remaining - 0.05]
-    return [log_remaining(s) for s in chosen], [f"{100 * s:g}%" for s in chosen]
+def sparsity_ticks(sparsities: list[float]) -> tuple[list[float], list[str]]:
+    """Tick positions (log10 remaining) and sparsity labels: round numbers inside the data's range,
+    or the data's own sparsities when fewer than four round numbers fit (a short sweep)."""
+    lowest = min(log_remaining(s) for s in sparsities)
+    chosen = [s for s in SPARSITY_TICKS if log_remaining(s) >= lowest - 0.05]
+    if len(chosen) < 4:
+        chosen = sorted({round(s, 4) for s in sparsities})
+    return [log_remaining(s) for s in chosen], [f"{100 * s:.3g}%" for s in chosen]
 
 
 def draw_sweep_curves(curves: list[dict[str, Any]], path: Path, metric: str = "test_acc", title: str = "") -> None:
@@ -47,7 +51,7 @@ def draw_sweep_curves(curves: list[dict[str, Any]], path: Path, metric: str = "t
 
     scale = 100.0 if metric in FRACTION_METRICS else 1.0
     figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
-    lowest = 0.0
+    sparsities = []
     for curve in drawn:
         rows = [r for r in curve["rounds"] if r.get(f"{metric}_mean") is not None]
         x = [log_remaining(r["sparsity"]) for r in rows]
@@ -57,8 +61,8 @@ def draw_sweep_curves(curves: list[dict[str, Any]], path: Path, metric: str = "t
         line, = axes.plot(x, mean, marker="o", markersize=3, label=label)
         axes.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                           color=line.get_color(), alpha=0.2, linewidth=0)
-        lowest = min(lowest, *x)
-    positions, labels = sparsity_ticks(lowest)
+        sparsities += [r["sparsity"] for r in rows]
+    positions, labels = sparsity_ticks(sparsities)
     axes.set_xticks(positions, labels)
     axes.invert_xaxis()  # log10(remaining) falls as sparsity rises: sparser to the right
     axes.set_xlabel("sparsity (log scale of remaining weights)")

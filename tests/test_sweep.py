@@ -18,6 +18,7 @@ from core.sweep import (
 )  # fmt: skip
 from core.sweep_local import local_slots, member_device, run_local, threads_per_member
 from sdd_tui.cli import app
+from sdd_tui.sweep_plot import sparsity_ticks
 
 runner = CliRunner()
 
@@ -203,6 +204,13 @@ def test_sweep_status_words():
     assert sweep_status(["finished", "finished"]) == "finished"
     assert sweep_status(["finished", "failed", "stopped"]) == "failed"
     assert sweep_status(["finished", "queued"]) == "stopped"
+
+
+def test_plot_ticks_are_sparsities_on_a_log_axis():
+    positions, labels = sparsity_ticks([0.0, 0.2, 0.99])
+    assert labels[:3] == ["0%", "50%", "80%"] and labels[-1] == "99%"
+    assert positions[labels.index("90%")] == pytest.approx(-1.0)
+    assert sparsity_ticks([0.0, 0.2, 0.36])[1] == ["0%", "20%", "36%"]
 
 
 def _stored_sweep(home, accuracies: dict[tuple[str, int], list[float]]) -> dict:

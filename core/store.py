@@ -217,6 +217,35 @@ class Store:
     def events_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "events.jsonl"
 
+    # -- sweeps (a grid of settings x seeds; each member is an ordinary run with a "sweep" field)
+
+    def create_sweep(self, record: dict[str, Any]) -> None:
+        with self._db() as db:
+            sweeps = db.table("sweeps")
+            sweeps.remove(Query().id == record["id"])
+            sweeps.insert(record)
+
+    def update_sweep(self, sweep_id: str, **fields: Any) -> None:
+        with self._db() as db:
+            db.table("sweeps").update(fields, Query().id == sweep_id)
+
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            sweeps = [dict(s) for s in db.table("sweeps").all()]
+        return sorted(sweeps, key=lambda s: s.get("created", 0), reverse=True)
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """The sweep whose id is `sweep_id` or starts with it; SddError if none or several."""
+        sweeps = self.list_sweeps()
+        exact = [s for s in sweeps if s["id"] == sweep_id]
+        matches = exact or [s for s in sweeps if s["id"].startswith(sweep_id)]
+        if not matches:
+            raise SddError(f"no sweep {sweep_id!r}; `sdd-tui sweeps` lists the sweeps")
+        if len(matches) > 1:
+            ids = ", ".join(s["id"] for s in matches[:5])
+            raise SddError(f"sweep id {sweep_id!r} is ambiguous ({ids}); give more characters")
+        return matches[0]
+
 
 def pid_alive(pid: int | None, host: str | None = None) -> bool:
     """Whether a process with this pid runs on this host (True when it cannot be told)."""

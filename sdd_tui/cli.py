@@ -256,6 +256,7 @@ def runs_delete(
 
 # Commands defined in other modules register themselves on `app` when imported (one line each).
 # (keep this block last)
+from sdd_tui import cli_tui  # noqa: E402,F401
 def main() -> None:
     app()
 

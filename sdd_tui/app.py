@@ -6,6 +6,7 @@ can be watched or opened from the store. Quitting while a run trains asks: stop,
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class SddApp(App):
         self.blink = blink  # tests and snapshots turn the cursor blink off for stable screens
         self.resume_with = resume_with
         self.live: LiveRun | None = None
-        self.detached: dict[str, int] = {}  # run id -> pid of the background process it was handed to
+        self.detached: dict[str, subprocess.Popen] = {}  # run id -> the background process it was handed to
         self.quit_when_idle = False
         self.quit_after_detach = False
 
@@ -118,7 +119,7 @@ class SddApp(App):
             return
         home, run_id = self.store.home, live.run_id
         process = spawn_detached(home, run_id, self.resume_with(home, run_id))
-        self.detached[run_id] = process.pid
+        self.detached[run_id] = process
         log = self.store.run_dir(run_id) / DETACHED_LOG
         self.notify(f"{run_id} goes on in process {process.pid} (log {log}); sdd-tui watch {run_id} reattaches",
                     timeout=10)

@@ -35,6 +35,7 @@ class RunView:
     log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     logged: int = 0  # lines ever appended to `log` (a widget writes only the new ones)
     error: str = ""
+    seconds: float = 0.0  # the engine's own run time, once it ended
     version: int = 0
 
     @property
@@ -60,7 +61,7 @@ class RunView:
         elif isinstance(event, Message):
             self.add_log(event.level, event.text)
         elif isinstance(event, RunEnded):
-            self.error = event.error
+            self.error, self.seconds = event.error, event.seconds
             self.add_log("error" if event.status == "failed" else "info", f"run {event.status}")
         self.version += 1
 

@@ -24,7 +24,8 @@ from sdd_tui.runview import RunView
 from sdd_tui.widgets.charts import DistanceChart, EpochChart, SddChart
 from sdd_tui.widgets.panels import EventLog, ProgressPanel
 
-REDRAWS_PER_S = 4
+REDRAWS_PER_S = 4  # the text panels
+CHART_REDRAWS_PER_S = 2  # plotext charts cost far more to draw
 STATUS_CHECK_S = 2.0  # how often a followed run's process is checked for being alive
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
 LIVE_ACTIONS = ("stop", "detach")
@@ -52,9 +53,13 @@ class DashboardScreen(Screen):
         self.follower: EventFollower | None = None
         self.drawn_version = -1
         self.drawn_rounds: tuple = ()
+        self.drawn_epochs: tuple = ()
         self.shown_chart = 0
         self.store_status: str | None = None
         self.status_checked = 0.0
+        self.footer_state: tuple = ()
+        self.charts_drawn_at = 0.0
+        self.charts_pending = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -87,6 +92,7 @@ class DashboardScreen(Screen):
             except SddError as error:
                 self.view.fail(str(error))
         self.drawn_version = -1
+        self.drawn_rounds = self.drawn_epochs = ()
         self.refresh_bindings()
 
     @property
@@ -110,6 +116,9 @@ class DashboardScreen(Screen):
             self._check_store_status()
         if self.view.version != self.drawn_version:
             self.redraw()
+        if self.charts_pending and time.monotonic() - self.charts_drawn_at >= 1 / CHART_REDRAWS_PER_S:
+            self.redraw_charts()
+        self._refresh_footer()
 
     def _check_store_status(self) -> None:
         """A followed run whose process died shows as interrupted (checked every few seconds)."""
@@ -130,14 +139,30 @@ class DashboardScreen(Screen):
         self.drawn_version = view.version
         with self.app.batch_update():
             self.query_one(ProgressPanel).show(view, self.status, self.source)
+            self.query_one(EventLog).show(view)
+        self.charts_pending = True
+
+    def redraw_charts(self) -> None:
+        view = self.view
+        self.charts_pending = False
+        self.charts_drawn_at = time.monotonic()
+        with self.app.batch_update():
             rounds_key = tuple((r["round"], r.get("test_acc"), r.get("learning_distance")) for r in view.results)
             if rounds_key != self.drawn_rounds:
                 self.drawn_rounds = rounds_key
                 self.query_one(SddChart).set_rounds(view.results)
                 self.query_one(DistanceChart).set_rounds(view.results)
-            self.query_one(EpochChart).set_points(view.epochs, view.progress.round)
-            self.query_one(EventLog).show(view)
-        self.refresh_bindings()
+            epochs_key = (view.progress.round, len(view.epochs), view.epochs[-1].epoch if view.epochs else 0)
+            if epochs_key != self.drawn_epochs:
+                self.drawn_epochs = epochs_key
+                self.query_one(EpochChart).set_points(view.epochs, view.progress.round)
+
+    def _refresh_footer(self) -> None:
+        """Rebuild the footer only when the keys that apply change (rebuilding it is costly)."""
+        state = (self.live is not None and self.live.running, self.live is not None and self.live.paused)
+        if state != self.footer_state:
+            self.footer_state = state
+            self.refresh_bindings()
 
     # ------------------------------------------------------------------ keys
 

@@ -54,8 +54,13 @@ def _results_line(view: RunView) -> str:
 
 
 class ProgressPanel(Static):
+    lines = 0
+
     def show(self, view: RunView, status: str, source: str) -> None:
-        self.update(progress_text(view, status, source))
+        text = progress_text(view, status, source)
+        lines = len(text.plain.splitlines())
+        self.update(text, layout=lines != self.lines)  # a layout pass per update costs more than the rest
+        self.lines = lines
 
 
 class EventLog(RichLog):

@@ -16,7 +16,7 @@ from textual.worker import WorkerState
 
 from core.config import ExperimentConfig
 from core.store import Store, display_status
-from sdd_tui.live import DETACHED_LOG, EngineEvent, LiveRun, resume_command, spawn_detached, warm_up_engine
+from sdd_tui.live import DETACHED_LOG, EngineEvents, LiveRun, resume_command, spawn_detached, warm_up_engine
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.home import HomeScreen
@@ -79,9 +79,9 @@ class SddApp(App):
         running = [r for r in self.store.list_runs() if display_status(r) == "running"]
         return running[0]["id"] if running else None
 
-    def on_engine_event(self, message: EngineEvent) -> None:
+    def on_engine_events(self, message: EngineEvents) -> None:
         if self.live is not None and message.run_id == self.live.run_id:
-            self.live.view.apply(message.event)
+            self.live.drain()
 
     def on_worker_state_changed(self, event) -> None:
         live = self.live
@@ -89,6 +89,7 @@ class SddApp(App):
             return
         if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
+        live.drain()
         if event.state == WorkerState.ERROR and live.view.status != "failed":
             live.view.fail(str(event.worker.error))  # failed before the engine could say so (e.g. no GPU)
         if event.state == WorkerState.ERROR:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections import deque
 from pathlib import Path
 
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from core.config import ExperimentConfig
-from core.events import Event, RoundStarted
+from core.events import EpochEnded, Event, RoundStarted
 from core.store import Store, StoreRecorder
 from sdd_tui.runview import RunView
 
@@ -34,13 +36,15 @@ def warm_up_engine() -> None:
     threading.Thread(target=lambda: __import__("core.experiment"), name="warm-up", daemon=True).start()
 
 
-class EngineEvent(Message):
-    """An engine event, posted from the engine thread to the app."""
+POST_EVERY_S = 0.1  # epochs can end hundreds of times a second; the UI need not wake for each
 
-    def __init__(self, run_id: str, event: Event) -> None:
+
+class EngineEvents(Message):
+    """Posted from the engine thread: the run has new events waiting in its queue."""
+
+    def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
-        self.event = event
 
 
 class LiveRun:
@@ -61,6 +65,8 @@ class LiveRun:
         self.view.progress.name = config.name
         self.detach_requested = False
         self.worker: Worker | None = None
+        self.pending: deque[Event] = deque()  # engine thread appends, UI thread pops: both atomic
+        self.posted_at = 0.0
 
     def start(self) -> None:
         self.worker = self.app.run_worker(self._work, name=f"run {self.run_id}", group="engine", thread=True,
@@ -76,7 +82,16 @@ class LiveRun:
         self.recorder(event)
         if self.detach_requested and isinstance(event, RoundStarted) and event.round >= 1:
             self.control.stop.set()  # round 0's checkpoint is written: hand over now
-        self.app.post_message(EngineEvent(self.run_id, event))
+        self.pending.append(event)
+        now = time.monotonic()
+        if not isinstance(event, EpochEnded) or now - self.posted_at >= POST_EVERY_S:
+            self.posted_at = now
+            self.app.post_message(EngineEvents(self.run_id))
+
+    def drain(self) -> None:
+        """Fold the waiting events into the view (UI thread; the dashboard's timer also calls it)."""
+        while self.pending:
+            self.view.apply(self.pending.popleft())
 
     @property
     def running(self) -> bool:

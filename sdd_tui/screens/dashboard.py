@@ -110,6 +110,8 @@ class DashboardScreen(Screen):
         return self.view.status
 
     def tick(self) -> None:
+        if self.live is not None:
+            self.live.drain()
         if self.follower is not None:
             for event in self.follower.read_new():
                 self.view.apply(event)

@@ -91,17 +91,14 @@ def main() -> None:
     parser.add_argument("--size", default="120x40", help="terminal size of the app, WxH")
     args = parser.parse_args()
 
-    import torch
-
     from core.config import resolve_config
 
-    # One intra-op thread by default: on a busy 2-core machine two OpenMP threads in the main thread were
-    # 20x slower than in a worker thread, which would flatter the app; BENCH_THREADS=2 to try it anyway.
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    config = resolve_config(args.preset, overrides=args.overrides or DEFAULT_SETTINGS)
+    # The same explicit thread count on both sides (the app picks cores - 1 when none is given).
+    threads = f"runtime.threads={os.environ.get('BENCH_THREADS', max(1, (os.cpu_count() or 2) - 1))}"
+    config = resolve_config(args.preset, overrides=[*(args.overrides or DEFAULT_SETTINGS), threads])
     size = tuple(int(v) for v in args.size.split("x"))
-    print(f"preset {args.preset} with {' '.join(args.overrides or DEFAULT_SETTINGS)}; app at {args.size}; "
-          f"{args.repeats} repeats after a warm-up; torch threads {torch.get_num_threads()}")
+    print(f"preset {args.preset} with {' '.join(args.overrides or DEFAULT_SETTINGS)} {threads}; app at {args.size}; "
+          f"{args.repeats} repeats after a warm-up")
     headless_seconds(config, args.preset)
     asyncio.run(app_seconds(config, args.preset, size))
     headless, in_app = [], []

@@ -16,7 +16,9 @@ from textual.worker import WorkerState
 
 from core.config import ExperimentConfig
 from core.store import Store, display_status
-from sdd_tui.live import DETACHED_LOG, EngineEvents, LiveRun, resume_command, spawn_detached, warm_up_engine
+from sdd_tui.live import (
+    DETACHED_LOG, EngineEvents, LiveRun, leave_a_core_for_the_ui, resume_command, spawn_detached, warm_up_engine,
+)  # fmt: skip
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.home import HomeScreen
@@ -46,6 +48,7 @@ class SddApp(App):
         self.resume_with = resume_with
         self.live: LiveRun | None = None
         self.detached: dict[str, subprocess.Popen] = {}  # run id -> the background process it was handed to
+        self.detach_ended: set[str] = set()
         self.quit_when_idle = False
         self.quit_after_detach = False
 
@@ -54,6 +57,7 @@ class SddApp(App):
 
     def on_mount(self) -> None:
         warm_up_engine()
+        self.set_interval(1.0, self.check_detached)
         if self.start_request is not None:
             self.start_run(*self.start_request)
         elif self.watch_request is not None:
@@ -66,7 +70,7 @@ class SddApp(App):
         if self.live is not None and self.live.running:
             self.notify(f"{self.live.run_id} is still training here; stop or detach it first", severity="error")
             return None
-        self.live = LiveRun(self, self.store, config, preset)
+        self.live = LiveRun(self, self.store, leave_a_core_for_the_ui(config), preset)
         self.live.start()
         self.push_screen(DashboardScreen(self.live.run_id, live=self.live))
         return self.live
@@ -130,6 +134,20 @@ class SddApp(App):
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen) and screen.run_id == run_id:
                 screen.follow()
+
+    def check_detached(self) -> None:
+        """Say so when a background process we started has failed (e.g. it could not resume)."""
+        for run_id, process in self.detached.items():
+            code = process.poll()
+            if code is None or run_id in self.detach_ended:
+                continue
+            self.detach_ended.add(run_id)
+            if code != 0:
+                log = self.store.run_dir(run_id) / DETACHED_LOG
+                lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
+                last = lines[-1] if lines else "no output"
+                self.notify(f"the background process of {run_id} exited with {code}: {last} (see {log})",
+                            severity="error", timeout=15)
 
     def action_quit(self) -> None:
         live = self.live

@@ -123,6 +123,15 @@ class LiveRun:
         return False
 
 
+def leave_a_core_for_the_ui(config: ExperimentConfig, cores: int | None = None) -> ExperimentConfig:
+    """Without a thread count, train on every core but one: on a busy 2-core machine torch's OpenMP
+    threads and the UI thread preempted each other and training in the app ran 10-20x slower."""
+    if config.runtime.threads is not None:
+        return config
+    threads = max(1, (cores or os.cpu_count() or 1) - 1)
+    return config.model_copy(update={"runtime": config.runtime.model_copy(update={"threads": threads})})
+
+
 def resume_command(home: Path, run_id: str) -> list[str]:
     return [sys.executable, "-m", "sdd_tui", "resume", run_id, "--home", str(home)]
 

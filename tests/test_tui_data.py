@@ -155,3 +155,12 @@ def test_history_rows_filter_and_sort():
     assert [r["id"] for r in filter_rows(rows, "finished 20%")] == ["1", "3"]
     assert [r["id"] for r in sort_rows(rows, "best", reverse=True)] == ["3", "1", "2"]
     assert [r["id"] for r in sort_rows(rows, "best", reverse=False)] == ["1", "3", "2"]
+
+
+def test_in_app_runs_leave_a_core_for_the_ui_unless_threads_are_given(smoke_config):
+    from sdd_tui.live import leave_a_core_for_the_ui
+
+    assert leave_a_core_for_the_ui(smoke_config(), cores=2).runtime.threads == 1
+    assert leave_a_core_for_the_ui(smoke_config(), cores=16).runtime.threads == 15
+    assert leave_a_core_for_the_ui(smoke_config(), cores=1).runtime.threads == 1
+    assert leave_a_core_for_the_ui(smoke_config("runtime.threads=2"), cores=2).runtime.threads == 2

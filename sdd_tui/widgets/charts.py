@@ -72,7 +72,7 @@ class SddChart(Chart):
         plt.title("accuracy % vs sparsity")
         series = accuracy_series(self.rounds)
         if not any(s.xs for s in series):
-            plt.text("waiting for the first round", 0.05, 50)
+            plt.text("waiting for the first round", 0.5, 50, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 100)
             return
@@ -107,7 +107,7 @@ class EpochChart(Chart):
     def draw(self, plt) -> None:
         plt.title(f"round {self.round_index}: per epoch")
         if not self.points:
-            plt.text("waiting for an epoch", 1, 0.5)
+            plt.text("waiting for an epoch", 5, 0.5, alignment="center")
             plt.xlim(0, 10)
             plt.ylim(0, 1)
             return
@@ -134,7 +134,7 @@ class DistanceChart(Chart):
         plt.title("learning distance vs sparsity")
         series = round_series(self.rounds, "learning_distance", "distance", scale=1.0)
         if not series.xs:
-            plt.text("no learning distance yet", 0.05, 0.5)
+            plt.text("no learning distance yet", 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
             return
@@ -179,7 +179,7 @@ class CompareChart(Chart):
                     plt.plot(*downsample(curve.xs, band, self.max_points), color=color, marker=".")
             drawn.append(Series(group.label, curve.xs, curve.mean))
         if not drawn:
-            plt.text("no rounds to compare", 0.05, 0.5)
+            plt.text("no rounds to compare", 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
             return

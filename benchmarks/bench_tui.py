@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 
-DEFAULT_SETTINGS = ["train.epochs=30", "prune.rounds=5", "data.synthetic_train=2048", "data.synthetic_test=512",
+DEFAULT_SETTINGS = ["train.epochs=80", "prune.rounds=5", "data.synthetic_train=2048", "data.synthetic_test=512",
                     "model.hidden=[128, 64]"]
 
 

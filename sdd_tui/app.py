@@ -158,6 +158,7 @@ class SddApp(App):
         def chosen(choice: str | None) -> None:
             if choice == "stop":
                 self.quit_when_idle = True
+                live.detach_requested = False  # stop wins over a hand-over asked for earlier
                 live.stop()
                 self.notify("stopping after this batch, then quitting")
             elif choice == "detach":

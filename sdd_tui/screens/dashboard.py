@@ -98,7 +98,7 @@ class DashboardScreen(Screen):
     @property
     def source(self) -> str:
         if self.live is not None:
-            return "live in this app"
+            return "live in this app" if self.live.running else "trained in this app"
         return "watching" if self.status in ("running", "starting") else "from the store"
 
     @property

@@ -84,12 +84,16 @@ class SddChart(Chart):
         self._phases(plt, series)
 
     def _phases(self, plt, series: Sequence[Series]) -> None:
-        top = max(max(s.ys) for s in series if s.ys)
-        for span in phases_for_chart(self.rounds):
-            start = sparsity_x(span.first)
-            plt.vline(start, PHASE_COLORS[span.name])
-            plt.text(span.name[:4] if self.size.width < 70 else span.name, start, top,
-                     color=PHASE_COLORS[span.name])
+        """A line where each phase after the first begins; names along the bottom, clear of the legend."""
+        bottom = min(min(s.ys) for s in series if s.ys)
+        short = self.size.width < 100
+        for index, span in enumerate(phases_for_chart(self.rounds)):
+            start, end = sparsity_x(span.first), sparsity_x(span.last)
+            color = PHASE_COLORS[span.name]
+            if index:
+                plt.vline(start, color)
+            name = {"critical": "crit", "collapsed": "coll"}.get(span.name, span.name) if short else span.name
+            plt.text(name, (start + end) / 2, bottom, color=color, alignment="center")
 
 
 class EpochChart(Chart):

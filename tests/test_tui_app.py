@@ -246,3 +246,15 @@ async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, 
         await wait_for(pilot, lambda: not live.running, "the run to stop")
         await pilot.pause()
     assert Store(home).get_run(live.run_id)["status"] == "stopped"
+
+
+async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, smoke_config):
+    app = make_app(home, start=(smoke_config('runtime.device="cuda:99"'), "smoke"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.view.status == "failed", "the failure")
+        assert "cuda:99" in dashboard.view.error and app.live is None
+        await pilot.pause(0.3)
+        assert "error: runtime.device=cuda:99" in str(dashboard.query_one("#progress", Static).render())
+    assert Store(home).list_runs() == []

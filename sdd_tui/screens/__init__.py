@@ -1,0 +1,1 @@
+"""Screens of the app: home, new experiment, run dashboard, history and compare, dialogs."""

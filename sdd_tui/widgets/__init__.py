@@ -1,0 +1,1 @@
+"""Widgets of the app: plotext charts, the progress panel, the event log."""

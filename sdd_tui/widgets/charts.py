@@ -1,0 +1,190 @@
+"""plotext charts: the sparse double descent curve, per-epoch curves, learning distance, comparisons.
+
+Each chart keeps its data and redraws the whole figure in `replot`, then refreshes itself; the
+dashboard calls `replot` at most a few times a second. Series are downsampled to the width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from textual_plotext import PlotextPlot
+
+from sdd_tui.runview import EpochPoint
+from sdd_tui.widgets.phases import phases_for_chart
+from sdd_tui.widgets.series import (
+    RunGroup, Series, accuracy_series, dense_accuracy, downsample, mean_curve, round_series, sparsity_ticks,
+    sparsity_x,
+)  # fmt: skip
+
+LINE_COLORS = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray")
+PHASE_COLORS = {"light": "gray", "critical": "red", "sweet": "green", "collapsed": "orange"}
+
+
+class Chart(PlotextPlot):
+    """A plotext chart that draws from its own data; subclasses implement `draw`."""
+
+    def on_resize(self) -> None:
+        self.replot()
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        self.draw(plt)
+        self.refresh()
+
+    def draw(self, plt) -> None:
+        raise NotImplementedError
+
+    @property
+    def max_points(self) -> int:
+        return max(8, 2 * self.size.width)
+
+    def _sparsity_axis(self, plt, series: Sequence[Series]) -> None:
+        x_max = max((max(s.xs) for s in series if s.xs), default=1.0)
+        ticks, labels = sparsity_ticks(max(x_max, 0.3), max_ticks=max(2, self.size.width // 9))
+        plt.xticks(ticks, labels)
+        plt.xlim(0, max(x_max, ticks[-1]) * 1.02)
+        plt.xlabel("sparsity")
+
+    def _lines(self, plt, series: Sequence[Series], markers: Sequence[str] = ("braille",)) -> None:
+        for index, line in enumerate(series):
+            if not line.xs:
+                continue
+            xs, ys = downsample(line.xs, line.ys, self.max_points)
+            plt.plot(xs, ys, label=line.label, color=LINE_COLORS[index % len(LINE_COLORS)],
+                     marker=markers[index % len(markers)])
+
+
+class SddChart(Chart):
+    """Test (last and best epoch) and train accuracy against sparsity, dense test accuracy, phases."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rounds: list[dict[str, Any]] = []
+
+    def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
+        self.rounds = list(rounds)
+        self.replot()
+
+    def draw(self, plt) -> None:
+        plt.title("accuracy % vs sparsity")
+        series = accuracy_series(self.rounds)
+        if not any(s.xs for s in series):
+            plt.text("waiting for the first round", 0.5, 50, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 100)
+            return
+        self._lines(plt, series, markers=("braille", "braille", "dot"))
+        dense = dense_accuracy(self.rounds)
+        if dense is not None:
+            plt.hline(dense, "gray")
+        self._sparsity_axis(plt, series)
+        self._phases(plt, series)
+
+    def _phases(self, plt, series: Sequence[Series]) -> None:
+        """A line where each phase after the first begins; names along the bottom, clear of the legend."""
+        bottom = min(min(s.ys) for s in series if s.ys)
+        short = self.size.width < 100
+        for index, span in enumerate(phases_for_chart(self.rounds)):
+            start, end = sparsity_x(span.first), sparsity_x(span.last)
+            color = PHASE_COLORS[span.name]
+            if index:
+                plt.vline(start, color)
+            name = {"critical": "crit", "collapsed": "coll"}.get(span.name, span.name) if short else span.name
+            plt.text(name, (start + end) / 2, bottom, color=color, alignment="center")
+
+
+class EpochChart(Chart):
+    """The current round's train loss (right axis) and test accuracy per epoch."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.points: list[EpochPoint] = []
+        self.round_index = 0
+
+    def set_points(self, points: list[EpochPoint], round_index: int) -> None:
+        self.points, self.round_index = list(points), round_index
+        self.replot()
+
+    def draw(self, plt) -> None:
+        plt.title(f"round {self.round_index}: per epoch")
+        if not self.points:
+            plt.text("waiting for an epoch", 5, 0.5, alignment="center")
+            plt.xlim(0, 10)
+            plt.ylim(0, 1)
+            return
+        epochs = [p.epoch for p in self.points]
+        xs, test = downsample(epochs, [100 * p.test_acc for p in self.points], self.max_points)
+        _, loss = downsample(epochs, [p.train_loss for p in self.points], self.max_points)
+        plt.plot(xs, test, label="test acc %", color="cyan", marker="braille")
+        plt.plot(xs, loss, label="train loss", color="orange", marker="braille", yside="right")
+        plt.xlabel("epoch")
+
+
+class DistanceChart(Chart):
+    """Learning distance ||w - w_init|| against sparsity."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rounds: list[dict[str, Any]] = []
+
+    def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
+        self.rounds = list(rounds)
+        self.replot()
+
+    def draw(self, plt) -> None:
+        plt.title("learning distance vs sparsity")
+        series = round_series(self.rounds, "learning_distance", "distance", scale=1.0)
+        if not series.xs:
+            plt.text("no learning distance yet", 0.5, 0.5, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+            return
+        self._lines(plt, [series])
+        self._sparsity_axis(plt, [series])
+
+
+COMPARE_METRICS = {
+    "test_acc": ("test accuracy % (last epoch)", 100.0),
+    "best_test_acc": ("test accuracy % (best epoch)", 100.0),
+    "train_acc": ("train accuracy %", 100.0),
+    "learning_distance": ("learning distance", 1.0),
+}
+
+
+class CompareChart(Chart):
+    """One line per group of runs (mean over seeds) with dotted mean +- std lines, and a legend."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.groups: list[RunGroup] = []
+        self.metric = "test_acc"
+
+    def set_groups(self, groups: list[RunGroup], metric: str) -> None:
+        self.groups, self.metric = list(groups), metric
+        self.replot()
+
+    def draw(self, plt) -> None:
+        title, scale = COMPARE_METRICS[self.metric]
+        plt.title(f"{title} vs sparsity")
+        drawn: list[Series] = []
+        for index, group in enumerate(self.groups):
+            curve = mean_curve(group, self.metric, scale)
+            if not curve.xs:
+                continue
+            color = LINE_COLORS[index % len(LINE_COLORS)]
+            xs, mean = downsample(curve.xs, curve.mean, self.max_points)
+            plt.plot(xs, mean, label=group.label, color=color, marker="braille")
+            if any(curve.std):
+                for sign in (1, -1):
+                    band = [m + sign * s for m, s in zip(curve.mean, curve.std)]
+                    plt.plot(*downsample(curve.xs, band, self.max_points), color=color, marker=".")
+            drawn.append(Series(group.label, curve.xs, curve.mean))
+        if not drawn:
+            plt.text("no rounds to compare", 0.5, 0.5, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+            return
+        self._sparsity_axis(plt, drawn)

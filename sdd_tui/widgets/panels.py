@@ -1,0 +1,81 @@
+"""The dashboard's text panels: progress (where the run is, how long is left) and the event log."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import RichLog, Static
+
+from core.progress import format_seconds
+from sdd_tui.runview import RunView
+
+STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan", "stopped": "bold yellow",
+                 "failed": "bold red", "interrupted": "bold red", "starting": "bold"}
+LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def progress_text(view: RunView, status: str, source: str) -> Text:
+    """Three lines: status and run; round, epoch and ETAs; dense, best and latest accuracy."""
+    p = view.progress
+    text = Text()
+    text.append(f" {status.upper()} ", style=f"reverse {STATUS_STYLES.get(status, 'bold')}")
+    text.append(f" {p.name or '?'}  {view.run_id}  {source}")
+    if p.device:
+        text.append(f"  on {p.device}")
+    text.append("\n")
+    text.append(f"round {p.round}/{p.rounds}  epoch {p.epoch}/{p.epochs}  {100 * p.fraction_done:3.0f}%", style="bold")
+    if status in ("running", "paused"):
+        text.append(f"  ETA round {format_seconds(p.eta_round)}  run {format_seconds(p.eta_run)}")
+        if p.samples_per_s:
+            text.append(f"  {p.samples_per_s:,.0f} samples/s")
+    text.append("\n")
+    text.append(_results_line(view))
+    if view.error:
+        text.append(f"\nerror: {view.error}", style="bold red")
+    return text
+
+
+def _results_line(view: RunView) -> str:
+    results = view.results
+    if not results:
+        return "no round finished yet"
+    dense = next((r for r in results if r["round"] == 0), None)
+    scored = [r for r in results if r.get("test_acc") is not None]
+    best = max(scored, key=lambda r: r["test_acc"]) if scored else None
+    last = results[-1]
+    parts = [f"dense {_pct(dense.get('test_acc') if dense else None)}"]
+    if best:
+        parts.append(f"best {_pct(best['test_acc'])} at {_pct(best['sparsity'], 2)}")
+    parts.append(f"last {_pct(last.get('test_acc'))} at {_pct(last['sparsity'], 2)}")
+    return "  ".join(parts)
+
+
+class ProgressPanel(Static):
+    lines = 0
+
+    def show(self, view: RunView, status: str, source: str) -> None:
+        text = progress_text(view, status, source)
+        lines = len(text.plain.splitlines())
+        self.update(text, layout=lines != self.lines)  # a layout pass per update costs more than the rest
+        self.lines = lines
+
+
+class EventLog(RichLog):
+    """Appends the view's log lines it has not written yet."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, **kwargs)
+        self.written = 0
+        self.view: RunView | None = None
+
+    def show(self, view: RunView) -> None:
+        if view is not self.view:  # another view (e.g. switched to watching): start over
+            self.clear()
+            self.view, self.written = view, 0
+        new = min(view.logged - self.written, len(view.log))
+        for level, line in list(view.log)[len(view.log) - new:]:
+            self.write(Text(line, style=LOG_STYLES.get(level, "")))
+        self.written = view.logged

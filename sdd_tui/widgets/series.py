@@ -1,0 +1,169 @@
+"""Chart data from stored rounds: pure functions, no Textual, no plotext.
+
+The x axis of every sparsity chart is -log10(remaining fraction): 0 for the dense network, 1 at
+90% sparsity, 2 at 99%, so the interesting high-sparsity end is spread out. Ticks are labelled
+with sparsity percentages.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Sparsities worth a tick, in percent; the chart keeps those that fit its range and width.
+TICK_SPARSITIES = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
+# Fields that do not change what a run measures; runs differing only in these are seeds of one setting.
+NOT_SETTINGS = ("name", "description", "runtime.seed", "noise.seed", "runtime.threads", "runtime.checkpoint_every",
+                "runtime.compile", "data.data_dir", "data.download")
+
+
+def sparsity_x(sparsity: float) -> float:
+    """-log10 of the remaining fraction of weights."""
+    return -math.log10(max(1.0 - sparsity, 1e-12))
+
+
+def sparsity_ticks(x_max: float, max_ticks: int = 8) -> tuple[list[float], list[str]]:
+    """Ticks up to `x_max` (and the next one past it) labelled as sparsity %, at most `max_ticks`."""
+    ticks = [(sparsity_x(s / 100), s) for s in TICK_SPARSITIES]
+    chosen = [t for t in ticks if t[0] <= x_max + 1e-9] + [t for t in ticks if t[0] > x_max + 1e-9][:1]
+    if len(chosen) > max(2, max_ticks):  # evenly thinned, first and last kept
+        step = (len(chosen) - 1) / (max(2, max_ticks) - 1)
+        chosen = [chosen[round(i * step)] for i in range(max(2, max_ticks))]
+    return [x for x, _ in chosen], [f"{s:g}%" for _, s in chosen]
+
+
+def percent(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+@dataclass
+class Series:
+    label: str
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+
+
+def round_series(rounds: Iterable[dict[str, Any]], key: str, label: str, scale: float = 100.0) -> Series:
+    """`key` of each round against sparsity_x, skipping rounds where it is missing."""
+    series = Series(label)
+    for result in sorted(rounds, key=lambda r: r["round"]):
+        value = result.get(key)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            continue
+        series.xs.append(sparsity_x(result["sparsity"]))
+        series.ys.append(scale * value)
+    return series
+
+
+def accuracy_series(rounds: Sequence[dict[str, Any]]) -> list[Series]:
+    """The sparse double descent chart's lines: test (last epoch), test (best epoch), train accuracy."""
+    return [
+        round_series(rounds, "test_acc", "test"),
+        round_series(rounds, "best_test_acc", "best test"),
+        round_series(rounds, "train_acc", "train"),
+    ]
+
+
+def dense_accuracy(rounds: Sequence[dict[str, Any]]) -> float | None:
+    """Test accuracy of round 0 (the dense network) in percent."""
+    dense = [r for r in rounds if r["round"] == 0 and r.get("test_acc") is not None]
+    return percent(dense[0]["test_acc"]) if dense else None
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tuple[list[float], list[float]]:
+    """At most `max_points` evenly spaced points, always keeping the first and the last."""
+    count = len(xs)
+    if count <= max_points or max_points < 2:
+        return list(xs), list(ys)
+    step = (count - 1) / (max_points - 1)
+    index = sorted({round(i * step) for i in range(max_points)})
+    return [xs[i] for i in index], [ys[i] for i in index]
+
+
+# ---------------------------------------------------------------------------- seeds and groups
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def setting_key(config: dict[str, Any]) -> tuple:
+    """What a run measures: its config without seeds, names and other bookkeeping."""
+    flat = flatten(config)
+    return tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in NOT_SETTINGS))
+
+
+@dataclass
+class RunGroup:
+    """Runs of one setting (differing only by seed), drawn as mean +- std."""
+
+    records: list[dict[str, Any]]
+    label: str = ""
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.get("config", {}).get("runtime", {}).get("seed", 0) for r in self.records]
+
+
+def group_by_setting(records: Sequence[dict[str, Any]]) -> list[RunGroup]:
+    """Groups of runs that differ only by seed, in the order their first run appears."""
+    groups: dict[tuple, RunGroup] = {}
+    for record in records:
+        groups.setdefault(setting_key(record.get("config", {})), RunGroup([])).records.append(record)
+    result = list(groups.values())
+    for group, label in zip(result, distinguishing_labels(result)):
+        group.label = label
+    return result
+
+
+def distinguishing_labels(groups: Sequence[RunGroup], width: int = 36) -> list[str]:
+    """A legend label per group: its name plus the settings that differ between the groups."""
+    configs = [flatten(group.records[0].get("config", {})) for group in groups]
+    keys = sorted({k for c in configs for k in c if k not in NOT_SETTINGS})
+    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    labels = []
+    for group, config in zip(groups, configs):
+        parts = [f"{k.split('.')[-1]}={config.get(k)}" for k in differing]
+        text = " ".join([group.records[0].get("name", "?"), *parts])
+        if len(text) > width:
+            text = text[: width - 1] + "~"
+        count = len(group.records)
+        labels.append(f"{text} (n={count})" if count > 1 else text)
+    return labels
+
+
+@dataclass
+class MeanCurve:
+    xs: list[float]
+    mean: list[float]
+    std: list[float]
+    count: list[int]
+
+
+def mean_curve(group: RunGroup, key: str = "test_acc", scale: float = 100.0) -> MeanCurve:
+    """Per round, the mean and (population) std of `key` over the group's runs that reached it."""
+    by_round: dict[int, list[tuple[float, float]]] = {}
+    for record in group.records:
+        for result in record.get("rounds", []):
+            value = result.get(key)
+            if value is not None and math.isfinite(value):
+                by_round.setdefault(result["round"], []).append((sparsity_x(result["sparsity"]), scale * value))
+    curve = MeanCurve([], [], [], [])
+    for round_index in sorted(by_round):
+        points = by_round[round_index]
+        values = [v for _, v in points]
+        curve.xs.append(statistics.fmean(x for x, _ in points))
+        curve.mean.append(statistics.fmean(values))
+        curve.std.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+        curve.count.append(len(values))
+    return curve

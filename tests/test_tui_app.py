@@ -1,0 +1,241 @@
+"""The app through Textual's Pilot on a temporary home: start, watch, pause/stop, compare, detach, quit."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+import time
+
+from conftest import run_experiment
+from rich.console import Console
+from textual.widgets import DataTable, Input, Static
+from typer.testing import CliRunner
+
+from core.config import preset_names
+from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted, event_from_json
+from core.store import Store, StoreRecorder
+from sdd_tui.app import SddApp
+from sdd_tui.cli import app as cli_app
+from sdd_tui.cli_tui import run_to_watch
+from sdd_tui.screens.compare import CompareScreen, group_table
+from sdd_tui.screens.dashboard import DashboardScreen
+from sdd_tui.screens.dialogs import QuitScreen
+from sdd_tui.screens.history import HistoryScreen
+from sdd_tui.screens.new_experiment import NewExperimentScreen
+from sdd_tui.widgets.charts import CompareChart, SddChart
+
+WAIT_LIMIT_S = 90.0  # a bound against hanging, not a speed claim
+
+
+async def wait_for(pilot, condition, what: str, limit: float = WAIT_LIMIT_S) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def make_app(home, **kwargs) -> SddApp:
+    return SddApp(store=Store(home), blink=False, **kwargs)
+
+
+def chart_text(chart) -> str:
+    return chart.render().plain
+
+
+async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home):
+    app = make_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.screen.query_one("#presets", DataTable).move_cursor(row=preset_names().index("smoke"))
+        await pilot.press("enter")
+        assert isinstance(app.screen, NewExperimentScreen) and app.screen.preset == "smoke"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        live_dashboard = app.screen
+        await wait_for(pilot, lambda: live_dashboard.view.status == "finished", "the run to finish")
+        await pilot.press("escape", "h")
+        assert isinstance(app.screen, HistoryScreen)
+        table = app.screen.query_one("#history", DataTable)
+        assert table.row_count == 1 and "finished" in [str(cell) for cell in table.get_row_at(0)]
+        await pilot.press("enter")
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen) and dashboard.live is None
+        chart = dashboard.query_one(SddChart)
+        await wait_for(pilot, lambda: len(chart.rounds) == 4, "the rounds on the chart")
+        text = chart_text(chart)
+        assert "accuracy % vs sparsity" in text and "20%" in text and "test" in text
+
+
+async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_config):
+    config = smoke_config("train.epochs=400")
+    app = make_app(home, start=(config, "smoke"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        dashboard, live = app.screen, app.live
+        await wait_for(pilot, lambda: len(live.view.epochs) >= 2, "training to start")
+        await pilot.press("p")
+        assert live.control.paused.is_set() and dashboard.status == "paused"
+        assert dashboard.check_action("resume", ()) and not dashboard.check_action("pause", ())
+        await pilot.pause(0.3)  # an epoch that ended just before the pause may still be in the queue
+        position = (live.view.progress.round, live.view.progress.epoch)
+        await pilot.pause(0.6)
+        assert (live.view.progress.round, live.view.progress.epoch) == position
+        await pilot.press("p")
+        assert not live.control.paused.is_set()
+        await wait_for(pilot, lambda: (live.view.progress.round, live.view.progress.epoch) != position, "progress")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not live.running, "the run to stop")
+        assert dashboard.view.status == "stopped" and app.live is None
+    record = Store(home).get_run(live.run_id)
+    assert record["status"] == "stopped"
+    assert len(record["rounds"]) == len(live.view.results)
+
+
+async def test_compare_two_runs_overlays_their_curves(home, smoke_config):
+    for rate in ("0.2", "0.4"):
+        run_experiment(smoke_config(f"noise.rate={rate}", "prune.rounds=2"), home)
+    app = make_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("h")
+        table = app.screen.query_one("#history", DataTable)
+        assert table.row_count == 2
+        await pilot.press("space", "down", "space", "c")
+        assert isinstance(app.screen, CompareScreen)
+        chart = app.screen.query_one(CompareChart)
+        labels = [group.label for group in chart.groups]
+        assert len(labels) == 2 and any("rate=0.2" in t for t in labels) and any("rate=0.4" in t for t in labels)
+        text = chart_text(chart)
+        assert all(label in text for label in labels)  # the legend
+        console = Console(file=io.StringIO(), width=120)
+        console.print(group_table(chart.groups))
+        summary = console.file.getvalue()
+        assert all(label in summary for label in labels)
+        await pilot.press("m")
+        assert chart.metric == "best_test_acc"
+
+
+def synthetic_events(run_id: str, round_index: int) -> list:
+    result = {"round": round_index, "sparsity": 1 - 0.8**round_index, "remaining": 10, "test_acc": 0.5 + 0.1 * round_index,
+              "best_test_acc": 0.6, "train_acc": 1.0, "learning_distance": 1.0 + round_index}
+    return [
+        RoundStarted(run_id=run_id, time=time.time(), round=round_index, rounds=1, sparsity=result["sparsity"],
+                     remaining=10, epochs=1),
+        EpochEnded(run_id=run_id, time=time.time(), round=round_index, rounds=1, epoch=1, epochs=1, train_loss=0.5,
+                   train_acc=0.9, test_loss=0.7, test_acc=result["test_acc"], lr=0.1, seconds=0.1, samples_per_s=100),
+        RoundEnded(run_id=run_id, time=time.time(), round=round_index, rounds=1, result=result),
+    ]
+
+
+async def test_watch_follows_a_run_whose_events_another_thread_appends(home):
+    store, run_id = Store(home), "20990101-000000-beef"
+    second_round = threading.Event()
+
+    def writer() -> None:
+        recorder = StoreRecorder(store)
+        recorder(RunStarted(run_id=run_id, time=time.time(), name="elsewhere", preset=None, config={}, device="cpu",
+                            rounds=1, epochs=1))
+        for event in synthetic_events(run_id, 0):
+            recorder(event)
+        second_round.wait(WAIT_LIMIT_S)
+        for event in [*synthetic_events(run_id, 1), RunEnded(run_id=run_id, time=time.time(), status="finished")]:
+            recorder(event)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        await_events = store.events_path(run_id)
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while "RoundEnded" not in (await_events.read_text() if await_events.exists() else ""):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert run_to_watch(store, None) == run_id  # the latest running run
+        app = make_app(home, watch=run_id)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+            dashboard = app.screen
+            await wait_for(pilot, lambda: len(dashboard.view.results) == 1, "round 0")
+            assert dashboard.source == "watching" and dashboard.status == "running"
+            assert not dashboard.check_action("stop", ())  # a watched run is not this app's to stop
+            second_round.set()
+            await wait_for(pilot, lambda: dashboard.view.status == "finished", "the run to finish")
+            assert [r["round"] for r in dashboard.view.results] == [0, 1]
+            await wait_for(pilot, lambda: len(dashboard.query_one(SddChart).rounds) == 2, "the chart")
+    finally:
+        second_round.set()
+        thread.join()
+
+
+def test_watch_without_a_running_run_is_a_one_line_error(home):
+    result = CliRunner().invoke(cli_app, ["watch", "--home", str(home)])
+    assert result.exit_code == 2
+    assert "error: no run is running" in result.output
+
+
+async def test_a_bad_form_value_shows_its_error_and_starts_nothing(home):
+    app = make_app(home)
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.push_screen(NewExperimentScreen("smoke"))
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#input-noise-rate", Input).value = "1.5"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is form and app.live is None
+        help_text = form.query_one("#help-noise-rate", Static)
+        assert help_text.has_class("error") and "less than or equal to 1" in str(help_text.render())
+        assert not form.query_one("#help-train-epochs", Static).has_class("error")
+    assert Store(home).list_runs() == [] and not (home / "runs").exists()
+
+
+async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home, smoke_config):
+    app = make_app(home)  # the real `sdd-tui resume ID` in a background process
+    async with app.run_test(size=(100, 30)) as pilot:
+        live = app.start_run(smoke_config(), "smoke")
+        live.control.paused.set()  # held in round 0, before any epoch has ended
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        dashboard = app.screen
+        await pilot.press("d")
+        assert any("once the first epoch has ended" in text for _, text in live.view.log)  # nothing to resume yet
+        await wait_for(pilot, lambda: dashboard.follower is not None, "the hand-over")
+        assert dashboard.live is None and live.run_id in app.detached
+        await wait_for(pilot, lambda: dashboard.view.status == "finished", "the background run to finish")
+        process = app.detached[live.run_id]
+        assert process.wait(WAIT_LIMIT_S) == 0
+    record = Store(home).get_run(live.run_id)
+    assert record["status"] == "finished" and [r["round"] for r in record["rounds"]] == [0, 1, 2, 3]
+    assert record["pid"] == process.pid and process.pid != os.getpid()
+    lines = Store(home).events_path(live.run_id).read_text().splitlines()
+    events = [event_from_json(line) for line in lines]
+    starts = [e.resumed_from_round for e in events if isinstance(e, RunStarted)]
+    ends = [e.status for e in events if isinstance(e, RunEnded)]
+    assert starts == [-1, 0] and ends == ["stopped", "finished"]
+    assert (Store(home).run_dir(live.run_id) / "detached.log").exists()
+
+
+async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, smoke_config):
+    app = make_app(home, start=(smoke_config("train.epochs=400"), "smoke"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.live is not None and len(app.live.view.epochs) >= 1, "training")
+        live = app.live
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen) and live.running
+        await pilot.press("q", "s")
+        await wait_for(pilot, lambda: not live.running, "the run to stop")
+        await pilot.pause()
+    assert Store(home).get_run(live.run_id)["status"] == "stopped"
+
+
+async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, smoke_config):
+    app = make_app(home, start=(smoke_config('runtime.device="cuda:99"'), "smoke"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+        dashboard = app.screen
+        await wait_for(pilot, lambda: dashboard.view.status == "failed", "the failure")
+        assert "cuda:99" in dashboard.view.error and app.live is None
+        await pilot.pause(0.3)
+        assert "error: runtime.device=cuda:99" in str(dashboard.query_one("#progress", Static).render())
+    assert Store(home).list_runs() == []

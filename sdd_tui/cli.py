@@ -256,6 +256,9 @@ def runs_delete(
 
 # Commands defined in other modules register themselves on `app` when imported (one line each).
 # (keep this block last)
+from sdd_tui import cli_bench  # noqa: E402,F401
+
+
 def main() -> None:
     app()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -41,15 +42,19 @@ class BenchResult:
     device: str
     device_name: str
     threads: int
+    omp_wait_policy: str
     torch: str
     batch_size: int
     batches: int
+    chunks: int
     warmup_batches: int
     augment: bool
     compile: bool
     project_samples_per_s: float
     reference_samples_per_s: float
     ratio: float
+    project_cpu_us_per_sample: float | None  # CPU time per sample (all processes; None on GPUs)
+    reference_cpu_us_per_sample: float | None
     preset: str | None
     rounds: int
     epochs: int
@@ -120,9 +125,62 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class Timing:
+    """Throughput over a few consecutive chunks of batches: the median resists a noisy shared machine."""
+
+    chunk_seconds: list[float]
+    samples_per_chunk: int
+    cpu_seconds: float | None  # CPU time of every process involved (the reference's workers too)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples_per_chunk / statistics.median(self.chunk_seconds)
+
+    @property
+    def cpu_us_per_sample(self) -> float | None:
+        if self.cpu_seconds is None:
+            return None
+        return 1e6 * self.cpu_seconds / (self.samples_per_chunk * len(self.chunk_seconds))
+
+
+def chunk_sizes(batches: int) -> tuple[int, int]:
+    """(chunks, batches per chunk): up to 5 chunks of at least one batch."""
+    chunks = min(5, batches)
+    return chunks, batches // chunks
+
+
+def _time_chunks(run_chunk, chunks: int, device: torch.device, other_pids: list[int] = ()) -> tuple[list[float], float | None]:
+    """Wall seconds of each of `chunks` calls, and the CPU seconds of this process plus `other_pids`."""
+    cpu_before, others_before = time.process_time(), _cpu_of(other_pids)
+    seconds = []
+    for _ in range(chunks):
+        started = time.perf_counter()
+        run_chunk()
+        _sync(device)
+        seconds.append(time.perf_counter() - started)
+    cpu, others_after = time.process_time() - cpu_before, _cpu_of(other_pids)
+    if others_before is None or others_after is None:
+        return seconds, None
+    return seconds, cpu + others_after - others_before
+
+
+def _cpu_of(pids: list[int]) -> float | None:
+    """User + system CPU seconds of other processes (Linux /proc); None where that cannot be read."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def measure_project(model_config: ModelConfig, data: Dataset, train: TrainConfig, device: torch.device,
-                    warmup: int, batches: int, compile_model: bool = False) -> float:
-    """Samples/s of Trainer.train over `batches` batches, after a warm-up run of `warmup` batches."""
+                    warmup: int, batches: int, compile_model: bool = False) -> Timing:
+    """Trainer.train (the fast path) on chunks of the data, after a warm-up run of `warmup` batches."""
     from core.training import compile_model as compile_now
 
     model = _build(model_config, data, device, fast=True)
@@ -132,21 +190,21 @@ def measure_project(model_config: ModelConfig, data: Dataset, train: TrainConfig
         autocast = Trainer(model, data, train, {}, Control(), amp=True).autocast()
         forward, _ = compile_now(model, data.x_train[: train.batch_size], data.y_train[: train.batch_size], autocast)
     size = train.batch_size
+    chunks, per_chunk = chunk_sizes(batches)
 
     def trainer(count: int) -> Trainer:
         return Trainer(model, _subset(data, count * size), train, masks, Control(), amp=True, forward=forward)
 
     trainer(warmup).train()
     _sync(device)
-    started = time.perf_counter()
-    trainer(batches).train()
-    _sync(device)
-    return batches * size / (time.perf_counter() - started)
+    chunk = trainer(per_chunk)
+    seconds, cpu = _time_chunks(chunk.train, chunks, device)
+    return Timing(seconds, per_chunk * size, cpu if device.type == "cpu" else None)
 
 
 def measure_reference(model_config: ModelConfig, data: Dataset, images: np.ndarray, labels: np.ndarray,
-                      train: TrainConfig, device: torch.device, warmup: int, batches: int, workers: int = 2) -> float:
-    """Samples/s of the standard recipe: PIL images, ToTensor + Normalize, a 2-worker DataLoader, eager fp32."""
+                      train: TrainConfig, device: torch.device, warmup: int, batches: int, workers: int = 2) -> Timing:
+    """The standard recipe: PIL images, ToTensor + Normalize, a 2-worker shuffling DataLoader, eager fp32."""
     model = _build(model_config, data, device, fast=False)
     params = dict(model.named_parameters())
     masks = [(params[name], mask.to(params[name].dtype)) for name, mask in _round_one_masks(model).items()]
@@ -156,18 +214,21 @@ def measure_reference(model_config: ModelConfig, data: Dataset, images: np.ndarr
         optimizer = torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum,
                                     weight_decay=train.weight_decay)
     loader = pil_loader(images, labels, train.batch_size, train.augment, workers)
+    chunks, per_chunk = chunk_sizes(batches)
     model.train()
     batches_iter = iter(loader)
+
+    def steps(count: int) -> None:
+        for _ in range(count):
+            reference_step(model, optimizer, masks, *next(batches_iter), device)
+
     try:
-        for _ in range(warmup):
-            reference_step(model, optimizer, masks, *next(batches_iter), device)
-        started = time.perf_counter()
-        for _ in range(batches):
-            reference_step(model, optimizer, masks, *next(batches_iter), device)
-        seconds = time.perf_counter() - started
+        steps(warmup)
+        worker_pids = [worker.pid for worker in getattr(batches_iter, "_workers", [])]
+        seconds, cpu = _time_chunks(lambda: steps(per_chunk), chunks, device, worker_pids)
     finally:
         del batches_iter  # stops the worker processes
-    return batches * train.batch_size / seconds
+    return Timing(seconds, per_chunk * train.batch_size, cpu if device.type == "cpu" else None)
 
 
 def _validate(model: str, data: str, batches: int, batch_size: int, width: float) -> None:
@@ -203,6 +264,9 @@ def run_bench(model: str = "lenet300_100", data: str = "mnist", device: str = "a
     rounds, epochs = (preset_config.prune.rounds, preset_config.train.epochs) if preset_config else FALLBACK_SCHEDULE
     samples = (preset_config.data.train_size if preset_config and preset_config.data.train_size else full_samples)
     total = (rounds + 1) * epochs * samples
+    chunks, per_chunk = chunk_sizes(batches)
+    fast, slow = project.samples_per_s, reference.samples_per_s
     return BenchResult(model, data, width, str(torch_device), device_name(torch_device), torch.get_num_threads(),
-                       torch.__version__, batch_size, batches, warmup, augment, compile_model, project, reference,
-                       project / reference, preset, rounds, epochs, samples, total / project, total / reference)
+                       os.environ.get("OMP_WAIT_POLICY", ""), torch.__version__, batch_size, chunks * per_chunk,
+                       chunks, warmup, augment, compile_model, fast, slow, fast / slow, project.cpu_us_per_sample,
+                       reference.cpu_us_per_sample, preset, rounds, epochs, samples, total / fast, total / slow)

@@ -271,6 +271,9 @@ class Experiment:
         """With runtime.compile: compile `model` once; every round reuses it (masks change values only)."""
         if not self.config.runtime.compile:
             return
+        if not self.config.runtime.fast:
+            self.info("runtime.compile is ignored on the slow path (runtime.fast=false): it trains eagerly", "warning")
+            return
         masks = pruning.full_masks(model, [])
         autocast = self._trainer(model, data, masks, round_index=0).autocast()
         count = self.config.train.batch_size
@@ -286,7 +289,7 @@ class Experiment:
     def _fresh_reinit_model(self, data: Dataset, seed: int, device) -> nn.Module:
         """A freshly initialised model for the reinit branch; one module (compiled once) when compiling."""
         fresh = self._new_model(data, seed, device)
-        if not self.config.runtime.compile:
+        if not (self.config.runtime.compile and self.config.runtime.fast):
             return fresh
         if self.reinit_model is None:
             self.reinit_model = fresh

@@ -114,7 +114,8 @@ class MaskApplier:
         # a tensor with nothing pruned never needs the multiply (every tensor of the dense round)
         pruned = [name for name, mask in masks.items() if not bool(mask.all())]
         self.params = [params[name] for name in pruned]
-        self.masks = [masks[name].to(dtype=params[name].dtype, device=params[name].device) for name in pruned]
+        # float masks laid out like their weights (channels_last too), so foreach takes its fast path
+        self.masks = [torch.empty_like(params[name]).copy_(masks[name]) for name in pruned]
 
     @torch.no_grad()
     def weights(self) -> None:

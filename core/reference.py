@@ -45,14 +45,13 @@ def tensor_transforms(augment: bool, image_shape: tuple[int, ...]) -> Callable |
 
 
 def loader_batches(data: TensorDataset, batch_size: int, generator: torch.Generator, augment: bool,
-                   skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of the slow path: a shuffling DataLoader in this process, batches moved to the device.
+                   skip: int = 0, device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of the slow path: a shuffling DataLoader over `data` (on the CPU), batches moved to `device`.
 
     torchvision transforms draw from torch's global generator; it is seeded from the epoch's
     generator inside `fork_rng`, so the epoch is reproducible and the caller's RNG is untouched.
     """
-    device = data.x_train.device
-    dataset = SampleDataset(data.x_train.cpu(), data.y_train.cpu(), tensor_transforms(augment, data.input_shape))
+    dataset = SampleDataset(data.x_train, data.y_train, tensor_transforms(augment, data.input_shape))
     transform_seed = int(torch.randint(2**62, (1,), generator=generator))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
     with torch.random.fork_rng(devices=[]):

@@ -193,7 +193,10 @@ class Trainer:
                                    self.config.augment, start=skip)
         from core.reference import loader_batches
 
-        return loader_batches(self.data, self.config.batch_size, generator, self.config.augment, skip)
+        if "_host_data" not in self.__dict__:  # the DataLoader reads CPU tensors: copy a GPU dataset once
+            self._host_data = self.data.to("cpu")
+        return loader_batches(self._host_data, self.config.batch_size, generator, self.config.augment, skip,
+                              self.device)
 
     def _step_function(self, optimizer: torch.optim.Optimizer, applier: MaskApplier):
         """One optimizer step on a batch; returns (loss, logits) as device tensors, never read here."""

@@ -77,7 +77,8 @@ def device_name(device: torch.device) -> str:
     return f"{model or platform.processor() or 'CPU'} ({os.cpu_count()} cores)"
 
 
-def synthetic_images(shape: tuple[int, int, int], classes: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_images(shape: tuple[int, int, int], classes: int, count: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images stored as torchvision stores them: (N, H, W) grey or (N, H, W, 3), and labels."""
     generator = np.random.default_rng(seed)
     channels, height, width = shape
@@ -150,7 +151,8 @@ def chunk_sizes(batches: int) -> tuple[int, int]:
     return chunks, batches // chunks
 
 
-def _time_chunks(run_chunk, chunks: int, device: torch.device, other_pids: list[int] = ()) -> tuple[list[float], float | None]:
+def _time_chunks(run_chunk, chunks: int, device: torch.device,
+                 other_pids: list[int] = ()) -> tuple[list[float], float | None]:
     """Wall seconds of each of `chunks` calls, and the CPU seconds of this process plus `other_pids`."""
     cpu_before, others_before = time.process_time(), _cpu_of(other_pids)
     seconds = []

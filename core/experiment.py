@@ -278,12 +278,13 @@ class Experiment:
         autocast = self._trainer(model, data, masks, round_index=0).autocast()
         count = self.config.train.batch_size
         try:
-            self.compiled[id(model)], seconds = compile_model(model, data.x_train[:count], data.y_train[:count], autocast)
+            compiled, seconds = compile_model(model, data.x_train[:count], data.y_train[:count], autocast)
         except Exception as error:  # a missing C++ compiler or an unsupported op must not cost the run
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             self.info(f"torch.compile failed ({type(error).__name__}: {reason}); training eagerly; "
                       f"--set runtime.compile=false hides this", "warning")
             return
+        self.compiled[id(model)] = compiled
         self.info(f"torch.compile: model compiled in {seconds:.1f} s; every round reuses it")
 
     def _fresh_reinit_model(self, data: Dataset, seed: int, device) -> nn.Module:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from core.data import Dataset as TensorDataset
+from core.data import Dataset as ExperimentData
 
 
 class SampleDataset(torch.utils.data.Dataset):
@@ -44,7 +44,7 @@ def tensor_transforms(augment: bool, image_shape: tuple[int, ...]) -> Callable |
                                transforms.RandomHorizontalFlip()])
 
 
-def loader_batches(data: TensorDataset, batch_size: int, generator: torch.Generator, augment: bool,
+def loader_batches(data: ExperimentData, batch_size: int, generator: torch.Generator, augment: bool,
                    skip: int = 0, device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of the slow path: a shuffling DataLoader over `data` (on the CPU), batches moved to `device`.
 

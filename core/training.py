@@ -112,24 +112,26 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def compile_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, autocast=None) -> tuple[nn.Module, float]:
+def compile_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                  autocast=None) -> tuple[nn.Module, float]:
     """torch.compile `model` and build its training and evaluation graphs now; returns (compiled, seconds).
 
     The warm-up runs one forward/backward and one inference pass on a batch, then restores the
     parameters and buffers (BatchNorm statistics), so training is the same as without it.
     """
     started = time.perf_counter()
-    compiled = torch.compile(model)
-    saved = snapshot(model)
-    was_training = model.training
-    compiled.train()
-    with autocast() if autocast else contextlib.nullcontext():
-        loss = nn.functional.cross_entropy(compiled(inputs).float(), targets)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    evaluate(compiled, inputs, targets, len(targets), autocast)
-    model.load_state_dict(saved)
-    model.train(was_training)
+    saved, was_training = snapshot(model), model.training
+    try:
+        compiled = torch.compile(model)
+        compiled.train()
+        with autocast() if autocast else contextlib.nullcontext():
+            loss = nn.functional.cross_entropy(compiled(inputs).float(), targets)
+        loss.backward()
+        evaluate(compiled, inputs, targets, len(targets), autocast)
+    finally:  # also when compiling fails half way: the caller may go on eagerly
+        model.zero_grad(set_to_none=True)
+        model.load_state_dict(saved)
+        model.train(was_training)
     return compiled, time.perf_counter() - started
 
 

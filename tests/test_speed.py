@@ -61,7 +61,8 @@ def test_iterate_batches_visits_every_sample_once_and_repeats_per_seed():
 
 def test_mask_applier_skips_unpruned_tensors_and_zeroes_pruned_ones():
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
-    masks = {"0.weight": torch.ones(3, 4, dtype=torch.bool), "1.weight": torch.tensor([[True, False, True], [False, True, True]])}
+    masks = {"0.weight": torch.ones(3, 4, dtype=torch.bool),
+             "1.weight": torch.tensor([[True, False, True], [False, True, True]])}
     applier = pruning.MaskApplier(model, masks)
     assert len(applier.params) == 1
     applier.weights()

@@ -227,20 +227,44 @@ def load_dataset(data: DataConfig, noise: NoiseConfig, home: Path, seed: int) ->
 # ---------------------------------------------------------------------------- batches
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random shift up to `pad` pixels (zero padding) and horizontal flip, as batched tensor ops."""
+def shift_and_flip(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+                   pad: int = 4) -> torch.Tensor:
+    """Each image's (H, W) window at offset (dy, dx) of its zero-padded copy, mirrored where `flip`.
+
+    Two gathers (rows, then columns) on the device: no per-sample Python, no host synchronisation.
+    """
     batch, channels, height, width = images.shape
     device = images.device
     padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
-    dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator).to(device)
-    flip = torch.rand(batch, generator=generator).to(device) < 0.5
-    rows = (dy[:, None] + torch.arange(height, device=device)[None, :])  # (B, H)
-    cols = dx[:, None] + torch.arange(width, device=device)[None, :]  # (B, W)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    index_b = torch.arange(batch, device=device)[:, None, None, None]
-    index_c = torch.arange(channels, device=device)[None, :, None, None]
-    return padded[index_b, index_c, rows[:, None, :, None], cols[:, None, None, :]]
+    rows = dy.to(device)[:, None] + torch.arange(height, device=device)  # (B, H)
+    padded = padded.gather(2, rows[:, None, :, None].expand(batch, channels, height, width + 2 * pad))
+    cols = dx.to(device)[:, None] + torch.arange(width, device=device)  # (B, W)
+    cols = torch.where(flip.to(device)[:, None], cols.flip(1), cols)
+    return padded.gather(3, cols[:, None, None, :].expand(batch, channels, height, width))
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random shift up to `pad` pixels (zero padding) and horizontal flip, as batched tensor ops."""
+    batch = len(images)
+    dy = torch.randint(0, 2 * pad + 1, (batch,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (batch,), generator=generator)
+    flip = torch.rand(batch, generator=generator) < 0.5
+    return shift_and_flip(images, dy, dx, flip, pad)
+
+
+def epoch_plan(samples: int, generator: torch.Generator, augment: bool, device: torch.device,
+               pad: int = 4) -> torch.Tensor:
+    """One epoch's randomness as a (4, N) int64 tensor on `device`: order, dy, dx, flip.
+
+    Drawn on the CPU generator (deterministic on any device) and moved in one copy per epoch, so
+    the batch loop never waits for the host.
+    """
+    order = torch.randperm(samples, generator=generator)
+    if not augment:
+        return order.to(device)[None]
+    shifts = torch.randint(0, 2 * pad + 1, (2, samples), generator=generator)
+    flip = (torch.rand(samples, generator=generator) < 0.5).long()
+    return torch.cat([order[None], shifts, flip[None]]).to(device, non_blocking=True)
 
 
 def iterate_batches(
@@ -253,15 +277,17 @@ def iterate_batches(
 ):
     """Yield shuffled (x, y) training batches of one epoch, skipping the first `start` batches.
 
-    The permutation is drawn on the CPU generator (cheap, deterministic on any device) and the
-    batches are gathered where the data lives. The last partial batch is kept.
+    Batches are gathered where the data lives; image batches are shifted and flipped there when
+    `augment`. The last partial batch is kept.
     """
-    order = torch.randperm(len(y), generator=generator).to(x.device)
+    augment = augment and x.dim() == 4
+    plan = epoch_plan(len(y), generator, augment, x.device)
     for first in range(start * batch_size, len(y), batch_size):
-        index = order[first : first + batch_size]
+        index = plan[0, first : first + batch_size]
         batch_x = x[index]
-        if augment and batch_x.dim() == 4:
-            batch_x = augment_batch(batch_x, generator)
+        if augment:
+            part = plan[1:, first : first + batch_size]
+            batch_x = shift_and_flip(batch_x, part[0], part[1], part[2].bool())
         yield batch_x, y[index]
 
 

@@ -25,7 +25,7 @@ from core.data import Dataset, load_dataset
 from core.errors import SddError, StopRequested
 from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import build_model, prunable_names
-from core.training import Control, EpochStats, RoundTraining, Trainer, evaluate, snapshot
+from core.training import Control, EpochStats, RoundTraining, Trainer, compile_model, evaluate, snapshot
 
 CHECKPOINT = "checkpoint.pt"
 ROUNDS_DIR = "rounds"
@@ -130,6 +130,8 @@ class Experiment:
         self._pending: dict[str, Any] | None = None  # the last epoch end's partial round, not yet on disk
         self._labels: dict[str, torch.Tensor] = {}
         self.checkpointed = ""  # where the checkpoint on disk stands, for messages
+        self.compiled: dict[int, nn.Module] = {}  # id(model) -> its torch.compile wrapper (runtime.compile)
+        self.reinit_model: nn.Module | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -206,6 +208,7 @@ class Experiment:
                       f"{len(data.y_train)} training labels changed ({data.noise_rate:.1%})")
         self._labels = {"y_train": data.y_train.cpu(), "noisy_mask": data.noisy_mask.cpu()}
         model = self._new_model(data, cfg.runtime.seed, device)
+        self._compile(model, data)
         if state is not None and state.partial is None:
             restore_rng(state.rng)  # an unfinished round restores its own, just before training goes on
         if state is None or state.round < 0:
@@ -279,7 +282,7 @@ class Experiment:
                        partial: dict[str, Any] | None = None):
         """Same mask, fresh random init, trained from iteration 0: 'winning tickets may not always win'."""
         self.round_started = time.perf_counter()
-        model = self._new_model(data, self._fresh_seed(round_index), device)
+        model = self._fresh_reinit_model(data, self._fresh_seed(round_index), device)
         init = snapshot(model)
         trainer = self._trainer(model, data, masks, round_index, branch=1)
         training = self._train(trainer, 0, partial, branch=1)
@@ -364,7 +367,40 @@ class Experiment:
                        samples_per_s=stats.samples_per_s, branch=branch_name)
 
         return Trainer(model, data, cfg.train, masks, self.control, amp=cfg.runtime.fast, round_index=round_index,
-                       seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch)
+                       seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch, fast=cfg.runtime.fast,
+                       forward=self.compiled.get(id(model)))
+
+    def _compile(self, model: nn.Module, data: Dataset) -> None:
+        """With runtime.compile: compile `model` once; every round reuses it (masks change values only)."""
+        if not self.config.runtime.compile:
+            return
+        if not self.config.runtime.fast:
+            self.info("runtime.compile is ignored on the slow path (runtime.fast=false): it trains eagerly", "warning")
+            return
+        masks = pruning.full_masks(model, [])
+        autocast = self._trainer(model, data, masks, round_index=0).autocast()
+        count = self.config.train.batch_size
+        try:
+            compiled, seconds = compile_model(model, data.x_train[:count], data.y_train[:count], autocast)
+        except Exception as error:  # a missing C++ compiler or an unsupported op must not cost the run
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            self.info(f"torch.compile failed ({type(error).__name__}: {reason}); training eagerly; "
+                      f"--set runtime.compile=false hides this", "warning")
+            return
+        self.compiled[id(model)] = compiled
+        self.info(f"torch.compile: model compiled in {seconds:.1f} s; every round reuses it")
+
+    def _fresh_reinit_model(self, data: Dataset, seed: int, device) -> nn.Module:
+        """A freshly initialised model for the reinit branch; one module (compiled once) when compiling."""
+        fresh = self._new_model(data, seed, device)
+        if not (self.config.runtime.compile and self.config.runtime.fast):
+            return fresh
+        if self.reinit_model is None:
+            self.reinit_model = fresh
+            self._compile(fresh, data)
+        else:
+            self.reinit_model.load_state_dict(fresh.state_dict())
+        return self.reinit_model
 
     def _start_round(self, round_index: int, masks, trainer: Trainer, start_iteration: int = 0) -> None:
         self.current_round = round_index

@@ -111,8 +111,11 @@ class MaskApplier:
 
     def __init__(self, model: nn.Module, masks: Masks):
         params = dict(model.named_parameters())
-        self.params = [params[name] for name in masks]
-        self.masks = [mask.to(dtype=params[name].dtype, device=params[name].device) for name, mask in masks.items()]
+        # a tensor with nothing pruned never needs the multiply (every tensor of the dense round)
+        pruned = [name for name, mask in masks.items() if not bool(mask.all())]
+        self.params = [params[name] for name in pruned]
+        # float masks laid out like their weights (channels_last too), so foreach takes its fast path
+        self.masks = [torch.empty_like(params[name]).copy_(masks[name]) for name in pruned]
 
     @torch.no_grad()
     def weights(self) -> None:

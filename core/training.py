@@ -47,11 +47,14 @@ def lr_at(iteration: int, iterations_per_epoch: int, base_lr: float, milestones:
     return base_lr * gamma ** sum(1 for m in milestones if epoch >= m)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig, lr: float, fused: bool = False) -> torch.optim.Optimizer:
+    """SGD or Adam stepping all tensors at once: `fused` (one kernel, CUDA) or foreach."""
     params = [p for p in model.parameters() if p.requires_grad]
+    implementation = {"fused": True} if fused else {"foreach": True}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay, foreach=True)
-    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay, **implementation)
+    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                           **implementation)
 
 
 def epoch_generator(seed: int, round_index: int, epoch: int, branch: int = 0) -> torch.Generator:
@@ -109,9 +112,39 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def compile_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                  autocast=None) -> tuple[nn.Module, float]:
+    """torch.compile `model` and build its training and evaluation graphs now; returns (compiled, seconds).
+
+    The warm-up runs one forward/backward and one inference pass on a batch, then restores the
+    parameters and buffers (BatchNorm statistics), so training is the same as without it.
+    """
+    started = time.perf_counter()
+    saved, was_training = snapshot(model), model.training
+    try:
+        compiled = torch.compile(model)
+        compiled.train()
+        with autocast() if autocast else contextlib.nullcontext():
+            loss = nn.functional.cross_entropy(compiled(inputs).float(), targets)
+        loss.backward()
+        evaluate(compiled, inputs, targets, len(targets), autocast)
+    finally:  # also when compiling fails half way: the caller may go on eagerly
+        model.zero_grad(set_to_none=True)
+        model.load_state_dict(saved)
+        model.train(was_training)
+    return compiled, time.perf_counter() - started
+
+
 @dataclass
 class Trainer:
-    """Trains a (masked) model on a device-resident dataset for one round."""
+    """Trains a (masked) model for one round.
+
+    fast (default): the dataset stays on the training device, batches are gathered and augmented
+    there, CUDA runs under bf16 autocast (fp16 with loss scaling where bf16 is missing) with a fused
+    optimizer, and the loop never waits for the host: metrics are read once per epoch.
+    slow (`fast=False`): the standard recipe of core.reference (Dataset + DataLoader, eager fp32).
+    `forward` is an optional compiled wrapper of `model`; masks always address `model` itself.
+    """
 
     model: nn.Module
     data: Dataset
@@ -125,6 +158,17 @@ class Trainer:
     on_epoch: Callable[[EpochStats], None] | None = None
     # called after on_epoch with (epoch, optimizer, result so far): where checkpoints are taken
     on_epoch_end: Callable[[int, torch.optim.Optimizer, "RoundTraining"], None] | None = None
+    fast: bool = True
+    forward: nn.Module | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.x_train.device
+
+    @property
+    def runner(self) -> nn.Module:
+        """What computes the forward pass: the compiled wrapper when there is one, else the model."""
+        return self.forward if self.forward is not None else self.model
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -134,12 +178,55 @@ class Trainer:
     def total_iterations(self) -> int:
         return self.config.epochs * self.iterations_per_epoch
 
-    def autocast(self):
-        device_type = self.data.x_train.device.type
-        if not self.amp or device_type != "cuda":
+    def amp_dtype(self) -> torch.dtype | None:
+        if not (self.amp and self.fast) or self.device.type != "cuda":
             return None
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def autocast(self):
+        dtype = self.amp_dtype()
+        if dtype is None:
+            return None
+        device_type = self.device.type
         return lambda: torch.autocast(device_type, dtype=dtype)
+
+    def _batches(self, epoch: int, skip: int):
+        generator = epoch_generator(self.seed, self.round_index, epoch, self.branch)
+        if self.fast:
+            return iterate_batches(self.data.x_train, self.data.y_train, self.config.batch_size, generator,
+                                   self.config.augment, start=skip)
+        from core.reference import loader_batches
+
+        if "_host_data" not in self.__dict__:  # the DataLoader reads CPU tensors: copy a GPU dataset once
+            self._host_data = self.data.to("cpu")
+        return loader_batches(self._host_data, self.config.batch_size, generator, self.config.augment, skip,
+                              self.device)
+
+    def _step_function(self, optimizer: torch.optim.Optimizer, applier: MaskApplier):
+        """One optimizer step on a batch; returns (loss, logits) as device tensors, never read here."""
+        forward, autocast = self.runner, self.autocast()
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+        scaler = torch.amp.GradScaler("cuda") if self.amp_dtype() == torch.float16 else None
+        mask_grads = not self.fast  # the fast path only re-zeroes weights: the same result, one op less
+
+        def step(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with autocast() if autocast else contextlib.nullcontext():
+                logits = forward(inputs)
+                loss = nn.functional.cross_entropy(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if mask_grads:
+                    applier.grads()
+                optimizer.step()
+            applier.weights()
+            return loss, logits
+
+        return step
 
     def train(
         self,
@@ -149,16 +236,18 @@ class Trainer:
         optimizer_state: dict | None = None,
     ) -> RoundTraining:
         """Train from `start_iteration` to the end of the schedule; optionally snapshot at one iteration."""
-        config, model = self.config, self.model
+        config, model, device = self.config, self.model, self.device
         per_epoch = self.iterations_per_epoch
+        if self.fast and device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # shapes repeat every batch: pick the fastest kernels once
         applier = MaskApplier(model, self.masks)
         applier.weights()
         lr_of = (lambda it: fixed_lr) if fixed_lr is not None else (
             lambda it: lr_at(it, per_epoch, config.lr, config.milestones, config.gamma))
-        optimizer = make_optimizer(model, config, lr_of(start_iteration))
+        optimizer = make_optimizer(model, config, lr_of(start_iteration), fused=self.fast and device.type == "cuda")
         if optimizer_state is not None:  # resuming mid-round: momentum and Adam moments carry on
             optimizer.load_state_dict(optimizer_state)
-        autocast = self.autocast()
+        step = self._step_function(optimizer, applier)
         result = RoundTraining()
         if capture_iteration is not None and capture_iteration <= start_iteration:
             result.captured = snapshot(model)
@@ -166,41 +255,23 @@ class Trainer:
         model.train()
         for epoch in range(start_iteration // per_epoch, config.epochs):
             started = time.perf_counter()
-            loss_sum = torch.zeros((), device=self.data.x_train.device)
-            correct = torch.zeros((), device=self.data.x_train.device, dtype=torch.long)
-            seen = 0
-            generator = epoch_generator(self.seed, self.round_index, epoch, self.branch)
-            skip = iteration - epoch * per_epoch
-            for inputs, targets in iterate_batches(self.data.x_train, self.data.y_train, config.batch_size,
-                                                   generator, config.augment, start=skip):
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen, lr = 0, None
+            for inputs, targets in self._batches(epoch, iteration - epoch * per_epoch):
                 self.control.check()
-                lr = lr_of(iteration)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with autocast() if autocast else contextlib.nullcontext():
-                    logits = model(inputs)
-                    loss = nn.functional.cross_entropy(logits.float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                applier.grads()
-                optimizer.step()
-                applier.weights()
+                if lr_of(iteration) != lr:
+                    lr = lr_of(iteration)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                loss, logits = step(inputs, targets)
                 iteration += 1
                 loss_sum += loss.detach() * len(targets)
                 correct += (logits.detach().argmax(1) == targets).sum()
                 seen += len(targets)
                 if capture_iteration is not None and iteration == capture_iteration:
                     result.captured = snapshot(model)
-            train_loss = float(loss_sum) / max(seen, 1)
-            if not math.isfinite(train_loss):
-                raise TrainingDiverged(
-                    f"loss became {train_loss} in round {self.round_index}, epoch {epoch + 1}; "
-                    f"lower train.lr (now {config.lr}) or check the data"
-                )
-            test = evaluate(model, self.data.x_test, self.data.y_test, config.eval_batch_size, autocast)
-            seconds = time.perf_counter() - started
-            stats = EpochStats(epoch, train_loss, float(correct) / max(seen, 1), test.loss, test.acc,
-                               lr_of(iteration - 1), seconds, seen / max(seconds, 1e-9))
+            stats = self._end_epoch(epoch, loss_sum, correct, seen, lr_of(iteration - 1), started)
             result.epochs.append(stats)
             if self.on_epoch:
                 self.on_epoch(stats)
@@ -209,3 +280,18 @@ class Trainer:
         if capture_iteration is not None and result.captured is None:
             result.captured = snapshot(model)
         return result
+
+    def _end_epoch(self, epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, lr: float,
+                   started: float) -> EpochStats:
+        """Read the epoch's device-side sums (the one host synchronisation) and evaluate on the test set."""
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"loss became {train_loss} in round {self.round_index}, epoch {epoch + 1}; "
+                f"lower train.lr (now {self.config.lr}) or check the data"
+            )
+        test = evaluate(self.runner, self.data.x_test, self.data.y_test,
+                        self.config.eval_batch_size, self.autocast())
+        seconds = time.perf_counter() - started
+        return EpochStats(epoch, train_loss, float(correct) / max(seen, 1), test.loss, test.acc, lr, seconds,
+                          seen / max(seconds, 1e-9))

@@ -274,6 +274,9 @@ from sdd_tui import cli_reliability  # noqa: E402,F401
 
 from sdd_tui import cli_sweep  # noqa: E402,F401
 from sdd_tui import cli_tui  # noqa: E402,F401
+from sdd_tui import cli_bench  # noqa: E402,F401
+
+
 def main() -> None:
     app()
 

@@ -301,8 +301,9 @@ class Experiment:
                       f"({'reinit branch' if branch else 'main branch'})")
             restore_rng(partial.get("rng"))
         trainer.on_epoch_end = functools.partial(self._epoch_end, trainer.model, branch, previous, captured)
+        resumed = {"optimizer_state": optimizer_state} if optimizer_state is not None else {}
         training = trainer.train(start_iteration=start, fixed_lr=fixed_lr, capture_iteration=capture_iteration,
-                                 optimizer_state=optimizer_state)
+                                 **resumed)
         training.epochs = previous + training.epochs
         if captured is not None:
             training.captured = captured

@@ -57,8 +57,14 @@ def restore_rng(state: dict[str, Any] | None) -> None:
 
 
 def optimizer_copy(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """A deep copy of the optimizer's state: training goes on mutating the live buffers."""
-    return copy.deepcopy(optimizer.state_dict())
+    """A copy of the optimizer's state: training goes on mutating the live buffers in place.
+
+    Tensors are cloned one by one: `copy.deepcopy` of a state dict costs tens of milliseconds.
+    """
+    state = optimizer.state_dict()
+    tensors = {key: {name: value.clone() if torch.is_tensor(value) else value for name, value in entry.items()}
+               for key, entry in state["state"].items()}
+    return {"state": tensors, "param_groups": copy.deepcopy(state["param_groups"])}
 
 
 class CheckpointClock:

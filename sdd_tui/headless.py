@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from core.analysis import detect_phases, phases_lines
 from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
 from core.progress import Progress as RunProgress
 from core.progress import format_seconds
@@ -84,6 +85,8 @@ class HeadlessReporter:
             self._stop_bar()
             if p.results:
                 self.console.print(summary_table(p.results, f"{p.name} ({p.run_id})"))
+                for line in phases_lines(detect_phases(p.results)):
+                    self._print(line)
             self._print(f"{event.status} in {format_seconds(event.seconds)}: run {event.run_id}")
 
     def _epoch(self, event: EpochEnded) -> None:

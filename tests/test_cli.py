@@ -45,6 +45,7 @@ def test_smoke_end_to_end_then_runs_show_export_delete(home, tmp_path):
     assert any("round 1/3 epoch 2/2" in line and "eta" in line for line in lines)
     assert any(line.startswith("round 3/3 done: sparsity 48.") for line in lines)
     assert "finished" in lines[-1]
+    assert any("double descent" in line or "dense" in line for line in lines[-4:-1])  # phases under the table
 
     listed = invoke("runs", "--json", "--home", str(home))
     assert [r["id"] for r in json.loads(listed.output)] == [run_id]

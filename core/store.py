@@ -176,15 +176,7 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run whose id is `run_id` or starts with it; SddError if none or several."""
-        runs = self.list_runs()
-        exact = [r for r in runs if r["id"] == run_id]
-        matches = exact or [r for r in runs if r["id"].startswith(run_id)]
-        if not matches:
-            raise SddError(f"no run {run_id!r}; `sdd-tui runs` lists the runs")
-        if len(matches) > 1:
-            ids = ", ".join(r["id"] for r in matches[:5])
-            raise SddError(f"run id {run_id!r} is ambiguous ({ids}); give more characters")
-        return matches[0]
+        return _by_id_or_prefix(self.list_runs(), run_id, "run")
 
     def claim_run(self, run_id: str) -> dict[str, Any]:
         """Mark a run `running` in this process before resuming it; refuse one that a live process holds.
@@ -236,15 +228,19 @@ class Store:
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         """The sweep whose id is `sweep_id` or starts with it; SddError if none or several."""
-        sweeps = self.list_sweeps()
-        exact = [s for s in sweeps if s["id"] == sweep_id]
-        matches = exact or [s for s in sweeps if s["id"].startswith(sweep_id)]
-        if not matches:
-            raise SddError(f"no sweep {sweep_id!r}; `sdd-tui sweeps` lists the sweeps")
-        if len(matches) > 1:
-            ids = ", ".join(s["id"] for s in matches[:5])
-            raise SddError(f"sweep id {sweep_id!r} is ambiguous ({ids}); give more characters")
-        return matches[0]
+        return _by_id_or_prefix(self.list_sweeps(), sweep_id, "sweep")
+
+
+def _by_id_or_prefix(records: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
+    """The record whose id is `wanted` or starts with it; SddError if none or several."""
+    exact = [r for r in records if r["id"] == wanted]
+    matches = exact or [r for r in records if r["id"].startswith(wanted)]
+    if not matches:
+        raise SddError(f"no {kind} {wanted!r}; `sdd-tui {kind}s` lists the {kind}s")
+    if len(matches) > 1:
+        ids = ", ".join(r["id"] for r in matches[:5])
+        raise SddError(f"{kind} id {wanted!r} is ambiguous ({ids}); give more characters")
+    return matches[0]
 
 
 def pid_alive(pid: int | None, host: str | None = None) -> bool:

@@ -86,6 +86,7 @@ def plot(
     metric: str = typer.Option("test_acc", "--metric", "-m",
                                help="test_acc (Figure 1: test and train) | learning_distance | best_test_acc | ..."),
     interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Draw this run's re-dense analysis"),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Draw every member of this sweep (seeds: mean +- std)"),
     branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit"),
     home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
 ) -> None:
@@ -94,8 +95,14 @@ def plot(
     from core.results import ROUND_KEYS
 
     store = open_store(ctx, home)
-    if interpolation and run_ids:
-        raise SddError("give run ids (accuracy figure) or --interpolation ID (flatness figure), not both")
+    if sum(bool(x) for x in (run_ids, interpolation, sweep)) > 1:
+        raise SddError("give run ids, --sweep ID or --interpolation ID (flatness figure), one of them")
+    if sweep:
+        members = [m["run_id"] for m in store.get_sweep(sweep)["members"]]
+        stored = {r["id"]: r for r in store.list_runs()}
+        run_ids = [m for m in members if stored.get(m, {}).get("rounds")]
+        if not run_ids:
+            raise SddError(f"sweep {sweep!r} has no finished rounds yet; `sdd-tui sweeps show {sweep}`")
     if interpolation:
         figure = interpolation_figure(store.get_run(interpolation), branch)
     else:
@@ -104,5 +111,5 @@ def plot(
         allowed = [k for k in ROUND_KEYS if k not in ("round", "sparsity", "remaining")] + ["test_loss", "train_loss"]
         if metric not in allowed:
             raise SddError(f"--metric {metric!r}: choose one of {', '.join(allowed)}")
-        figure = figure_one([store.get_run(r) for r in run_ids], metric)
+        figure = figure_one([stored[r] for r in run_ids] if sweep else [store.get_run(r) for r in run_ids], metric)
     typer.echo(f"wrote {save_figure(figure, output)}")

@@ -307,3 +307,14 @@ def test_ray_engine_without_ray_is_a_one_line_error(home, monkeypatch):
 def test_resume_takes_only_the_sweep_id(home):
     result = runner.invoke(app, ["sweep", "--resume", "sw-x", "--preset", "smoke", "--home", str(home)])
     assert result.exit_code == 2 and "error: --resume takes the sweep id only" in result.output
+
+
+def test_plot_sweep_draws_the_members_as_one_mean_and_std_curve(home, tmp_path):
+    sweep = _stored_sweep(home, {("0.2", 0): [0.6, 0.55, 0.5, 0.7, 0.8, 0.6], ("0.2", 1): [0.62, 0.5, 0.52, 0.72, 0.78, 0.5]})
+    figure = tmp_path / "fig.png"
+    plotted = runner.invoke(app, ["plot", "--sweep", sweep["id"], "-o", str(figure), "--home", str(home)])
+    assert plotted.exit_code == 0, plotted.output
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
+    both = runner.invoke(app, ["plot", sweep["members"][0]["run_id"], "--sweep", sweep["id"], "-o", str(figure),
+                               "--home", str(home)])
+    assert both.exit_code == 2 and "one of them" in both.output

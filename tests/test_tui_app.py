@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import threading
@@ -66,6 +67,12 @@ async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home):
         await wait_for(pilot, lambda: len(chart.rounds) == 4, "the rounds on the chart")
         text = chart_text(chart)
         assert "accuracy % vs sparsity" in text and "20%" in text and "test" in text
+        await pilot.press("e")  # export: CSV, JSON and the figure of `sdd-tui plot` into the run's folder
+        folder = app.store.run_dir(dashboard.run_id)
+        await wait_for(pilot, lambda: (folder / f"{dashboard.run_id}.png").exists(), "the exported figure")
+        assert (folder / f"{dashboard.run_id}.png").read_bytes()[:4] == b"\x89PNG"
+        assert len((folder / f"{dashboard.run_id}.csv").read_text().splitlines()) == 5  # header + 4 rounds
+        assert json.loads((folder / f"{dashboard.run_id}.json").read_text())["status"] == "finished"
 
 
 async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_config):

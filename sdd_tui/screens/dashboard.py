@@ -215,15 +215,24 @@ class DashboardScreen(Screen):
         except SddError as error:
             self.notify(str(error), severity="error")
             return
+        from core.figures import figure_one, save_figure  # matplotlib: loaded on the first export only
+
         folder = self.app.store.run_dir(self.run_id)
         csv_path, json_path = folder / f"{self.run_id}.csv", folder / f"{self.run_id}.json"
+        figure_path = folder / f"{self.run_id}.png"
         try:
             csv_path.write_text(csv_text(record), encoding="utf-8")
             json_path.write_text(json.dumps(run_json(record, display_status(record)), indent=2), encoding="utf-8")
+            if record.get("rounds"):  # the same figure as `sdd-tui plot ID`
+                save_figure(figure_one([record]), figure_path)
         except OSError as error:
             self.notify(f"cannot write to {folder} ({error.strerror})", severity="error")
             return
-        self.notify(f"exported {csv_path} and {json_path.name}")
+        except SddError as error:
+            self.notify(str(error), severity="error")
+            return
+        written = [p.name for p in (json_path, figure_path) if p.exists()]
+        self.notify(f"exported {csv_path} and {', '.join(written)}")
 
     def action_back(self) -> None:
         self.app.pop_screen()

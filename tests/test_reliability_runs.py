@@ -22,7 +22,7 @@ from sdd_tui.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 # ~0.1 s an epoch on one thread: long enough to kill mid-round, short enough for a test
-LONG = ["train.epochs=4", "prune.rounds=3", "data.synthetic_train=4096", "runtime.threads=1"]
+LONG = ["train.epochs=4", "prune.rounds=3", "data.synthetic_train=16384", "runtime.threads=1"]  # epochs long enough to signal mid-round
 
 
 def comparable(rounds: list[dict]) -> list[dict]:

@@ -76,7 +76,7 @@ async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home):
 
 
 async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_config):
-    config = smoke_config("train.epochs=400")
+    config = smoke_config("train.epochs=10000")  # never finishes by itself: the test stops it
     app = make_app(home, start=(config, "smoke"))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
@@ -222,7 +222,7 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
 
 
 async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, smoke_config):
-    app = make_app(home, start=(smoke_config("train.epochs=400"), "smoke"))
+    app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))  # never finishes by itself
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.live is not None and len(app.live.view.epochs) >= 1, "training")
         live = app.live

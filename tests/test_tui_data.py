@@ -162,7 +162,9 @@ def test_history_rows_filter_and_sort():
 def test_in_app_runs_leave_a_core_for_the_ui_unless_threads_are_given(smoke_config):
     from sdd_tui.live import leave_a_core_for_the_ui
 
-    assert leave_a_core_for_the_ui(smoke_config(), cores=2).runtime.threads == 1
-    assert leave_a_core_for_the_ui(smoke_config(), cores=16).runtime.threads == 15
-    assert leave_a_core_for_the_ui(smoke_config(), cores=1).runtime.threads == 1
+    config = smoke_config()
+    unset = config.model_copy(update={"runtime": config.runtime.model_copy(update={"threads": None})})
+    assert leave_a_core_for_the_ui(unset, cores=2).runtime.threads == 1
+    assert leave_a_core_for_the_ui(unset, cores=16).runtime.threads == 15
+    assert leave_a_core_for_the_ui(unset, cores=1).runtime.threads == 1
     assert leave_a_core_for_the_ui(smoke_config("runtime.threads=2"), cores=2).runtime.threads == 2

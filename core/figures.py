@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,10 @@ class SeedGroup:
     @property
     def label(self) -> str:
         name = self.records[0].get("name") or self.records[0]["id"]
-        return f"{name} ({len(self.records)} seeds)" if len(self.records) > 1 else f"{name} ({self.records[0]['id']})"
+        if len(self.records) == 1:
+            return f"{name} ({self.records[0]['id']})"
+        name = re.sub(r"\s*seed=\d+", "", name)  # sweep members are named after their seed: the group is not
+        return f"{name} ({len(self.records)} seeds: {', '.join(map(str, sorted(self.seeds)))})"
 
 
 def seed_key(config: dict[str, Any]) -> str:

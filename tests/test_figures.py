@@ -38,7 +38,9 @@ def test_runs_differing_only_by_seed_form_one_group():
     records = [record("a", 0), record("b", 1, name="other name"), record("c", 0, rate=0.2), record("d", 2)]
     groups = group_by_seed(records)
     assert [[r["id"] for r in g.records] for g in groups] == [["a", "b", "d"], ["c"]]
-    assert groups[0].seeds == [0, 1, 2] and groups[0].label == "digits-noise40 (3 seeds)"
+    assert groups[0].seeds == [0, 1, 2] and groups[0].label == "digits-noise40 (3 seeds: 0, 1, 2)"
+    members = [record("s0", 0, name="sweep noise.rate=0.4 seed=0"), record("s1", 1, name="sweep noise.rate=0.4 seed=1")]
+    assert group_by_seed(members)[0].label == "sweep noise.rate=0.4 (2 seeds: 0, 1)"  # no single seed in the name
 
 
 def test_group_curve_is_mean_and_sample_std_per_round():
@@ -60,8 +62,8 @@ def test_figure_one_has_test_and_train_panels_on_a_sparsity_axis(tmp_path):
     assert top.get_xscale() == "log" and top.get_xlim()[0] > top.get_xlim()[1]  # sparser to the right
     ticks = [t.get_text() for t in bottom.get_xticklabels()]
     assert ticks == ["0%", "50%", "70%", "80%", "90%", "95%", "98%"]  # the last round is 98.85% sparse
-    assert [line.get_label() for line in top.get_lines()[:2]] == ["digits-noise40 (2 seeds)",
-                                                                   "digits-noise40 (2 seeds), reinit"]
+    assert [line.get_label() for line in top.get_lines()[:2]] == ["digits-noise40 (2 seeds: 0, 1)",
+                                                                   "digits-noise40 (2 seeds: 0, 1), reinit"]
     assert {"light", "critical", "sweet", "collapsed"} <= {t.get_text() for t in top.texts}
     path = save_figure(figure, tmp_path / "fig.png")
     assert png_size(path) == (800, 700) and path.stat().st_size > 10_000

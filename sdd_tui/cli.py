@@ -98,15 +98,19 @@ def _open_app(home: Path | None, start=None) -> None:
     SddApp(store=Store(home), start=start).run()
 
 
-def run_headless(config, store: Store, preset: str | None, run_id: str | None = None, resume: bool = False) -> str:
-    """Run in the foreground; SIGINT/SIGTERM/SIGHUP stop at the next batch and keep finished rounds."""
+def run_headless(config, store: Store, preset: str | None, run_id: str | None = None, resume: bool = False,
+                 recorder: StoreRecorder | None = None) -> str:
+    """Run in the foreground; SIGINT/SIGTERM/SIGHUP stop at the next batch and keep finished rounds.
+
+    `recorder` replaces the plain StoreRecorder (sweep members record their sweep too).
+    """
     from core.experiment import Experiment
     from core.training import Control
     from sdd_tui.cli_reliability import hangup_safe
     from sdd_tui.headless import HeadlessReporter
 
     control = Control()
-    recorder = StoreRecorder(store)
+    recorder = recorder or StoreRecorder(store)
     experiment = Experiment(config, fanout(recorder, hangup_safe(HeadlessReporter())), store.home, preset=preset,
                             run_id=run_id, control=control, resume=resume)
     previous = {}

@@ -239,23 +239,11 @@ def sweep_member(
 
 
 def _run_member(config, store: Store, sweep: dict, member: dict, resume: bool) -> str:
-    """Run in this process; SIGINT/SIGTERM stop after the current batch and keep finished rounds."""
-    from core.events import fanout
-    from core.experiment import Experiment
-    from core.training import Control
-    from sdd_tui.headless import HeadlessReporter
+    """Run in this process, as a headless run that also records its sweep (stops as a headless run does)."""
+    from sdd_tui.cli import run_headless
 
-    control = Control()
-    recorder = MemberRecorder(store, sweep["id"])
-    experiment = Experiment(config, fanout(recorder, HeadlessReporter(rich_progress=False)), store.home,
-                            preset=sweep.get("preset"), run_id=member["run_id"], control=control, resume=resume)
-    previous = {signum: signal.signal(signum, lambda *_: control.stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return experiment.run()
-    finally:
-        recorder.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return run_headless(config, store, sweep.get("preset"), run_id=member["run_id"], resume=resume,
+                        recorder=MemberRecorder(store, sweep["id"]))
 
 
 # ---------------------------------------------------------------------------- sweeps

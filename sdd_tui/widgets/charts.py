@@ -57,8 +57,8 @@ class Chart(PlotextPlot):
                      marker=markers[index % len(markers)])
 
 
-class SddChart(Chart):
-    """Test (last and best epoch) and train accuracy against sparsity, dense test accuracy, phases."""
+class RoundsChart(Chart):
+    """A chart of a run's rounds (one point per round)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -67,6 +67,10 @@ class SddChart(Chart):
     def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
         self.rounds = list(rounds)
         self.replot()
+
+
+class SddChart(RoundsChart):
+    """Test (last and best epoch) and train accuracy against sparsity, dense test accuracy, phases."""
 
     def draw(self, plt) -> None:
         plt.title("accuracy % vs sparsity")
@@ -123,16 +127,8 @@ class EpochChart(Chart):
         plt.xlabel("epoch")
 
 
-class DistanceChart(Chart):
+class DistanceChart(RoundsChart):
     """Learning distance ||w - w_init|| against sparsity."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.rounds: list[dict[str, Any]] = []
-
-    def set_rounds(self, rounds: list[dict[str, Any]]) -> None:
-        self.rounds = list(rounds)
-        self.replot()
 
     def draw(self, plt) -> None:
         plt.title("learning distance vs sparsity")

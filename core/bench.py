@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class BenchResult:
     device: str
     device_name: str
     threads: int
-    omp_wait_policy: str
+    omp_env: str  # the OpenMP wait settings this process runs under
     torch: str
     batch_size: int
     batches: int
@@ -64,6 +65,10 @@ class BenchResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def omp_env() -> str:
+    return " ".join(f"{key}={os.environ[key]}" for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if key in os.environ)
 
 
 def device_name(device: torch.device) -> str:
@@ -134,6 +139,10 @@ class Timing:
     samples_per_chunk: int
     cpu_seconds: float | None  # CPU time of every process involved (the reference's workers too)
 
+    def __add__(self, other: "Timing") -> "Timing":
+        cpu = None if self.cpu_seconds is None or other.cpu_seconds is None else self.cpu_seconds + other.cpu_seconds
+        return Timing(self.chunk_seconds + other.chunk_seconds, self.samples_per_chunk, cpu)
+
     @property
     def samples_per_s(self) -> float:
         return self.samples_per_chunk / statistics.median(self.chunk_seconds)
@@ -180,9 +189,9 @@ def _cpu_of(pids: list[int]) -> float | None:
     return total
 
 
-def measure_project(model_config: ModelConfig, data: Dataset, train: TrainConfig, device: torch.device,
-                    warmup: int, batches: int, compile_model: bool = False) -> Timing:
-    """Trainer.train (the fast path) on chunks of the data, after a warm-up run of `warmup` batches."""
+def project_loop(model_config: ModelConfig, data: Dataset, train: TrainConfig, device: torch.device,
+                 warmup: int, per_chunk: int, compile_model: bool = False) -> Callable[[int], Timing]:
+    """Trainer.train (the fast path) after a warm-up run of `warmup` batches: a timer of n chunks."""
     from core.training import compile_model as compile_now
 
     model = _build(model_config, data, device, fast=True)
@@ -192,7 +201,6 @@ def measure_project(model_config: ModelConfig, data: Dataset, train: TrainConfig
         autocast = Trainer(model, data, train, {}, Control(), amp=True).autocast()
         forward, _ = compile_now(model, data.x_train[: train.batch_size], data.y_train[: train.batch_size], autocast)
     size = train.batch_size
-    chunks, per_chunk = chunk_sizes(batches)
 
     def trainer(count: int) -> Trainer:
         return Trainer(model, _subset(data, count * size), train, masks, Control(), amp=True, forward=forward)
@@ -200,8 +208,12 @@ def measure_project(model_config: ModelConfig, data: Dataset, train: TrainConfig
     trainer(warmup).train()
     _sync(device)
     chunk = trainer(per_chunk)
-    seconds, cpu = _time_chunks(chunk.train, chunks, device)
-    return Timing(seconds, per_chunk * size, cpu if device.type == "cpu" else None)
+
+    def time_chunks(count: int) -> Timing:
+        seconds, cpu = _time_chunks(chunk.train, count, device)
+        return Timing(seconds, per_chunk * size, cpu if device.type == "cpu" else None)
+
+    return time_chunks
 
 
 def measure_reference(model_config: ModelConfig, data: Dataset, images: np.ndarray, labels: np.ndarray,
@@ -261,14 +273,19 @@ def run_bench(model: str = "lenet300_100", data: str = "mnist", device: str = "a
     images, labels = synthetic_images(shape, classes, (warmup + batches) * batch_size)
     dataset = _device_dataset(images, labels, classes, torch_device)
     model_config = ModelConfig(name=model, width=width)
-    project = measure_project(model_config, dataset, train, torch_device, warmup, batches, compile_model)
+    chunks, per_chunk = chunk_sizes(batches)
+    # the project's chunks come before and after the reference's, so that both sides are timed over
+    # the same stretch of time: a shared or virtual machine's speed drifts over seconds
+    time_project = project_loop(model_config, dataset, train, torch_device, warmup, per_chunk, compile_model)
+    project = time_project(chunks - chunks // 2)
     reference = measure_reference(model_config, dataset, images, labels, train, torch_device, warmup, batches)
+    if chunks // 2:
+        project = project + time_project(chunks // 2)
     rounds, epochs = (preset_config.prune.rounds, preset_config.train.epochs) if preset_config else FALLBACK_SCHEDULE
     samples = (preset_config.data.train_size if preset_config and preset_config.data.train_size else full_samples)
     total = (rounds + 1) * epochs * samples
-    chunks, per_chunk = chunk_sizes(batches)
     fast, slow = project.samples_per_s, reference.samples_per_s
     return BenchResult(model, data, width, str(torch_device), device_name(torch_device), torch.get_num_threads(),
-                       os.environ.get("OMP_WAIT_POLICY", ""), torch.__version__, batch_size, chunks * per_chunk,
+                       omp_env(), torch.__version__, batch_size, chunks * per_chunk,
                        chunks, warmup, augment, compile_model, fast, slow, fast / slow, project.cpu_us_per_sample,
                        reference.cpu_us_per_sample, preset, rounds, epochs, samples, total / fast, total / slow)

@@ -284,11 +284,11 @@ def iterate_batches(
     plan = epoch_plan(len(y), generator, augment, x.device)
     for first in range(start * batch_size, len(y), batch_size):
         index = plan[0, first : first + batch_size]
-        batch_x = x[index]
+        batch_x = x.index_select(0, index)  # a few % faster than x[index] on the CPU, the same rows
         if augment:
             part = plan[1:, first : first + batch_size]
             batch_x = shift_and_flip(batch_x, part[0], part[1], part[2].bool())
-        yield batch_x, y[index]
+        yield batch_x, y.index_select(0, index)
 
 
 def batches_per_epoch(samples: int, batch_size: int) -> int:

@@ -28,7 +28,8 @@ def _report(result) -> str:
     return "\n".join([
         f"bench: {result.model} (width {result.width:g}) on {result.data}-shaped synthetic data, "
         f"batch {result.batch_size}, augment {'on' if result.augment else 'off'}",
-        f"device: {result.device} ({result.device_name}), torch {result.torch}, {result.threads} threads; "
+        f"device: {result.device} ({result.device_name}), torch {result.torch}, {result.threads} threads"
+        f"{' (' + result.omp_env + ')' if result.omp_env else ''}; "
         f"median of {result.chunks} chunks, {result.batches} timed batches after {result.warmup_batches} warm-up",
         f"  project loop : {result.project_samples_per_s:>10,.0f} samples/s{_cpu(result.project_cpu_us_per_sample)}"
         + ("  (torch.compile)" if result.compile else ""),

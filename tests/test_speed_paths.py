@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from core.bench import omp_env
 from core.config import resolve_config
 from core.events import Message, RoundEnded
 from sdd_tui.cli import app
@@ -85,7 +86,7 @@ def test_bench_json_reports_both_loops_and_a_full_run_estimate():
     assert report["ratio"] == pytest.approx(report["project_samples_per_s"] / report["reference_samples_per_s"])
     assert (report["model"], report["data"], report["batches"], report["preset"]) == (
         "lenet300_100", "mnist", 3, "lenet300-noise20")
-    assert report["device_name"]
+    assert report["device_name"] and report["omp_env"] == omp_env()
 
 
 def test_bench_text_and_user_errors():
@@ -97,3 +98,19 @@ def test_bench_text_and_user_errors():
     assert bad.exit_code == 2 and "error: --model 'alexnet'" in bad.output
     bad = runner.invoke(app, ["bench", "--data", "digits"])
     assert bad.exit_code == 2 and "error: --data 'digits'" in bad.output
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, "GOMP_SPINCOUNT=10000"),  # short spinning: fast when idle, gives the cores back under load
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, "OMP_WAIT_POLICY=PASSIVE"),  # the user's own settings win
+    ({"GOMP_SPINCOUNT": "300000"}, "GOMP_SPINCOUNT=300000"),
+])
+def test_openmp_wait_settings_are_set_before_torch_loads_unless_the_user_chose(given, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | given
+    shown = subprocess.run([sys.executable, "-c", "import core.bench; print(core.bench.omp_env())"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert shown == expected

@@ -66,10 +66,14 @@ async def key_latency(config, preset: str, presses: int = 30) -> list[float]:
     return latencies
 
 
+UI_CPU: list[float] = []  # CPU seconds of the UI thread (the main one) per app run
+
+
 async def app_seconds(config, preset: str, size: tuple[int, int]) -> float:
     from core.store import Store
     from sdd_tui.app import SddApp
 
+    ui_started = time.thread_time()  # every GIL-holding millisecond of the UI is one training waits for
     with tempfile.TemporaryDirectory() as home:
         app = SddApp(store=Store(home), start=(config, preset), blink=False)
         async with app.run_test(size=size) as pilot:
@@ -79,6 +83,7 @@ async def app_seconds(config, preset: str, size: tuple[int, int]) -> float:
             await pilot.pause(0.3)
             if live.view.status != "finished":
                 raise SystemExit(f"the in-app run ended {live.view.status}: {live.view.error}")
+            UI_CPU.append(time.thread_time() - ui_started)
             return live.view.seconds
 
 
@@ -105,7 +110,8 @@ def main() -> None:
     for repeat in range(args.repeats):
         headless.append(headless_seconds(config, args.preset))
         in_app.append(asyncio.run(app_seconds(config, args.preset, size)))
-        print(f"  repeat {repeat + 1}: headless {headless[-1]:.2f}s  app {in_app[-1]:.2f}s")
+        print(f"  repeat {repeat + 1}: headless {headless[-1]:.2f}s  app {in_app[-1]:.2f}s  "
+              f"(UI thread CPU {UI_CPU[-1]:.2f}s, app start to exit)")
     h, a = statistics.median(headless), statistics.median(in_app)
     print(f"headless median {h:.2f}s (min {min(headless):.2f}s)")
     print(f"in app   median {a:.2f}s (min {min(in_app):.2f}s)")

@@ -71,8 +71,7 @@ class SddApp(App):
             self.notify(f"{self.live.run_id} is still training here; stop or detach it first", severity="error")
             return None
         self.live = LiveRun(self, self.store, leave_a_core_for_the_ui(config), preset)
-        self.live.start()
-        self.push_screen(DashboardScreen(self.live.run_id, live=self.live))
+        self.push_screen(DashboardScreen(self.live.run_id, live=self.live))  # it starts the run once painted
         return self.live
 
     def open_run(self, run_id: str) -> None:

@@ -70,6 +70,10 @@ class LiveRun:
         self.posted_at = 0.0
 
     def start(self) -> None:
+        """Start training (once). The dashboard calls this after its first paint, so that building the
+        screen, which holds the GIL for a few hundred ms, does not overlap the first epochs."""
+        if self.worker is not None:
+            return
         self.worker = self.app.run_worker(self._work, name=f"run {self.run_id}", group="engine", thread=True,
                                           exit_on_error=False)
 
@@ -97,7 +101,10 @@ class LiveRun:
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        """True from the start request until the engine thread has ended."""
+        if self.worker is None:
+            return True
+        return self.worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
     @property
     def paused(self) -> bool:

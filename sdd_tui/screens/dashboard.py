@@ -24,7 +24,7 @@ from sdd_tui.runview import RunView
 from sdd_tui.widgets.charts import DistanceChart, EpochChart, SddChart
 from sdd_tui.widgets.panels import EventLog, ProgressPanel
 
-REDRAWS_PER_S = 4  # the text panels
+REDRAWS_PER_S = 2  # the text panels (keys redraw at once); every redraw holds the GIL, taken from training
 CHART_REDRAWS_PER_S = 1  # a plotext chart costs ~25 ms of the GIL per draw, taken from training
 STATUS_CHECK_S = 2.0  # how often a followed run's process is checked for being alive
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
@@ -76,6 +76,8 @@ class DashboardScreen(Screen):
             self.follow()
         self.set_interval(1 / REDRAWS_PER_S, self.tick)
         self.tick()
+        if self.live is not None:
+            self.call_after_refresh(self.live.start)  # no-op when it already trains
 
     # ------------------------------------------------------------------ sources
 
@@ -182,20 +184,24 @@ class DashboardScreen(Screen):
         if self.live is not None and self.live.running and not self.live.paused:
             self.live.toggle_pause()
             self.view.add_log("warning", "paused (between batches); p resumes")
+            self.redraw()
 
     def action_resume(self) -> None:
         if self.live is not None and self.live.running and self.live.paused:
             self.live.toggle_pause()
             self.view.add_log("info", "resumed")
+            self.redraw()
 
     def action_stop(self) -> None:
         if self.live is None or not self.live.running:
             return
         self.live.stop()
         self.view.add_log("warning", "stopping after this batch; finished rounds are kept")
+        self.redraw()
 
     def action_detach(self) -> None:
         self.app.detach_live_run()
+        self.redraw()
 
     def action_next_chart(self) -> None:
         charts = [self.query_one(f"#{name}") for name in CHARTS]

@@ -26,6 +26,7 @@ from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.screens.new_experiment import NewExperimentScreen
 from sdd_tui.widgets.charts import CompareChart, SddChart
+from sdd_tui.widgets.panels import EventLog
 
 WAIT_LIMIT_S = 90.0  # a bound against hanging, not a speed claim
 
@@ -84,6 +85,8 @@ async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_conf
         await wait_for(pilot, lambda: len(live.view.epochs) >= 2, "training to start")
         await pilot.press("p")
         assert live.control.paused.is_set() and dashboard.status == "paused"
+        log_lines = [strip.text for strip in dashboard.query_one(EventLog).lines]
+        assert any("paused (between batches)" in line for line in log_lines)  # drawn at once, not at the next tick
         assert dashboard.check_action("resume", ()) and not dashboard.check_action("pause", ())
         await pilot.pause(0.3)  # an epoch that ended just before the pause may still be in the queue
         position = (live.view.progress.round, live.view.progress.epoch)

@@ -132,7 +132,7 @@ class SddApp(App):
             return
         for screen in self.screen_stack:
             if isinstance(screen, DashboardScreen) and screen.run_id == run_id:
-                screen.follow()
+                screen.follow(handover=process)
 
     def check_detached(self) -> None:
         """Say so when a background process we started has failed (e.g. it could not resume)."""

@@ -210,7 +210,10 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
         assert any("once the first epoch has ended" in text for _, text in live.view.log)  # nothing to resume yet
         await wait_for(pilot, lambda: dashboard.follower is not None, "the hand-over")
         assert dashboard.live is None and live.run_id in app.detached
-        await wait_for(pilot, lambda: dashboard.view.status == "finished", "the background run to finish")
+        states = set()
+        await wait_for(pilot, lambda: states.add(dashboard.status) or dashboard.view.status == "finished",
+                       "the background run to finish")
+        assert "handing over" in states and "stopped" not in states  # never shown as stopped meanwhile
         process = app.detached[live.run_id]
         assert process.wait(WAIT_LIMIT_S) == 0
     record = Store(home).get_run(live.run_id)

@@ -52,6 +52,7 @@ class DashboardScreen(Screen):
         self.view = live.view if live else RunView(run_id=run_id)
         self.follower: EventFollower | None = None
         self.drawn_version = -1
+        self.drawn_state: tuple = ()
         self.drawn_rounds: tuple = ()
         self.drawn_epochs: tuple = ()
         self.shown_chart = 0
@@ -60,6 +61,7 @@ class DashboardScreen(Screen):
         self.footer_state: tuple = ()
         self.charts_drawn_at = 0.0
         self.charts_pending = False
+        self.handover = None  # the background process a detached run was handed to, until it reports
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -81,9 +83,11 @@ class DashboardScreen(Screen):
 
     # ------------------------------------------------------------------ sources
 
-    def follow(self) -> None:
-        """Read the run from its events file (from the start), and keep following it."""
+    def follow(self, handover=None) -> None:
+        """Read the run from its events file (from the start), and keep following it; `handover` is the
+        background process the run was just handed to (until it resumes, the file ends in a stop)."""
         self.live = None
+        self.handover = handover
         self.view = RunView(run_id=self.run_id)
         path = self.app.store.events_path(self.run_id)
         self.follower = EventFollower(path)
@@ -98,13 +102,28 @@ class DashboardScreen(Screen):
         self.refresh_bindings()
 
     @property
+    def handing_over(self) -> bool:
+        # the file is read whole on the first tick: "running" after that is the background process's
+        if self.handover is None or self.view.status == "running":
+            self.handover = None
+            return False
+        if self.handover.poll() is not None:  # it failed to resume: the app says why
+            self.handover = None
+            return False
+        return True
+
+    @property
     def source(self) -> str:
+        if self.handing_over:
+            return "to a background process"
         if self.live is not None:
             return "live in this app" if self.live.running else "trained in this app"
         return "watching" if self.status in ("running", "starting") else "from the store"
 
     @property
     def status(self) -> str:
+        if self.handing_over:
+            return "handing over"
         if self.live is not None and self.live.running and self.live.paused:
             return "paused"
         if self.live is None and self.view.status in ("running", "starting") and self.store_status == "interrupted":
@@ -118,7 +137,7 @@ class DashboardScreen(Screen):
             for event in self.follower.read_new():
                 self.view.apply(event)
             self._check_store_status()
-        if self.view.version != self.drawn_version:
+        if self.view.version != self.drawn_version or (self.status, self.source) != self.drawn_state:
             self.redraw()
         if self.charts_pending and time.monotonic() - self.charts_drawn_at >= 1 / CHART_REDRAWS_PER_S:
             self.redraw_charts()
@@ -141,6 +160,7 @@ class DashboardScreen(Screen):
     def redraw(self) -> None:
         view = self.view
         self.drawn_version = view.version
+        self.drawn_state = (self.status, self.source)
         with self.app.batch_update():
             self.query_one(ProgressPanel).show(view, self.status, self.source)
             self.query_one(EventLog).show(view)

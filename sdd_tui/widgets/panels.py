@@ -9,7 +9,8 @@ from core.progress import format_seconds
 from sdd_tui.runview import RunView
 
 STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan", "stopped": "bold yellow",
-                 "failed": "bold red", "interrupted": "bold red", "starting": "bold"}
+                 "failed": "bold red", "interrupted": "bold red", "starting": "bold",
+                 "handing over": "bold yellow"}
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 
 

@@ -62,6 +62,8 @@ class BenchResult:
     train_samples: int
     project_full_run_s: float
     reference_full_run_s: float
+    project_chunks_samples_per_s: list[float]  # each timed chunk, in the order they ran
+    reference_chunks_samples_per_s: list[float]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +148,10 @@ class Timing:
     @property
     def samples_per_s(self) -> float:
         return self.samples_per_chunk / statistics.median(self.chunk_seconds)
+
+    @property
+    def chunk_rates(self) -> list[float]:
+        return [round(self.samples_per_chunk / seconds, 1) for seconds in self.chunk_seconds]
 
     @property
     def cpu_us_per_sample(self) -> float | None:
@@ -288,4 +294,5 @@ def run_bench(model: str = "lenet300_100", data: str = "mnist", device: str = "a
     return BenchResult(model, data, width, str(torch_device), device_name(torch_device), torch.get_num_threads(),
                        omp_env(), torch.__version__, batch_size, chunks * per_chunk,
                        chunks, warmup, augment, compile_model, fast, slow, fast / slow, project.cpu_us_per_sample,
-                       reference.cpu_us_per_sample, preset, rounds, epochs, samples, total / fast, total / slow)
+                       reference.cpu_us_per_sample, preset, rounds, epochs, samples, total / fast, total / slow,
+                       project.chunk_rates, reference.chunk_rates)

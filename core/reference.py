@@ -8,7 +8,9 @@ papers' code (and the sparse double descent paper's) does. Nothing here is tuned
 from __future__ import annotations
 
 import itertools
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,7 +66,7 @@ def loader_batches(data: ExperimentData, batch_size: int, generator: torch.Gener
 
 
 class PilImageDataset(torch.utils.data.Dataset):
-    """Like torchvision.datasets.MNIST / CIFAR10: uint8 arrays, a PIL image per sample, then transforms."""
+    """What torchvision.datasets.CIFAR10 does per sample: a uint8 array to a PIL image, then transforms."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable):
         self.images, self.labels, self.transform = images, labels, transform
@@ -87,13 +89,41 @@ def pil_transforms(augment: bool, mean: list[float], std: list[float], size: int
     return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(mean, std)])
 
 
+def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
+    """One file in MNIST's raw format (big-endian magic number and sizes, then the uint8 values)."""
+    header = magic.to_bytes(4, "big") + b"".join(int(size).to_bytes(4, "big") for size in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def torchvision_mnist(images: np.ndarray, labels: np.ndarray, transform: Callable) -> torch.utils.data.Dataset:
+    """torchvision.datasets.MNIST itself, over `images` written in MNIST's file format to a temporary
+    folder (it reads them into memory when built): the standard recipe's Dataset, not a look-alike."""
+    from torchvision.datasets import MNIST
+
+    with tempfile.TemporaryDirectory() as root:
+        raw = Path(root) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for split, count in (("train", len(labels)), ("t10k", 1)):
+            _write_idx(raw / f"{split}-images-idx3-ubyte", images[:count], 2051)
+            _write_idx(raw / f"{split}-labels-idx1-ubyte", labels[:count], 2049)
+        return MNIST(root, train=True, download=False, transform=transform)
+
+
 def pil_loader(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, workers: int = 2,
                seed: int = 0) -> DataLoader:
-    """The standard recipe's input pipeline over uint8 images (N, H, W) or (N, H, W, 3)."""
+    """The standard recipe's input pipeline over uint8 images (N, H, W) or (N, H, W, 3).
+
+    Grey images go through torchvision.datasets.MNIST itself; colour images through PilImageDataset,
+    which does what torchvision.datasets.CIFAR10 does per sample (that class insists on the real files'
+    checksums)."""
     scaled = images.astype(np.float32) / 255
     mean = np.atleast_1d(scaled.mean(axis=(0, 1, 2))).tolist()  # per channel (one for grey images)
     std = np.atleast_1d(scaled.std(axis=(0, 1, 2))).tolist()
-    dataset = PilImageDataset(images, labels, pil_transforms(augment, mean, std, images.shape[1]))
+    transform = pil_transforms(augment, mean, std, images.shape[1])
+    if images.ndim == 3:
+        dataset = torchvision_mnist(images, labels, transform)
+    else:
+        dataset = PilImageDataset(images, labels, transform)
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
                       generator=torch.Generator().manual_seed(seed))
 

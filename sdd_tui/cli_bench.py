@@ -34,7 +34,8 @@ def _report(result) -> str:
         f"  project loop : {result.project_samples_per_s:>10,.0f} samples/s{_cpu(result.project_cpu_us_per_sample)}"
         + ("  (torch.compile)" if result.compile else ""),
         f"  reference    : {result.reference_samples_per_s:>10,.0f} samples/s{_cpu(result.reference_cpu_us_per_sample)}"
-        f"  (PIL + ToTensor/Normalize, DataLoader shuffle, 2 workers, eager fp32)",
+        f"  ({'torchvision MNIST' if result.data == 'mnist' else 'CIFAR-style Dataset'}: PIL + ToTensor/Normalize, "
+        f"DataLoader shuffle, 2 workers, eager fp32)",
         f"  ratio        : {result.ratio:>10.1f}x",
         f"full run ({preset}: {result.rounds + 1} rounds x {result.epochs} epochs x {result.train_samples:,} "
         f"samples, evaluation not counted): project {_duration(result.project_full_run_s)}, "

@@ -87,6 +87,10 @@ def test_bench_json_reports_both_loops_and_a_full_run_estimate():
     assert (report["model"], report["data"], report["batches"], report["preset"]) == (
         "lenet300_100", "mnist", 3, "lenet300-noise20")
     assert report["device_name"] and report["omp_env"] == omp_env()
+    for side in ("project", "reference"):  # 3 batches: 3 chunks of one batch each, the median is the figure
+        rates = report[f"{side}_chunks_samples_per_s"]
+        assert len(rates) == 3 and all(rate > 0 for rate in rates)
+        assert report[f"{side}_samples_per_s"] == pytest.approx(sorted(rates)[1], rel=1e-3)
 
 
 def test_bench_text_and_user_errors():
@@ -114,3 +118,21 @@ def test_openmp_wait_settings_are_set_before_torch_loads_unless_the_user_chose(g
     shown = subprocess.run([sys.executable, "-c", "import core.bench; print(core.bench.omp_env())"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert shown == expected
+
+
+def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
+    from torchvision.datasets import MNIST
+
+    from core.bench import synthetic_images
+    from core.reference import PilImageDataset, pil_loader
+
+    images, labels = synthetic_images((1, 28, 28), 10, 64, seed=3)
+    loader = pil_loader(images, labels, batch_size=16, augment=False, workers=0)
+    assert isinstance(loader.dataset, MNIST) and len(loader.dataset) == 64
+    look_alike = PilImageDataset(images, labels, loader.dataset.transform)
+    for index in (0, 17, 63):  # the same pixels, normalised the same way, and the same label
+        image, label = loader.dataset[index]
+        expected, expected_label = look_alike[index]
+        assert torch.equal(image, expected) and label == expected_label == int(labels[index])
+    colour, colour_labels = synthetic_images((3, 32, 32), 10, 8)
+    assert isinstance(pil_loader(colour, colour_labels, 4, augment=True, workers=0).dataset, PilImageDataset)

@@ -98,6 +98,9 @@ class SddApp(App):
         if event.state == WorkerState.ERROR:
             self.notify(f"run failed: {event.worker.error}", severity="error", timeout=10)
         self.live = None
+        for screen in self.screen_stack:  # how the run ended shows at once, not at the next redraw
+            if isinstance(screen, DashboardScreen) and screen.run_id == live.run_id:
+                screen.redraw()
         if live.detach_requested:
             self.finish_detach(live)
         if self.quit_when_idle:

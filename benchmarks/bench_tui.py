@@ -66,10 +66,8 @@ async def key_latency(config, preset: str, presses: int = 30) -> list[float]:
     return latencies
 
 
-UI_CPU: list[float] = []  # CPU seconds of the UI thread (the main one) per app run
-
-
-async def app_seconds(config, preset: str, size: tuple[int, int]) -> float:
+async def app_seconds(config, preset: str, size: tuple[int, int]) -> tuple[float, float]:
+    """The run's engine seconds in the app, and the CPU seconds of the UI (main) thread, start to exit."""
     from core.store import Store
     from sdd_tui.app import SddApp
 
@@ -83,8 +81,7 @@ async def app_seconds(config, preset: str, size: tuple[int, int]) -> float:
             await pilot.pause(0.3)
             if live.view.status != "finished":
                 raise SystemExit(f"the in-app run ended {live.view.status}: {live.view.error}")
-            UI_CPU.append(time.thread_time() - ui_started)
-            return live.view.seconds
+            return live.view.seconds, time.thread_time() - ui_started
 
 
 def main() -> None:
@@ -106,12 +103,14 @@ def main() -> None:
           f"{args.repeats} repeats after a warm-up")
     headless_seconds(config, args.preset)
     asyncio.run(app_seconds(config, args.preset, size))
-    headless, in_app = [], []
+    headless, in_app, ui_cpu = [], [], []
     for repeat in range(args.repeats):
         headless.append(headless_seconds(config, args.preset))
-        in_app.append(asyncio.run(app_seconds(config, args.preset, size)))
+        seconds, ui_seconds = asyncio.run(app_seconds(config, args.preset, size))
+        in_app.append(seconds)
+        ui_cpu.append(ui_seconds)
         print(f"  repeat {repeat + 1}: headless {headless[-1]:.2f}s  app {in_app[-1]:.2f}s  "
-              f"(UI thread CPU {UI_CPU[-1]:.2f}s, app start to exit)")
+              f"(UI thread CPU {ui_cpu[-1]:.2f}s, app start to exit)")
     h, a = statistics.median(headless), statistics.median(in_app)
     print(f"headless median {h:.2f}s (min {min(headless):.2f}s)")
     print(f"in app   median {a:.2f}s (min {min(in_app):.2f}s)")

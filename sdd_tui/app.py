@@ -78,6 +78,9 @@ class SddApp(App):
         live = self.live if self.live is not None and self.live.run_id == run_id else None
         self.push_screen(DashboardScreen(run_id, live=live))
 
+    def dashboards_of(self, run_id: str) -> list[DashboardScreen]:
+        return [s for s in self.screen_stack if isinstance(s, DashboardScreen) and s.run_id == run_id]
+
     def latest_running_run(self) -> str | None:
         running = [r for r in self.store.list_runs() if display_status(r) == "running"]
         return running[0]["id"] if running else None
@@ -98,9 +101,8 @@ class SddApp(App):
         if event.state == WorkerState.ERROR:
             self.notify(f"run failed: {event.worker.error}", severity="error", timeout=10)
         self.live = None
-        for screen in self.screen_stack:  # how the run ended shows at once, not at the next redraw
-            if isinstance(screen, DashboardScreen) and screen.run_id == live.run_id:
-                screen.redraw()
+        for screen in self.dashboards_of(live.run_id):  # how the run ended shows at once, not at the next redraw
+            screen.redraw()
         if live.detach_requested:
             self.finish_detach(live)
         if self.quit_when_idle:
@@ -133,9 +135,8 @@ class SddApp(App):
         if self.quit_after_detach:
             self.quit_when_idle = True
             return
-        for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen) and screen.run_id == run_id:
-                screen.follow(handover=process)
+        for screen in self.dashboards_of(run_id):
+            screen.follow(handover=process)
 
     def check_detached(self) -> None:
         """Say so when a background process we started has failed (e.g. it could not resume)."""

@@ -103,14 +103,13 @@ class DashboardScreen(Screen):
 
     @property
     def handing_over(self) -> bool:
-        # the file is read whole on the first tick: "running" after that is the background process's
-        if self.handover is None or self.view.status == "running":
+        return self.handover is not None
+
+    def _settle_handover(self) -> None:
+        """The hand-over ends when the background process runs the run, or has exited (the app says why
+        when it failed). The file is read whole on the first tick: "running" after that is that process's."""
+        if self.handover is not None and (self.view.status == "running" or self.handover.poll() is not None):
             self.handover = None
-            return False
-        if self.handover.poll() is not None:  # it failed to resume: the app says why
-            self.handover = None
-            return False
-        return True
 
     @property
     def source(self) -> str:
@@ -137,6 +136,7 @@ class DashboardScreen(Screen):
             for event in self.follower.read_new():
                 self.view.apply(event)
             self._check_store_status()
+            self._settle_handover()
         if self.view.version != self.drawn_version or (self.status, self.source) != self.drawn_state:
             self.redraw()
         if self.charts_pending and time.monotonic() - self.charts_drawn_at >= 1 / CHART_REDRAWS_PER_S:

@@ -37,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from core.format import pct
+
 MIN_ROUNDS = 4
 DEFAULT_WINDOW = 3
 DEFAULT_MIN_POINTS = 0.02
@@ -177,9 +179,6 @@ def event_of_round(phases: dict[str, Any], round_index: int) -> str:
 
 def phases_lines(phases: dict[str, Any]) -> list[str]:
     """Human-readable lines for `runs show`."""
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
 
     def at(point: dict[str, Any]) -> str:
         return f"{pct(point['test_acc'])} at sparsity {100 * point['sparsity']:.2f}% (round {point['round']})"

@@ -24,15 +24,8 @@ from core.data import Dataset, load_dataset
 from core.errors import SddError, StopRequested
 from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import build_model, prunable_names
+from core.paths import RunPaths
 from core.training import Control, EpochStats, RoundTraining, Trainer, compile_model, evaluate, snapshot
-
-CHECKPOINT = "checkpoint.pt"
-ROUNDS_DIR = "rounds"
-
-
-def round_file(run_dir: Path, round_index: int) -> Path:
-    """Where the trained weights and masks of one round are kept (for re-dense training and plots)."""
-    return Path(run_dir) / ROUNDS_DIR / f"round-{round_index}.pt"
 
 
 def new_run_id() -> str:
@@ -120,7 +113,7 @@ class Experiment:
         self.run_id = run_id or new_run_id()
         self.control = control or Control()
         self.resume = resume
-        self.run_dir = self.home / "runs" / self.run_id
+        self.paths = RunPaths(self.home, self.run_id)
         self.current_round = 0
         self.current_epoch = 0
         self.clock = CheckpointClock(config.runtime.checkpoint_every, config.runtime.checkpoint_minutes)
@@ -442,8 +435,8 @@ class Experiment:
         weights = {"round": state.round, "model": state.model, "masks": state.masks, "result": state.rounds[-1]}
         if state.reinit_model is not None:
             weights["reinit_model"] = state.reinit_model
-        write_checkpoint(weights, round_file(self.run_dir, state.round), f"round {state.round}", self.run_id)
-        write_checkpoint(self._payload(state, None), self.run_dir / CHECKPOINT, f"round {state.round}", self.run_id)
+        write_checkpoint(weights, self.paths.round_file(state.round), f"round {state.round}", self.run_id)
+        write_checkpoint(self._payload(state, None), self.paths.checkpoint, f"round {state.round}", self.run_id)
         self.clock.mark()
         self.checkpointed = f"end of round {state.round}"
 
@@ -452,7 +445,7 @@ class Experiment:
         if pending is None:
             return
         where = f"round {pending['round']} epoch {pending['next_epoch']}" + (" (reinit branch)" if pending["branch"] else "")
-        write_checkpoint(self._payload(self._finished, pending), self.run_dir / CHECKPOINT, where, self.run_id)
+        write_checkpoint(self._payload(self._finished, pending), self.paths.checkpoint, where, self.run_id)
         self.clock.mark()
         self.checkpointed = where
 
@@ -473,7 +466,7 @@ class Experiment:
 
     def _load_checkpoint(self, device) -> State | None:
         """The saved state, or None (with a message) when the run was stopped before its first checkpoint."""
-        path = self.run_dir / CHECKPOINT
+        path = self.paths.checkpoint
         if not path.exists():
             return None
         payload = read_checkpoint(path, device, self.run_id)
@@ -498,6 +491,3 @@ def _branch_summary(result: dict[str, Any]) -> dict[str, Any]:
             "test_loss", "seconds")
     return {k: result.get(k) for k in keys}
 
-
-def checkpoint_exists(home: Path, run_id: str) -> bool:
-    return (Path(home) / "runs" / run_id / CHECKPOINT).exists()

@@ -26,23 +26,23 @@ from torch import nn
 from core.config import ExperimentConfig
 from core.data import Dataset
 from core.errors import SddError
-from core.experiment import ROUNDS_DIR, round_file
+from core.paths import RunPaths
 from core.training import Control, Trainer, evaluate, lr_at, snapshot
 
 Progress = Callable[[str], None]
 
 
-def available_rounds(run_dir: Path) -> list[int]:
-    folder = Path(run_dir) / ROUNDS_DIR
+def available_rounds(paths: RunPaths) -> list[int]:
+    folder = paths.rounds_dir
     found = [p.stem.removeprefix("round-") for p in folder.glob("round-*.pt")] if folder.exists() else []
     return sorted(int(r) for r in found if r.isdigit())
 
 
-def load_round(run_dir: Path, round_index: int, device: torch.device) -> dict[str, Any]:
+def load_round(paths: RunPaths, round_index: int, device: torch.device) -> dict[str, Any]:
     """The stored weights, masks and result of one round, or SddError naming the rounds there are."""
-    path = round_file(run_dir, round_index)
+    path = paths.round_file(round_index)
     if not path.exists():
-        have = available_rounds(run_dir)
+        have = available_rounds(paths)
         listed = ", ".join(map(str, have)) if have else "none (the run predates per-round weights; run it again)"
         raise SddError(f"round {round_index} has no stored weights in {path.parent}; rounds stored: {listed}")
     return torch.load(path, map_location=device, weights_only=False)
@@ -189,8 +189,8 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
     target = resolve_device(device or config.runtime.device)
     if config.runtime.threads:
         torch.set_num_threads(config.runtime.threads)
-    run_dir = Path(home) / "runs" / record["id"]
-    stored = {r: load_round(run_dir, r, target) for r in rounds}  # fail before any training
+    paths = RunPaths(home, record["id"])
+    stored = {r: load_round(paths, r, target) for r in rounds}  # fail before any training
     data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(target)
     model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
     say = progress or (lambda text: None)

@@ -66,11 +66,3 @@ class Progress:
         round_part = (self.epoch - self.round_start_epoch) / max(self.round_epochs or self.epochs, 1)
         return min(1.0, (self.round + round_part) / total_rounds)
 
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -26,6 +26,7 @@ from tinydb.storages import Storage
 
 from core.errors import SddError
 from core.events import Event, RoundEnded, RunEnded, RunStarted
+from core.paths import RunPaths
 
 HOME_ENV = "SDD_TUI_HOME"
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
@@ -141,8 +142,11 @@ class Store:
         """The store's cross-process lock (re-entrant: store methods may be called while holding it)."""
         return self._lock
 
+    def paths(self, run_id: str) -> RunPaths:
+        return RunPaths(self.home, run_id)
+
     def run_dir(self, run_id: str) -> Path:
-        return self.home / "runs" / run_id
+        return self.paths(run_id).dir
 
     # -- records
 
@@ -207,7 +211,7 @@ class Store:
         return record["id"]
 
     def events_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "events.jsonl"
+        return self.paths(run_id).events
 
     # -- sweeps (a grid of settings x seeds; each member is an ordinary run with a "sweep" field)
 

@@ -67,9 +67,9 @@ def launch_member(store: Store, sweep_id: str, member: dict[str, Any], device: s
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
     env.setdefault("OMP_NUM_THREADS", str(threads))
-    run_dir = store.run_dir(member["run_id"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "output.log", "ab") as log:
+    log_path = store.paths(member["run_id"]).output_log
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
         return subprocess.Popen(member_command(store.home, sweep_id, member["run_id"], device), stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
 

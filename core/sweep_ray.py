@@ -142,7 +142,8 @@ def _with_faults(sink: RelaySink, control, faults: dict[str, int]) -> Callable[[
 def run_member(member: dict[str, Any], preset: str | None, worker_home: str, relay, has_gpu: bool,
                faults: dict[str, int] | None = None) -> dict[str, str]:
     """The Ray task: run (or resume, when a checkpoint exists) one member; returns its status and error."""
-    from core.experiment import Experiment, checkpoint_exists
+    from core.experiment import Experiment
+    from core.paths import checkpoint_exists
     from core.sweep import member_config
     from core.training import Control
 

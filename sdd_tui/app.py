@@ -17,7 +17,12 @@ from textual.worker import WorkerState
 from core.config import ExperimentConfig
 from core.store import Store, display_status
 from sdd_tui.live import (
-    DETACHED_LOG, EngineEvents, LiveRun, leave_a_core_for_the_ui, resume_command, spawn_detached, warm_up_engine,
+    EngineEvents,
+    LiveRun,
+    leave_a_core_for_the_ui,
+    resume_command,
+    spawn_detached,
+    warm_up_engine,
 )  # fmt: skip
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
@@ -129,7 +134,7 @@ class SddApp(App):
         home, run_id = self.store.home, live.run_id
         process = spawn_detached(home, run_id, self.resume_with(home, run_id))
         self.detached[run_id] = process
-        log = self.store.run_dir(run_id) / DETACHED_LOG
+        log = self.store.paths(run_id).detached_log
         self.notify(f"{run_id} goes on in process {process.pid} (log {log}); sdd-tui watch {run_id} reattaches",
                     timeout=10)
         if self.quit_after_detach:
@@ -146,7 +151,7 @@ class SddApp(App):
                 continue
             self.detach_ended.add(run_id)
             if code != 0:
-                log = self.store.run_dir(run_id) / DETACHED_LOG
+                log = self.store.paths(run_id).detached_log
                 lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
                 last = lines[-1] if lines else "no output"
                 self.notify(f"the background process of {run_id} exited with {code}: {last} (see {log})",

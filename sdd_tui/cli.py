@@ -17,6 +17,7 @@ from core.analysis import detect_phases, phases_lines
 from core.config import config_to_toml, load_preset, preset_names, resolve_config
 from core.errors import SddError
 from core.events import fanout
+from core.format import pct as _pct, result_text
 from core.results import branch_phases, csv_text, run_json, summary
 from core.store import Store, StoreRecorder, display_status
 
@@ -164,10 +165,6 @@ def presets_show(name: str) -> None:
 # ---------------------------------------------------------------------------- runs
 
 
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 @runs_app.callback(invoke_without_command=True)
 @user_errors
 def runs_list(
@@ -222,7 +219,7 @@ def runs_show(
     console = Console(highlight=False)
     console.print(f"{record['id']}  {record.get('name')}  {status}  on {record.get('device')}")
     console.print(f"{s['model']} on {s['dataset']}, noise {s['noise']}, {s['rounds_done']}/{s['rounds_total']} rounds; "
-                  f"dense {_pct(s['dense_acc'])}, best {_pct(s['best_acc'])} at sparsity {_pct(s['best_sparsity'])}")
+                  + result_text(s))
     if record.get("error"):
         console.print(f"error: {record['error']}")
     if record.get("rounds"):
@@ -272,13 +269,13 @@ def runs_delete(
 
 # Commands defined in other modules register themselves on `app` when imported (one line each).
 # (keep this block last)
-from sdd_tui import cli_analysis  # noqa: E402,F401
-from sdd_tui import cli_reliability  # noqa: E402,F401
-
-
-from sdd_tui import cli_sweep  # noqa: E402,F401
-from sdd_tui import cli_tui  # noqa: E402,F401
-from sdd_tui import cli_bench  # noqa: E402,F401
+from sdd_tui import (
+    cli_analysis,  # noqa: E402,F401
+    cli_bench,  # noqa: E402,F401
+    cli_reliability,  # noqa: E402,F401
+    cli_sweep,  # noqa: E402,F401
+    cli_tui,  # noqa: E402,F401
+)
 
 
 def main() -> None:

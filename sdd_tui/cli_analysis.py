@@ -10,6 +10,7 @@ import typer
 
 from core.analysis import detect_phases, phases_lines
 from core.errors import SddError
+from core.format import pct as _pct
 from sdd_tui.cli import HOME_HELP, app, open_store, user_errors
 
 
@@ -22,10 +23,6 @@ def parse_rounds(text: str) -> list[int]:
     if not rounds or any(r < 0 for r in rounds):
         raise SddError(f"--rounds {text!r}: give round numbers >= 0 separated by commas, e.g. --rounds 5,10,20")
     return list(dict.fromkeys(rounds))
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 @app.command("analyze")

@@ -8,15 +8,8 @@ from typing import Optional
 import typer
 
 from core.errors import SddError
+from core.format import duration
 from sdd_tui.cli import app, user_errors
-
-
-def _duration(seconds: float) -> str:
-    minutes = int(round(seconds / 60))
-    if minutes < 60:
-        return f"{max(seconds, 0):.0f} s" if seconds < 60 else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def _cpu(us: float | None) -> str:
@@ -38,8 +31,8 @@ def _report(result) -> str:
         f"DataLoader shuffle, 2 workers, eager fp32)",
         f"  ratio        : {result.ratio:>10.1f}x",
         f"full run ({preset}: {result.rounds + 1} rounds x {result.epochs} epochs x {result.train_samples:,} "
-        f"samples, evaluation not counted): project {_duration(result.project_full_run_s)}, "
-        f"reference {_duration(result.reference_full_run_s)}",
+        f"samples, evaluation not counted): project {duration(result.project_full_run_s)}, "
+        f"reference {duration(result.reference_full_run_s)}",
     ])
 
 

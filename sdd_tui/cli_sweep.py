@@ -17,13 +17,27 @@ from rich.table import Table
 
 from core.errors import SddError
 from core.events import Event, Message, RoundEnded, RunEnded, RunStarted
+from core.format import pct as _pct, result_text
 from core.results import summary
 from core.store import Store
 from core.sweep import (
-    ENGINES, MemberRecorder, display_sweep_status, expand_sweep, group_by_point, member_config, member_records, member_status,
-    new_sweep_record, parse_grid, parse_seeds, point_label, sweep_curves, sweep_status, unfinished_members,
+    ENGINES,
+    MemberRecorder,
+    display_sweep_status,
+    expand_sweep,
+    group_by_point,
+    member_config,
+    member_records,
+    member_status,
+    new_sweep_record,
+    parse_grid,
+    parse_seeds,
+    point_label,
+    sweep_curves,
+    sweep_status,
+    unfinished_members,
 )  # fmt: skip
-from sdd_tui.cli import HOME_HELP, _pct, app, open_store, user_errors
+from sdd_tui.cli import HOME_HELP, app, open_store, user_errors
 
 sweeps_app = typer.Typer(help="Sweeps: list them, show one with its mean +- std curve, plot it.",
                          rich_markup_mode=None)
@@ -153,7 +167,12 @@ def _sigterm_as_interrupt():
 
 def _run_local(store: Store, sweep: dict, members: list[dict], max_parallel: int | None):
     from core.sweep_local import (
-        launch_member, local_slots, run_local, settle_records, threads_per_member, visible_gpus,
+        launch_member,
+        local_slots,
+        run_local,
+        settle_records,
+        threads_per_member,
+        visible_gpus,
     )  # fmt: skip
 
     slots = local_slots(visible_gpus(), max_parallel)
@@ -179,7 +198,7 @@ def _run_local(store: Store, sweep: dict, members: list[dict], max_parallel: int
 
 def _last_line(store: Store, run_id: str) -> str:
     try:
-        lines = (store.run_dir(run_id) / "output.log").read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = store.paths(run_id).output_log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return "member process failed before writing output"
     return next((line for line in reversed(lines) if line.strip()), "member process failed without output")
@@ -189,7 +208,7 @@ def _result_text(record: dict | None) -> str:
     if not record or not record.get("rounds"):
         return ""
     s = summary(record)
-    return f": dense {_pct(s['dense_acc'])}, best {_pct(s['best_acc'])} at sparsity {_pct(s['best_sparsity'])}"
+    return f": {result_text(s)}"
 
 
 class RayReport:
@@ -223,7 +242,7 @@ def sweep_member(
     home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
 ) -> None:
     """Run one member of a sweep by its run id (the local engine starts one process per member)."""
-    from core.experiment import checkpoint_exists
+    from core.paths import checkpoint_exists
 
     store = open_store(ctx, home)
     sweep = store.get_sweep(sweep_id)

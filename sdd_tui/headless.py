@@ -15,12 +15,13 @@ from rich.table import Table
 
 from core.analysis import detect_phases, phases_lines
 from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
+from core.format import format_seconds, pct
 from core.progress import Progress as RunProgress
-from core.progress import format_seconds
 
 
 def _pct(value: float | None) -> str:
-    return "   -  " if value is None else f"{100 * value:5.1f}%"
+    """Fixed width, so that epoch lines line up in a log."""
+    return pct(value, missing="-").rjust(6)
 
 
 def round_line(result: dict, rounds: int) -> str:

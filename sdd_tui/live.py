@@ -23,10 +23,9 @@ from textual.worker import Worker, WorkerState
 
 from core.config import ExperimentConfig
 from core.events import EpochEnded, Event
+from core.paths import RunPaths
 from core.store import Store, StoreRecorder
 from sdd_tui.runview import RunView
-
-DETACHED_LOG = "detached.log"
 
 
 def warm_up_engine() -> None:
@@ -122,7 +121,7 @@ class LiveRun:
 
     def request_detach(self) -> bool:
         """Stop at the next batch once a checkpoint can be written; False until the first epoch ends."""
-        from core.experiment import checkpoint_exists
+        from core.paths import checkpoint_exists
 
         self.detach_requested = True
         self.control.paused.clear()
@@ -147,7 +146,7 @@ def resume_command(home: Path, run_id: str) -> list[str]:
 
 def spawn_detached(home: Path, run_id: str, command: list[str] | None = None) -> subprocess.Popen:
     """Start the headless resume in its own session (it survives the app and a dropped SSH link)."""
-    log_path = Path(home) / "runs" / run_id / DETACHED_LOG
+    log_path = RunPaths(home, run_id).detached_log
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     project_root = str(Path(__file__).resolve().parent.parent)  # so `-m sdd_tui` works from a checkout too

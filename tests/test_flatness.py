@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from core.config import resolve_config
 from core.errors import SddError
-from core.flatness import (analyze_run, filter_normalized_direction, last_sparse_lr, load_round, mix, redense)
+from core.flatness import analyze_run, filter_normalized_direction, last_sparse_lr, load_round, mix, redense
+from core.paths import RunPaths
 from core.store import Store
 from sdd_tui.cli import app
 from tests.conftest import run_experiment
@@ -54,7 +55,7 @@ def test_redense_trains_the_pruned_weights_from_zero(stored_run):
     from core.models import build_model
 
     home, record, config = stored_run
-    stored = load_round(home / "runs" / record["id"], 2, torch.device("cpu"))
+    stored = load_round(RunPaths(home, record["id"]), 2, torch.device("cpu"))
     data = load_dataset(config.data, config.noise, home, config.runtime.seed)
     model = build_model(config.model, data.input_shape, data.num_classes, 0)
     model.load_state_dict(stored["model"])

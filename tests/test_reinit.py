@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from core.config import resolve_config
-from core.experiment import learning_distance, round_file
+from core.experiment import learning_distance
 from core.models import build_model
+from core.paths import RunPaths
 from core.store import Store
 from tests.conftest import run_experiment
 
@@ -28,7 +29,7 @@ def compare_run(tmp_path_factory):
 
 
 def load(home, run_id, round_index):
-    return torch.load(round_file(home / "runs" / run_id, round_index), weights_only=False)
+    return torch.load(RunPaths(home, run_id).round_file(round_index), weights_only=False)
 
 
 def test_every_round_keeps_its_weights_masks_and_result(compare_run):

@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from core.events import RunStarted
-from core.experiment import CHECKPOINT
+from core.paths import CHECKPOINT
 from core.store import Store
 from core.training import Trainer
 from sdd_tui.cli import app

@@ -12,13 +12,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.conftest import run_experiment
 from core.config import resolve_config
 from core.events import EpochEnded, Message, fanout
-from core.experiment import CHECKPOINT, Experiment
+from core.experiment import Experiment
+from core.paths import CHECKPOINT
 from core.store import Store, StoreRecorder, display_status
 from core.training import Control
 from sdd_tui.cli import app
+from tests.conftest import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 # ~0.1 s an epoch on one thread: long enough to kill mid-round, short enough for a test

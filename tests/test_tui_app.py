@@ -89,6 +89,7 @@ async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_conf
         assert any("paused (between batches)" in line for line in log_lines)  # drawn at once, not at the next tick
         assert dashboard.check_action("resume", ()) and not dashboard.check_action("pause", ())
         await pilot.pause(0.3)  # an epoch that ended just before the pause may still be in the queue
+        live.drain()  # fold it in now rather than at the next 2 Hz tick
         position = (live.view.progress.round, live.view.progress.epoch)
         await pilot.pause(0.6)
         assert (live.view.progress.round, live.view.progress.epoch) == position

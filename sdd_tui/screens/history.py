@@ -12,18 +12,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import SddError
+from core.format import pct as _pct
 from core.results import summary
 from core.store import display_status
-from sdd_tui.widgets.tables import OpenTable
 from sdd_tui.screens.dialogs import ConfirmScreen
+from sdd_tui.widgets.tables import OpenTable
 
 # (column title, sort key of a row dict)
 COLUMNS = ("", "name", "status", "dataset", "model", "noise", "dense", "best", "at sparsity", "date", "id")
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "dataset", "model", "noise")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def history_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config import load_preset, preset_names
+from core.format import pct as _pct
 from core.results import summary
 from core.store import display_status
 from sdd_tui.widgets.tables import OpenTable
@@ -27,10 +28,6 @@ def preset_rows() -> list[tuple[str, ...]]:
         rows.append((name, config.data.name, config.model.name,
                      f"{config.prune.rounds + 1} x {config.train.epochs}", config.description))
     return rows
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def run_row(record: dict[str, Any]) -> tuple[str, ...]:

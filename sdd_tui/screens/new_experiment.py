@@ -14,7 +14,14 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from core.config import (
-    DataName, ExperimentConfig, ModelName, NoiseKind, PruneMethod, PruneScope, RetrainMode, apply_overrides,
+    DataName,
+    ExperimentConfig,
+    ModelName,
+    NoiseKind,
+    PruneMethod,
+    PruneScope,
+    RetrainMode,
+    apply_overrides,
     preset_raw,
 )  # fmt: skip
 from core.errors import SddError

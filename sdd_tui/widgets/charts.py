@@ -14,7 +14,14 @@ from textual_plotext import PlotextPlot
 from sdd_tui.runview import EpochPoint
 from sdd_tui.widgets.phases import phases_for_chart
 from sdd_tui.widgets.series import (
-    RunGroup, Series, accuracy_series, dense_accuracy, downsample, mean_curve, round_series, sparsity_ticks,
+    RunGroup,
+    Series,
+    accuracy_series,
+    dense_accuracy,
+    downsample,
+    mean_curve,
+    round_series,
+    sparsity_ticks,
     sparsity_x,
 )  # fmt: skip
 

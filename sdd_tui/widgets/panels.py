@@ -5,17 +5,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from core.progress import format_seconds
+from core.format import format_seconds, pct as _pct
 from sdd_tui.runview import RunView
 
 STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan", "stopped": "bold yellow",
                  "failed": "bold red", "interrupted": "bold red", "starting": "bold",
                  "handing over": "bold yellow"}
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
-
-
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
 
 
 def progress_text(view: RunView, status: str, source: str) -> Text:

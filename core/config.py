@@ -7,13 +7,13 @@ Every field has a description, a default and bounds, so a bad value becomes a on
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import SddError
+from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
 
 DataName = Literal["mnist", "cifar10", "cifar100", "digits", "synthetic"]
 NoiseKind = Literal["none", "symmetric", "asymmetric", "pairflip"]
@@ -203,26 +203,6 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentCo
 # ---------------------------------------------------------------------------- presets
 
 
-def preset_names() -> list[str]:
-    files = resources.files("presets")
-    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
-
-
-def _read_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SddError(f"{source}: malformed TOML ({error}); fix the file and try again") from None
-
-
-def preset_raw(name: str) -> dict[str, Any]:
-    """The raw TOML of a bundled preset, or SddError listing the presets."""
-    if name not in preset_names():
-        raise SddError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
-    text = resources.files("presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
-    return _read_toml(text, f"preset {name}")
-
-
 def config_file_raw(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -230,7 +210,7 @@ def config_file_raw(path: Path) -> dict[str, Any]:
         raise SddError(f"config file {path} not found; check the path given to --config") from None
     except OSError as error:
         raise SddError(f"cannot read config file {path}: {error.strerror}") from None
-    return _read_toml(text, str(path))
+    return read_toml(text, str(path))
 
 
 def load_preset(name: str) -> ExperimentConfig:

@@ -1,22 +1,28 @@
 """The headless face: a line per epoch and per round, a summary table at the end.
 
 Plain lines when stdout is not a terminal (nohup, log files); a rich progress bar above the
-round lines when it is.
+round lines when it is. `run_headless` runs an experiment in the foreground with this reporter,
+turning SIGINT, SIGTERM and SIGHUP into a clean stop.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from core.analysis import detect_phases, phases_lines
-from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
+from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink, fanout
 from core.format import format_seconds, pct
 from core.progress import Progress as RunProgress
+
+if TYPE_CHECKING:
+    from core.config import ExperimentConfig
+    from core.store import Store, StoreRecorder
 
 
 def _pct(value: float | None) -> str:
@@ -114,3 +120,59 @@ class HeadlessReporter:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def hangup_safe(sink: Sink) -> Sink:
+    """A sink that falls silent once its stream fails (the terminal went with SIGHUP, a closed pipe)."""
+    broken = False
+
+    def safe(event: Event) -> None:
+        nonlocal broken
+        if broken:
+            return
+        try:
+            sink(event)
+        except OSError:
+            broken = True
+
+    return safe
+
+
+def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run_id: str | None = None,
+                 resume: bool = False, recorder: StoreRecorder | None = None) -> str:
+    """Run in the foreground; SIGINT/SIGTERM/SIGHUP stop at the next batch and keep finished rounds.
+
+    `recorder` replaces the plain StoreRecorder (sweep members record their sweep too).
+    """
+    from core.experiment import Experiment
+    from core.store import StoreRecorder
+    from core.training import Control
+
+    control = Control()
+    recorder = recorder or StoreRecorder(store)
+    experiment = Experiment(config, fanout(recorder, hangup_safe(HeadlessReporter())), store.home, preset=preset,
+                            run_id=run_id, control=control, resume=resume)
+    previous = {}
+
+    def stop(signum, _frame):
+        if control.stop.is_set() and signum == signal.SIGINT:  # a second Ctrl-C: give up waiting for the batch
+            signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        if control.stop.is_set():  # SIGHUP then SIGTERM when a session closes: one stop is enough
+            return
+        control.stop.set()
+        try:  # after SIGHUP the terminal may be gone
+            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
+            print(f"\nstopping after this batch ({signal.Signals(signum).name}){again}", file=sys.stderr)
+        except OSError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup ignores SIGHUP: keep it so
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        return experiment.run()
+    finally:
+        recorder.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

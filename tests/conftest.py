@@ -27,8 +27,16 @@ def smoke_config():
     return make
 
 
-def run_experiment(config, home: Path, **kwargs):
-    """Run an experiment into a store at `home`; returns (run_id, status, events)."""
+@pytest.fixture(scope="session")
+def run_experiment():
+    """A function that runs an experiment into a store at `home`; it returns (run_id, status, events).
+
+    A fixture rather than an import: the tests import the installed package, and never this folder.
+    """
+    return _run_experiment
+
+
+def _run_experiment(config, home: Path, **kwargs):
     from core.events import fanout
     from core.experiment import Experiment
     from core.store import Store, StoreRecorder

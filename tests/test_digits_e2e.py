@@ -1,11 +1,10 @@
 """The CPU demo must show sparse double descent: a dip below dense, then a peak well above it."""
 
 from core.config import load_preset
-from tests.conftest import run_experiment
 from core.events import RoundEnded
 
 
-def test_digits_noise40_shows_the_dip_and_the_peak(home):
+def test_digits_noise40_shows_the_dip_and_the_peak(run_experiment, home):
     run_id, status, events = run_experiment(load_preset("digits-noise40"), home, preset="digits-noise40")
     assert status == "finished"
     rounds = [e.result for e in events if isinstance(e, RoundEnded)]

@@ -4,20 +4,18 @@ import pytest
 import torch
 
 from core import pruning
-from core.config import resolve_config
 from core.data import load_dataset
 from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
 from core.experiment import Experiment
 from core.models import build_model
 from core.training import Control, Trainer
-from tests.conftest import run_experiment
 
 
 def rounds_of(events):
     return [e.result for e in events if isinstance(e, RoundEnded)]
 
 
-def test_smoke_run_emits_events_and_follows_the_schedule(home, smoke_config):
+def test_smoke_run_emits_events_and_follows_the_schedule(run_experiment, home, smoke_config):
     run_id, status, events = run_experiment(smoke_config("prune.rounds=4"), home)
     assert status == "finished"
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunEnded)
@@ -35,7 +33,7 @@ def test_smoke_run_emits_events_and_follows_the_schedule(home, smoke_config):
     assert all(e.run_id == run_id for e in events)
 
 
-def test_same_seed_same_curve_other_seed_other_curve(home, smoke_config):
+def test_same_seed_same_curve_other_seed_other_curve(run_experiment, home, smoke_config):
     _, _, first = run_experiment(smoke_config(), home)
     _, _, second = run_experiment(smoke_config(), home)
     _, _, third = run_experiment(smoke_config("runtime.seed=5"), home)
@@ -44,7 +42,7 @@ def test_same_seed_same_curve_other_seed_other_curve(home, smoke_config):
     assert strip(rounds_of(first)) != strip(rounds_of(third))
 
 
-def test_rewind_restores_surviving_weights_to_iteration_t(home, smoke_config, monkeypatch):
+def test_rewind_restores_surviving_weights_to_iteration_t(run_experiment, home, smoke_config, monkeypatch):
     # smoke: 256 samples / batch 64 = 4 iterations per epoch; rewind to the end of epoch 1
     config = smoke_config("retrain.rewind_iteration=4", "prune.rounds=1", "train.epochs=3")
     starts = []
@@ -73,7 +71,7 @@ def test_rewind_restores_surviving_weights_to_iteration_t(home, smoke_config, mo
         assert not mask.all()
 
 
-def test_reinit_keeps_the_mask_but_not_the_weights(home, smoke_config, monkeypatch):
+def test_reinit_keeps_the_mask_but_not_the_weights(run_experiment, home, smoke_config, monkeypatch):
     config = smoke_config("retrain.mode=reinit", "prune.rounds=2")
     seen = []
     original = Trainer.train
@@ -99,7 +97,7 @@ def test_reinit_keeps_the_mask_but_not_the_weights(home, smoke_config, monkeypat
 
 
 @pytest.mark.parametrize("mode", ["finetune", "lr_rewind", "scratch"])
-def test_other_retrain_modes_run(home, smoke_config, mode):
+def test_other_retrain_modes_run(run_experiment, home, smoke_config, mode):
     _, status, events = run_experiment(smoke_config(f"retrain.mode={mode}", "retrain.rewind_iteration=2"), home)
     assert status == "finished"
     assert len(rounds_of(events)) == 4

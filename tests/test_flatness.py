@@ -12,11 +12,10 @@ from core.flatness import analyze_run, filter_normalized_direction, last_sparse_
 from core.paths import RunPaths
 from core.store import Store
 from sdd_tui.cli import app
-from tests.conftest import run_experiment
 
 
 @pytest.fixture(scope="module")
-def stored_run(tmp_path_factory):
+def stored_run(run_experiment, tmp_path_factory):
     home = tmp_path_factory.mktemp("flat")
     config = resolve_config("smoke", overrides=["prune.rounds=2", "train.epochs=2", "retrain.compare_reinit=true"])
     run_id, status, _ = run_experiment(config, home)

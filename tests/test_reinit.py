@@ -10,7 +10,6 @@ from core.experiment import learning_distance
 from core.models import build_model
 from core.paths import RunPaths
 from core.store import Store
-from tests.conftest import run_experiment
 
 SMALL = ("prune.rounds=2", "train.epochs=2", "model.hidden=[24, 12]")
 
@@ -20,7 +19,7 @@ def tiny(*overrides: str):
 
 
 @pytest.fixture(scope="module")
-def compare_run(tmp_path_factory):
+def compare_run(run_experiment, tmp_path_factory):
     home = tmp_path_factory.mktemp("compare")
     config = tiny("retrain.compare_reinit=true")
     run_id, status, _ = run_experiment(config, home)
@@ -80,7 +79,7 @@ def distance_of(config, stored, weights_key, init_seed):
 
 
 @pytest.mark.parametrize("mode", ["rewind", "finetune", "lr_rewind", "scratch", "reinit"])
-def test_learning_distance_is_measured_from_the_init_the_round_started_from(tmp_path, mode):
+def test_learning_distance_is_measured_from_the_init_the_round_started_from(run_experiment, tmp_path, mode):
     config = tiny(f"retrain.mode={mode}", "prune.rounds=1")
     run_id, status, _ = run_experiment(config, tmp_path)
     assert status == "finished"

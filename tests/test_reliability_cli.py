@@ -20,9 +20,8 @@ from core.paths import CHECKPOINT
 from core.store import Store
 from core.training import Trainer
 from sdd_tui.cli import app
-from sdd_tui.cli_reliability import hangup_safe
+from sdd_tui.headless import hangup_safe
 
-REPO = Path(__file__).resolve().parents[1]
 QUICK = ["train.epochs=1", "prune.rounds=2", "runtime.checkpoint_every=0", "runtime.checkpoint_minutes=0"]
 
 
@@ -285,8 +284,7 @@ WRITER = textwrap.dedent("""
 
 
 def test_two_processes_writing_200_records_each_lose_none(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), tag], env=env, cwd=REPO,
+    writers = [subprocess.Popen([sys.executable, "-P", "-c", WRITER, str(tmp_path), tag], cwd=tmp_path,
                                 stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()

@@ -19,9 +19,7 @@ from core.paths import CHECKPOINT
 from core.store import Store, StoreRecorder, display_status
 from core.training import Control
 from sdd_tui.cli import app
-from tests.conftest import run_experiment
 
-REPO = Path(__file__).resolve().parents[1]
 # ~0.1 s an epoch on one thread: long enough to kill mid-round, short enough for a test
 LONG = ["train.epochs=4", "prune.rounds=3", "data.synthetic_train=16384", "runtime.threads=1"]  # epochs long enough to signal mid-round
 
@@ -45,7 +43,7 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def long_baseline(tmp_path_factory) -> list[dict]:
+def long_baseline(run_experiment, tmp_path_factory) -> list[dict]:
     """The LONG run, uninterrupted (checkpoint settings do not change results)."""
     threads = torch.get_num_threads()
     home = tmp_path_factory.mktemp("baseline")
@@ -58,8 +56,8 @@ def long_baseline(tmp_path_factory) -> list[dict]:
 
 
 def cli(*args: str, **popen) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "sdd_tui", *args], cwd=REPO, env=env, text=True,
+    # -P: the installed package, never a `core/` or `sdd_tui/` folder in the current directory
+    return subprocess.Popen([sys.executable, "-P", "-m", "sdd_tui", *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
 
 
@@ -221,7 +219,7 @@ def test_stop_anywhere_then_resume_matches_uninterrupted(tmp_path, overrides, st
     assert comparable(only_run(tmp_path / "b")["rounds"]) == baseline
 
 
-def test_resume_without_a_checkpoint_starts_over(tmp_path, smoke_config):
+def test_resume_without_a_checkpoint_starts_over(run_experiment, tmp_path, smoke_config):
     config = smoke_config("prune.rounds=1")
     run_id, status, events = run_experiment(config, tmp_path, run_id="never-checkpointed", resume=True)
     assert status == "finished"
@@ -229,7 +227,7 @@ def test_resume_without_a_checkpoint_starts_over(tmp_path, smoke_config):
     assert [r["round"] for r in Store(tmp_path).get_run(run_id)["rounds"]] == [0, 1]
 
 
-def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(tmp_path, smoke_config):
+def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(run_experiment, tmp_path, smoke_config):
     from core.events import event_from_json
 
     config = smoke_config("prune.rounds=1", "train.epochs=1")

@@ -8,7 +8,6 @@ from core import pruning
 from core.config import TrainConfig
 from core.data import Dataset, augment_batch, iterate_batches, shift_and_flip
 from core.training import Control, Trainer
-from tests.conftest import run_experiment
 
 
 def naive_shift_and_flip(images, dy, dx, flip, pad=4):
@@ -102,7 +101,7 @@ def test_batch_loop_never_reads_tensors_back_to_the_host(monkeypatch):
     assert many_batches == few_batches  # 2 vs 20 batches per epoch: reads happen per epoch only
 
 
-def test_fast_path_keeps_pruned_weights_at_exactly_zero(home, smoke_config):
+def test_fast_path_keeps_pruned_weights_at_exactly_zero(run_experiment, home, smoke_config):
     config = smoke_config("train.augment=true", "data.shape=[1, 6, 6]", "train.weight_decay=0.01")
     run_id, status, _ = run_experiment(config, home)
     assert status == "finished"

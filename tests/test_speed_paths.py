@@ -12,7 +12,6 @@ from core.bench import omp_env
 from core.config import resolve_config
 from core.events import Message, RoundEnded
 from sdd_tui.cli import app
-from tests.conftest import run_experiment
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _curve(home, fast: bool) -> list[dict]:
+def _curve(run_experiment, home, fast: bool) -> list[dict]:
     config = resolve_config("digits-noise40", overrides=[
         "prune.rounds=6", "train.epochs=20", f"runtime.fast={str(fast).lower()}", "runtime.device='cpu'",
         "runtime.threads=1"])
@@ -32,13 +31,13 @@ def _curve(home, fast: bool) -> list[dict]:
     return [e.result for e in events if isinstance(e, RoundEnded)]
 
 
-def test_fast_and_slow_paths_draw_the_same_curve(home, one_thread, monkeypatch):
+def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, one_thread, monkeypatch):
     import core.reference
 
     loaded = []
     original = core.reference.loader_batches
     monkeypatch.setattr(core.reference, "loader_batches", lambda *a, **k: loaded.append(1) or original(*a, **k))
-    fast, slow = _curve(home, fast=True), _curve(home, fast=False)
+    fast, slow = _curve(run_experiment, home, fast=True), _curve(run_experiment, home, fast=False)
     assert len(loaded) == 7 * 20  # the slow path took every epoch from the DataLoader, the fast path none
     differences = [abs(f["test_acc"] - s["test_acc"]) for f, s in zip(fast, slow)]
     assert max(differences) < 0.08 and sum(differences) / len(differences) < 0.04, differences
@@ -47,7 +46,7 @@ def test_fast_and_slow_paths_draw_the_same_curve(home, one_thread, monkeypatch):
         assert f["sparsity"] == s["sparsity"]
 
 
-def test_compiled_run_compiles_once_and_keeps_masks_exact(home, smoke_config, monkeypatch):
+def test_compiled_run_compiles_once_and_keeps_masks_exact(run_experiment, home, smoke_config, monkeypatch):
     compiled = []
     original = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model, *a, **k: compiled.append(model) or original(model, *a, **k))
@@ -65,7 +64,7 @@ def test_compiled_run_compiles_once_and_keeps_masks_exact(home, smoke_config, mo
     assert max(abs(a - b) for a, b in zip(curve, eager)) < 0.05, (curve, eager)
 
 
-def test_compile_failure_falls_back_to_eager_with_a_warning(home, smoke_config, monkeypatch):
+def test_compile_failure_falls_back_to_eager_with_a_warning(run_experiment, home, smoke_config, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
 
@@ -115,7 +114,7 @@ def test_openmp_wait_settings_are_set_before_torch_loads_unless_the_user_chose(g
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | given
-    shown = subprocess.run([sys.executable, "-c", "import core.bench; print(core.bench.omp_env())"],
+    shown = subprocess.run([sys.executable, "-P", "-c", "import core.bench; print(core.bench.omp_env())"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert shown == expected
 

@@ -4,7 +4,6 @@ import pytest
 
 from core.errors import SddError
 from core.store import Store
-from tests.conftest import run_experiment
 
 
 def record(run_id, started=0.0, **extra):
@@ -43,7 +42,7 @@ def test_delete_removes_record_and_folder(home):
     assert store.list_runs() == [] and not store.run_dir("20260101-000000-aaaa").exists()
 
 
-def test_a_run_is_recorded_with_its_events_and_checkpoint(home, smoke_config):
+def test_a_run_is_recorded_with_its_events_and_checkpoint(run_experiment, home, smoke_config):
     run_id, _, events = run_experiment(smoke_config(), home)
     stored = Store(home).get_run(run_id)
     assert stored["status"] == "finished" and stored["ended"] >= stored["started"]

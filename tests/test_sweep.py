@@ -13,8 +13,16 @@ from typer.testing import CliRunner
 from core.errors import SddError
 from core.store import Store
 from core.sweep import (
-    aggregate_rounds, expand_sweep, mean_std, new_sweep_record, parse_grid, parse_seeds, split_values,
-    sweep_curves, sweep_status, unfinished_members,
+    aggregate_rounds,
+    expand_sweep,
+    mean_std,
+    new_sweep_record,
+    parse_grid,
+    parse_seeds,
+    split_values,
+    sweep_curves,
+    sweep_status,
+    unfinished_members,
 )  # fmt: skip
 from core.sweep_local import local_slots, member_device, run_local, threads_per_member
 from sdd_tui.cli import app

@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import threading
 import time
 
-from conftest import run_experiment
 from rich.console import Console
 from textual.widgets import DataTable, Input, Static
 from typer.testing import CliRunner
@@ -19,7 +17,7 @@ from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStart
 from core.store import Store, StoreRecorder
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
-from sdd_tui.cli_tui import run_to_watch
+from sdd_tui.cli.watch import run_to_watch
 from sdd_tui.screens.compare import CompareScreen, group_table
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
@@ -104,7 +102,7 @@ async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_conf
     assert len(record["rounds"]) == len(live.view.results)
 
 
-async def test_compare_two_runs_overlays_their_curves(home, smoke_config):
+async def test_compare_two_runs_overlays_their_curves(run_experiment, home, smoke_config):
     for rate in ("0.2", "0.4"):
         run_experiment(smoke_config(f"noise.rate={rate}", "prune.rounds=2"), home)
     app = make_app(home)

@@ -14,7 +14,13 @@ from sdd_tui.screens.new_experiment import EXTRA, GENERAL, build_config
 from sdd_tui.widgets.panels import progress_text
 from sdd_tui.widgets.phases import phases_for_chart
 from sdd_tui.widgets.series import (
-    accuracy_series, dense_accuracy, downsample, group_by_setting, mean_curve, sparsity_ticks, sparsity_x,
+    accuracy_series,
+    dense_accuracy,
+    downsample,
+    group_by_setting,
+    mean_curve,
+    sparsity_ticks,
+    sparsity_x,
 )  # fmt: skip
 
 

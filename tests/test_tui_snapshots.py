@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 
-from conftest import run_experiment
+from textual.widgets import Footer
 
 from core.store import Store
 from sdd_tui.app import SddApp
@@ -28,6 +28,10 @@ async def screenshots(home, run_id: str, size: tuple[int, int], folder) -> tuple
     app = SddApp(store=Store(home), blink=False)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
+        for _ in range(100):  # the footer composes its keys a few frames later on a busy machine
+            if app.screen.query_one(Footer).children:
+                break
+            await pilot.pause(0.05)
         home_svg = app.save_screenshot(f"home-{size[0]}x{size[1]}.svg", str(folder))
         app.open_run(run_id)
         await pilot.pause()
@@ -43,7 +47,7 @@ async def screenshots(home, run_id: str, size: tuple[int, int], folder) -> tuple
         return svg_text(a.read()), svg_text(b.read())
 
 
-async def test_home_and_finished_dashboard_at_80x24_and_120x40(home, smoke_config, tmp_path):
+async def test_home_and_finished_dashboard_at_80x24_and_120x40(run_experiment, home, smoke_config, tmp_path):
     run_id, status, _ = run_experiment(smoke_config(), home)
     assert status == "finished"
     for size in SIZES:

@@ -9,7 +9,7 @@ import typer
 
 from core.errors import SddError
 from core.format import duration
-from sdd_tui.cli import app, user_errors
+from sdd_tui.cli.options import user_errors
 
 
 def _cpu(us: float | None) -> str:
@@ -36,7 +36,6 @@ def _report(result) -> str:
     ])
 
 
-@app.command("bench")
 @user_errors
 def bench(
     model: str = typer.Option("lenet300_100", "--model", "-m", help="lenet300_100 | mlp | resnet18 | vgg16"),

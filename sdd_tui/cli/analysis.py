@@ -11,7 +11,7 @@ import typer
 from core.analysis import detect_phases, phases_lines
 from core.errors import SddError
 from core.format import pct as _pct
-from sdd_tui.cli import HOME_HELP, app, open_store, user_errors
+from sdd_tui.cli.options import HOME, open_store, user_errors
 
 
 def parse_rounds(text: str) -> list[int]:
@@ -25,7 +25,6 @@ def parse_rounds(text: str) -> list[int]:
     return list(dict.fromkeys(rounds))
 
 
-@app.command("analyze")
 @user_errors
 def analyze(
     ctx: typer.Context,
@@ -39,7 +38,7 @@ def analyze(
     filter_points: int = typer.Option(41, "--filter-points", help="Points of each filter-normalised plot"),
     branch: str = typer.Option("main", "--branch", help="main | reinit (runs with compare_reinit or mode reinit)"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: run's)"),
-    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    home: Optional[Path] = HOME,
 ) -> None:
     """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
     store = open_store(ctx, home)
@@ -74,7 +73,6 @@ def _redense_line(result: dict) -> str:
             f"{worst['train_loss']:.3f} at a={worst['alpha']:.2f}")
 
 
-@app.command("plot")
 @user_errors
 def plot(
     ctx: typer.Context,
@@ -85,7 +83,7 @@ def plot(
     interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Draw this run's re-dense analysis"),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Draw every member of this sweep (seeds: mean +- std)"),
     branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit"),
-    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    home: Optional[Path] = HOME,
 ) -> None:
     """Write the paper's figures with matplotlib."""
     from core.figures import figure_one, interpolation_figure, save_figure

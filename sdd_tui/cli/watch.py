@@ -8,12 +8,13 @@ from typing import Optional
 import typer
 
 from core.errors import SddError
-from core.store import Store, display_status
-from sdd_tui.cli import HOME_HELP, app, open_store, user_errors
+from sdd_tui.cli.options import HOME, open_store, user_errors
 
 
-def run_to_watch(store: Store, run_id: str | None) -> str:
+def run_to_watch(store, run_id: str | None) -> str:
     """The run `run_id` (or a unique prefix), or the latest running run."""
+    from core.store import display_status
+
     if run_id:
         return store.get_run(run_id)["id"]
     running = [r for r in store.list_runs() if display_status(r) == "running"]
@@ -23,18 +24,14 @@ def run_to_watch(store: Store, run_id: str | None) -> str:
     return running[0]["id"]
 
 
-@app.command("watch")
 @user_errors
 def watch(
     ctx: typer.Context,
     run_id: Optional[str] = typer.Argument(None, help="Run id or unique prefix (default: the latest running run)"),
-    home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
+    home: Optional[Path] = HOME,
 ) -> None:
     """Follow a run live in the dashboard (closing the viewer never stops the run)."""
+    from sdd_tui.app import SddApp
+
     store = open_store(ctx, home)
-    target = run_to_watch(store, run_id)
-    try:
-        from sdd_tui.app import SddApp
-    except ImportError:
-        raise SddError("the interactive app is not available in this build; use `sdd-tui runs show ID`") from None
-    SddApp(store=store, watch=target).run()
+    SddApp(store=store, watch=run_to_watch(store, run_id)).run()

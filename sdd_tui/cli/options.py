@@ -1,0 +1,50 @@
+"""What every command shares: the --home option, the home it resolves to, and one-line user errors.
+
+Imports stay light (typer and the project's error type): `sdd-tui --help` must start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from core.errors import SddError
+
+if TYPE_CHECKING:
+    from core.store import Store
+
+HOME_HELP = "Where runs are stored (default: $SDD_TUI_HOME or the user data dir)"
+
+
+HOME: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP)  # the default of every command's `home`
+
+
+def user_errors(command):
+    """Print a user error as one `error: ...` line on stderr and exit 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SddError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def resolve_home(ctx: typer.Context, home: Path | None) -> Path | None:
+    """A command's own --home, else the one given before the command (`sdd-tui --home DIR runs`)."""
+    if home is not None:
+        return home
+    root = ctx.find_root()
+    return (root.obj or {}).get("home") if root else None
+
+
+def open_store(ctx: typer.Context, home: Path | None) -> Store:
+    from core.store import Store
+
+    return Store(resolve_home(ctx, home))

@@ -1,0 +1,103 @@
+"""Starting and continuing runs: `sdd-tui --preset NAME` (headless), `sdd-tui` (the app), `sdd-tui resume ID`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.errors import SddError
+from sdd_tui.cli.options import HOME, open_store, user_errors
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from sdd_tui import __version__
+
+        typer.echo(f"sdd-tui {__version__}")
+        raise typer.Exit()
+
+
+@user_errors
+def root(
+    ctx: typer.Context,
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Run this bundled preset headless"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run the experiment in this TOML file"),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="Override a field: section.field=value"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N"),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the run (default: the preset's)"),
+    home: Optional[Path] = HOME,
+    tui: bool = typer.Option(False, "--tui", help="Start the run straight into its dashboard"),
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Print the version and exit"),
+) -> None:
+    """Run a sparse double descent experiment headless, or open the app with no arguments."""
+    ctx.obj = {"home": home}
+    if ctx.invoked_subcommand:
+        return
+    if not (preset or config):
+        open_app(home)
+        return
+    from core.config import resolve_config
+    from core.store import Store
+    from sdd_tui.headless import run_headless
+
+    extra = list(overrides)
+    if device:
+        extra.append(f"runtime.device={json.dumps(device)}")
+    if name:
+        extra.append(f"name={json.dumps(name)}")
+    experiment_config = resolve_config(preset, config, extra)
+    if tui:
+        open_app(home, start=(experiment_config, preset))
+        return
+    status = run_headless(experiment_config, Store(home), preset)
+    if status != "finished":
+        raise typer.Exit(130 if status == "stopped" else 1)
+
+
+def open_app(home: Path | None, start=None, watch: str | None = None) -> None:
+    from core.store import Store
+    from sdd_tui.app import SddApp
+
+    SddApp(store=Store(home), start=start, watch=watch).run()
+
+
+@user_errors
+def resume(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Continue a stopped, failed or interrupted run from its last checkpoint, with its stored settings."""
+    from core.config import validate_config
+    from core.store import display_status
+    from sdd_tui.headless import run_headless
+
+    store = open_store(ctx, home)
+    record = store.get_run(run_id)
+    run_id = record["id"]
+    if display_status(record) == "finished":
+        raise SddError(f"run {run_id} is finished; nothing to resume (`sdd-tui runs show {run_id}` shows it)")
+    config = validate_config(record.get("config") or {}, f"run {run_id}'s stored config")
+    before = store.claim_run(run_id)
+    try:
+        status = run_headless(config, store, record.get("preset"), run_id=run_id, resume=True)
+    except BaseException:
+        _release(store, run_id, before)
+        raise
+    if status != "finished":
+        raise typer.Exit(130 if status == "stopped" else 1)
+
+
+def _release(store, run_id: str, before: dict) -> None:
+    """A resume that failed before the run started leaves the record as it found it."""
+    try:
+        record = store.get_run(run_id)
+    except SddError:
+        return
+    if record.get("status") == "running" and record.get("pid") == os.getpid():
+        store.update_run(run_id, status=before.get("status"), pid=before.get("pid"), host=before.get("host"))

@@ -1,0 +1,189 @@
+"""`sdd-tui sweep` (run a grid of settings x seeds), `sdd-tui sweeps` (list, show, plot)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.errors import SddError
+from sdd_tui.cli.options import HOME, open_store, user_errors
+
+sweeps_app = typer.Typer(help="Sweeps: list them, show one with its mean +- std curve, plot it.",
+                         rich_markup_mode=None)
+
+
+# ---------------------------------------------------------------------------- sweep
+
+
+@user_errors
+def sweep_command(
+    ctx: typer.Context,
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="The bundled preset every member starts from"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Or a TOML config file"),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="Override a field for every member: section.field=value"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds of every grid point: 0,1,2 or 0-4 (default: the config's)"),
+    grid: list[str] = typer.Option([], "--grid", "-g", help="A swept field and its values: section.field=v1,v2 (repeatable)"),
+    engine: Optional[str] = typer.Option(None, "--engine", "-e", help="local (default: one member per GPU) | ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto | ray://HOST:PORT (default: a local instance)"),
+    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Local engine: members at once (default: one per GPU, or 1)"),
+    cpus_per_member: Optional[float] = typer.Option(None, "--cpus-per-member", min=0.01, help="Ray: CPUs each member reserves (default 1)"),
+    retries: int = typer.Option(3, "--retries", min=0, help="Ray: times a member whose worker or node dies is retried"),
+    worker_home: Optional[Path] = typer.Option(None, "--worker-home", help="Ray: where workers keep checkpoints and data (default: --home; share it between nodes)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish the unfinished members of this sweep id"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the members and exit; store nothing"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
+    from core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
+    from core.sweep_runner import EXIT_CODES, engine_options, engine_session, run_sweep
+
+    store = open_store(ctx, home)
+    if resume:
+        if preset or config or overrides or seeds or grid or dry_run:
+            raise SddError("--resume takes the sweep id only (plus --engine/--address/--max-parallel/--home)")
+        sweep = store.get_sweep(resume)
+        members = unfinished_members(store, sweep)
+        if not members:
+            typer.echo(f"sweep {sweep['id']}: every member is finished; nothing to resume")
+            return
+    else:
+        seed_list, grid_values = parse_seeds(seeds) if seeds else None, parse_grid(grid)
+        members = expand_sweep(preset, config, overrides, seed_list, grid_values)
+        if dry_run:
+            for member in members:
+                typer.echo(f"{member['run_id']}  {member['name']}")
+            return
+        sweep = None
+    options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store)
+    with engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
+        create = sweep is None
+        if create:
+            seed_list = seed_list or sorted({m["seed"] for m in members})
+            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
+        status = run_sweep(store, sweep, members, options, retries, typer.echo, create)
+    from sdd_tui.cli.sweep_tables import print_members
+
+    print_members(store, store.get_sweep(sweep["id"]))
+    typer.echo(f"{status}: sweep {sweep['id']}; see `sdd-tui sweeps show {sweep['id']}`"
+               + ("" if status == "finished" else f", continue with `sdd-tui sweep --resume {sweep['id']}`"))
+    if status != "finished":
+        raise typer.Exit(EXIT_CODES.get(status, 1))
+
+
+# ---------------------------------------------------------------------------- one member (internal)
+
+
+@user_errors
+def sweep_member(
+    ctx: typer.Context,
+    sweep_id: str = typer.Argument(...),
+    run_id: str = typer.Argument(...),
+    device: Optional[str] = typer.Option(None, "--device"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Run one member of a sweep by its run id (the local engine starts one process per member)."""
+    from core.paths import checkpoint_exists
+    from core.sweep import member_config
+    from core.sweep_runner import EXIT_CODES
+
+    store = open_store(ctx, home)
+    sweep = store.get_sweep(sweep_id)
+    member = next((m for m in sweep["members"] if m["run_id"] == run_id), None)
+    if member is None:
+        raise SddError(f"sweep {sweep['id']} has no member {run_id}; `sdd-tui sweeps show {sweep['id']}` lists them")
+    config = member_config(member)
+    if device:
+        config.runtime.device = device
+    status = _run_member(config, store, sweep, member, checkpoint_exists(store.home, run_id))
+    if status != "finished":
+        raise typer.Exit(EXIT_CODES.get(status, 1))
+
+
+def _run_member(config, store, sweep: dict, member: dict, resume: bool) -> str:
+    """Run in this process, as a headless run that also records its sweep (stops as a headless run does)."""
+    from core.sweep import MemberRecorder
+    from sdd_tui.headless import run_headless
+
+    return run_headless(config, store, sweep.get("preset"), run_id=member["run_id"], resume=resume,
+                        recorder=MemberRecorder(store, sweep["id"]))
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+@sweeps_app.callback(invoke_without_command=True)
+@user_errors
+def sweeps_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """All sweeps, newest first."""
+    if ctx.invoked_subcommand:
+        return
+    from sdd_tui.cli.sweep_tables import print_sweep_rows, sweep_rows
+
+    rows = sweep_rows(open_store(ctx, home))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no sweeps yet; start one with: sdd-tui sweep --preset digits-noise40 --seeds 0,1,2")
+        return
+    print_sweep_rows(rows)
+
+
+@sweeps_app.command("show")
+@user_errors
+def sweeps_show(
+    ctx: typer.Context,
+    sweep_id: str = typer.Argument(..., help="Sweep id (or a unique prefix)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the sweep, its members and its curves as JSON"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """A sweep's members, and per grid point the mean +- std across seeds of every round."""
+    from rich.console import Console
+
+    from core.sweep import display_sweep_status, member_status, sweep_curves
+    from sdd_tui.cli.sweep_tables import curve_table, print_members, records_in_order
+
+    store = open_store(ctx, home)
+    sweep = store.get_sweep(sweep_id)
+    curves = sweep_curves(store, sweep["id"])
+    if as_json:
+        members = [{k: v for k, v in m.items() if k != "config"} | {"status": member_status(r)}
+                   for m, r in zip(sweep["members"], records_in_order(store, sweep))]
+        head = {k: v for k, v in sweep.items() if k != "members"} | {"status": display_sweep_status(sweep)}
+        typer.echo(json.dumps({"sweep": head, "members": members, "curves": curves}, indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(f"{sweep['id']}  {display_sweep_status(sweep)} ({sweep.get('engine')})  {sweep['name']}")
+    console.print(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
+                  + "".join(f" --set {o}" for o in sweep.get("overrides", []))
+                  + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())
+                  + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}")
+    print_members(store, sweep, console)
+    for curve in curves:
+        console.print(curve_table(curve))
+
+
+@sweeps_app.command("plot")
+@user_errors
+def sweeps_plot(
+    ctx: typer.Context,
+    sweep_id: str = typer.Argument(..., help="Sweep id (or a unique prefix)"),
+    output: Path = typer.Option(..., "--output", "-o", help="Image file to write (.png, .pdf, .svg)"),
+    metric: str = typer.Option("test_acc", "--metric", "-m", help="test_acc | best_test_acc | train_acc | noisy_memorized | ..."),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Draw the sweep's mean +- std bands of a metric against sparsity, one line per grid point."""
+    from core.sweep import sweep_curves
+    from sdd_tui.sweep_plot import draw_sweep_curves
+
+    store = open_store(ctx, home)
+    sweep = store.get_sweep(sweep_id)
+    draw_sweep_curves(sweep_curves(store, sweep["id"]), output, metric, title=f"{sweep['name']} ({sweep['id']})")
+    typer.echo(f"wrote {output}")

@@ -1,0 +1,111 @@
+"""The house rules that keep the code easy to live in, checked on the installed package's source.
+
+- `core/` (the engine) never imports the UI: not Textual, plotext or `sdd_tui`.
+- No import circle between the project's modules, counting imports inside functions too (a lazy
+  import that goes back where it came from is still a knot).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import core
+import sdd_tui
+
+PACKAGES = {"core": Path(core.__file__).parent, "sdd_tui": Path(sdd_tui.__file__).parent}
+UI = ("textual", "textual_plotext", "plotext", "sdd_tui")
+
+
+def module_files() -> dict[str, Path]:
+    """'core.store' -> its file, for every module of the two packages."""
+    found = {}
+    for name, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = [name, *path.relative_to(folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules `module` imports, anywhere in its file."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for name in names:
+            while name and name not in known:  # `from core.x import f` -> core.x
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = module_files()
+    return {module: imports_of(module, path, set(files)) for module, path in files.items()}
+
+
+def test_core_never_imports_the_ui():
+    offenders = []
+    for module, path in module_files().items():
+        if not module.startswith("core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{module} imports {n}" for n in names if n.split(".")[0] in UI]
+    assert not offenders, offenders
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as [a, b, ..., a], or None. A package importing its own submodules is fine."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if node.startswith(target + "."):  # a submodule importing its package's __init__ (a parent)
+                continue
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_there_is_no_import_circle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_circle_through_a_lazy_import():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    graph = {"sdd_tui.cli": {"sdd_tui.cli.start"}, "sdd_tui.cli.start": {"sdd_tui.cli"}}
+    assert find_cycle(graph) is None  # a module may import its own package
+
+
+def test_imports_are_read_from_function_bodies_too(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text("def f():\n    from core.store import Store\n    import sdd_tui.headless\n")
+    found = imports_of("core.thing", source, {"core", "core.store", "sdd_tui", "sdd_tui.headless"})
+    assert found == {"core.store", "sdd_tui.headless"}

@@ -1,0 +1,150 @@
+"""What a user installs is what the tests test.
+
+The first release passed CI while `pip install .` shipped without the app's screens, because the tests
+imported the checkout. These tests fail when the modules come from the checkout, when the installed
+files or the wheel miss a module or data file of the source tree, when the console script is gone,
+and when a project module's ImportError is turned into a friendly message.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: read as files only, never imported
+TOP_LEVEL = ("sdd_tui", "core", "presets")
+DATA_SUFFIXES = (".py", ".toml", ".tcss", ".css", ".json")
+OPTIONAL_EXTRAS = {"ray", "pynvml", "pandas", "mnist1d", "numpy"}  # may be missing: a one-line error names the extra
+HEAVY = ("torch", "ray", "matplotlib", "sklearn")
+
+
+def source_files() -> set[str]:
+    """Every module and data file under the three top-level folders, as 'core/store.py'."""
+    found = set()
+    for top in TOP_LEVEL:
+        for path in (REPO / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in DATA_SUFFIXES:
+                found.add(path.relative_to(REPO).as_posix())
+    return found
+
+
+def test_the_tests_import_the_installed_package_not_the_checkout():
+    import core
+    import presets
+    import sdd_tui
+
+    for module in (core, presets, sdd_tui):
+        where = Path(module.__file__).resolve()
+        assert REPO not in where.parents, (
+            f"{module.__name__} was imported from the checkout ({where}); install the project "
+            f"(pip install '.[test]') and run the venv's `pytest`, not `python -m pytest` in the checkout")
+
+
+def test_every_source_module_and_data_file_is_installed():
+    installed = {f.as_posix() for f in importlib.metadata.files("sdd-tui") or []}
+    missing = sorted(source_files() - installed)
+    assert not missing, f"installed package lacks {missing}; fix [tool.setuptools] in pyproject.toml"
+
+
+def test_the_wheel_holds_every_source_module_and_data_file(tmp_path):
+    if not (REPO / "pyproject.toml").exists():
+        pytest.fail(f"no checkout at {REPO} to build a wheel from")
+    # a copy without build/ and *.egg-info: a stale build folder must not hide a missing package
+    source = tmp_path / "src"
+    for top in TOP_LEVEL:
+        shutil.copytree(REPO / top, source / top, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("sdd_tui-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = sorted(source_files() - names)
+    assert not missing, f"the wheel lacks {missing}; fix [tool.setuptools] in pyproject.toml"
+
+
+def test_no_project_import_error_is_turned_into_a_message():
+    """Only an optional extra's ImportError may become a message; a missing project module must crash.
+
+    Offenders: an `except ImportError` around anything but imports of optional extras, and a broad
+    `except Exception` (or bare) around an import of the project's own modules.
+    """
+    offenders = []
+    for relative in sorted(source_files()):
+        if not relative.endswith(".py"):
+            continue
+        tree = ast.parse((REPO / relative).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Try):
+                continue
+            imported = {name.split(".")[0] for stmt in node.body for name in _imported_names(stmt)}
+            caught = {name for handler in node.handlers for name in _caught(handler)}
+            if caught & {"ImportError", "ModuleNotFoundError"} and (not imported or not imported <= OPTIONAL_EXTRAS):
+                offenders.append(f"{relative}:{node.lineno} turns ImportError of {sorted(imported) or 'a call'} "
+                                 "into something else")
+            elif caught & {"Exception", "BaseException", "*"} and imported & set(TOP_LEVEL):
+                offenders.append(f"{relative}:{node.lineno} catches every error of importing {sorted(imported)}")
+    assert not offenders, offenders
+
+
+def _caught(handler: ast.ExceptHandler) -> set[str]:
+    if handler.type is None:
+        return {"*"}
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return {getattr(n, "id", getattr(n, "attr", "?")) for n in names}
+
+
+def _imported_names(stmt: ast.stmt) -> list[str]:
+    names = []
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__" and node.args:
+            names.append(getattr(node.args[0], "value", "?"))
+    return names
+
+
+def console_script() -> Path:
+    script = Path(sys.executable).parent / "sdd-tui"
+    assert script.exists(), f"no console script at {script}: the project is not installed in this environment"
+    return script
+
+
+def test_version_from_the_console_script_is_the_distribution_version(tmp_path):
+    shown = subprocess.run([str(console_script()), "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"sdd-tui {importlib.metadata.version('sdd-tui')}"
+
+
+def test_install_completion_writes_a_bash_completion(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    done = subprocess.run([str(console_script()), "--install-completion", "bash"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = (tmp_path / ".bashrc").read_text() + "".join(
+        p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".bashrc")
+    assert "_SDD_TUI_COMPLETE" in written
+
+
+@pytest.mark.parametrize("command", [["--help"], ["presets"], ["runs"]])
+def test_quick_commands_import_no_heavy_library(command, tmp_path):
+    """`--help`, `presets` and `runs` answer in a fraction of a second: no torch, Ray, matplotlib, sklearn."""
+    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom sdd_tui.cli import app\n"
+             "result = CliRunner().invoke(app, sys.argv[1:])\nassert result.exit_code == 0, result.output\n"
+             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    env = {**os.environ, "SDD_TUI_HOME": str(tmp_path / "home")}
+    shown = subprocess.run([sys.executable, "-P", "-c", probe, *command], capture_output=True, text=True, env=env,
+                           cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip().splitlines()[-1] == "[]"

@@ -3,7 +3,9 @@
 Both sides train the same network (same init, same masks: 20% pruned, as in round 1) with the same
 batch size on the same synthetic data of a dataset's shape; nothing is downloaded. The project side
 is core.training.Trainer (the fast path); the reference is core.reference's PIL + DataLoader
-pipeline with 2 workers and eager fp32. Each side runs warm-up batches first, then is timed.
+pipeline with 2 workers and eager fp32. Each side runs warm-up batches first, then is timed. The
+project's evaluation (core.training.evaluate on a generated test set) is timed too, for the seconds
+an epoch takes with its evaluation, as a run spends them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from core.data import Dataset, _normalise_images
 from core.errors import SddError
 from core.models import MODELS, build_model, prunable_names
 from core.reference import pil_loader, reference_step
-from core.training import Control, Trainer
+from core.training import Control, Trainer, evaluate
 
 # shape (C, H, W), classes, training samples of the real dataset, augmentation of its standard recipe
 BENCH_DATA = {
@@ -33,6 +35,8 @@ BENCH_DATA = {
     "cifar100": ((3, 32, 32), 100, 50_000, True),
 }
 FALLBACK_SCHEDULE = (30, 160)  # pruning rounds, epochs per round: the paper's ResNet-18 schedule
+TEST_SAMPLES = 10_000  # the test set of MNIST, CIFAR-10 and CIFAR-100 alike
+EVAL_REPEATS = 3  # timed evaluations after a warm-up one; the median is the figure
 
 
 @dataclass
@@ -64,6 +68,11 @@ class BenchResult:
     reference_full_run_s: float
     project_chunks_samples_per_s: list[float]  # each timed chunk, in the order they ran
     reference_chunks_samples_per_s: list[float]
+    test_samples: int  # the test set a run evaluates after every epoch
+    eval_samples: int  # how many of them were timed (at most as many as the timed batches hold)
+    project_eval_samples_per_s: float
+    project_epoch_s: float  # one epoch as a run spends it: training, then evaluating the test set
+    project_full_run_with_eval_s: float  # every epoch with its evaluation, plus each round's train-set pass
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,13 +110,19 @@ def matching_preset(model: str, data: str) -> str | None:
     return None
 
 
-def _device_dataset(images: np.ndarray, labels: np.ndarray, classes: int, device: torch.device) -> Dataset:
+def _device_dataset(images: np.ndarray, labels: np.ndarray, classes: int, device: torch.device,
+                    test: tuple[np.ndarray, np.ndarray]) -> Dataset:
     """The project's view of the data: normalised float tensors on the device, as core.data makes them."""
-    pixels = torch.from_numpy(images)
-    pixels = pixels.unsqueeze(1) if pixels.dim() == 3 else pixels.permute(0, 3, 1, 2).contiguous()
-    x, x_test = _normalise_images(pixels, pixels[:16])
+
+    def channels_first(array: np.ndarray) -> torch.Tensor:
+        pixels = torch.from_numpy(array)
+        return pixels.unsqueeze(1) if pixels.dim() == 3 else pixels.permute(0, 3, 1, 2).contiguous()
+
+    test_images, test_labels = test
+    x, x_test = _normalise_images(channels_first(images), channels_first(test_images))
     y = torch.from_numpy(labels).long()
-    return Dataset("bench", x, y, y, torch.zeros_like(y, dtype=torch.bool), x_test, y[:16], classes).to(device)
+    return Dataset("bench", x, y, y, torch.zeros_like(y, dtype=torch.bool), x_test,
+                   torch.from_numpy(test_labels).long(), classes).to(device)
 
 
 def _subset(data: Dataset, count: int) -> Dataset:
@@ -196,8 +211,10 @@ def _cpu_of(pids: list[int]) -> float | None:
 
 
 def project_loop(model_config: ModelConfig, data: Dataset, train: TrainConfig, device: torch.device,
-                 warmup: int, per_chunk: int, compile_model: bool = False) -> Callable[[int], Timing]:
-    """Trainer.train (the fast path) after a warm-up run of `warmup` batches: a timer of n chunks."""
+                 warmup: int, per_chunk: int,
+                 compile_model: bool = False) -> tuple[Callable[[int], Timing], Callable[[], float]]:
+    """Trainer.train (the fast path) after a warm-up run of `warmup` batches: a timer of n chunks, and
+    one of the evaluation of `data`'s test set (seconds, the median of a few after a warm-up one)."""
     from core.training import compile_model as compile_now
 
     model = _build(model_config, data, device, fast=True)
@@ -219,7 +236,14 @@ def project_loop(model_config: ModelConfig, data: Dataset, train: TrainConfig, d
         seconds, cpu = _time_chunks(chunk.train, count, device)
         return Timing(seconds, per_chunk * size, cpu if device.type == "cpu" else None)
 
-    return time_chunks
+    def time_evaluation() -> float:
+        def run() -> None:  # what Trainer does after every epoch
+            evaluate(chunk.runner, data.x_test, data.y_test, train.eval_batch_size, chunk.autocast())
+
+        run()  # builds the evaluation batch shapes' kernels (and graphs, when compiled) first
+        return statistics.median(_time_chunks(run, EVAL_REPEATS, device)[0])
+
+    return time_chunks, time_evaluation
 
 
 def measure_reference(model_config: ModelConfig, data: Dataset, images: np.ndarray, labels: np.ndarray,
@@ -277,22 +301,31 @@ def run_bench(model: str = "lenet300_100", data: str = "mnist", device: str = "a
     train = base.model_copy(update={"epochs": 1, "batch_size": batch_size, "augment": augment})
     warmup = warmup if warmup is not None else max(1, min(20, batches // 5))
     images, labels = synthetic_images(shape, classes, (warmup + batches) * batch_size)
-    dataset = _device_dataset(images, labels, classes, torch_device)
+    test_samples = (preset_config.data.test_size if preset_config and preset_config.data.test_size
+                    else TEST_SAMPLES)
+    eval_samples = min(test_samples, batches * batch_size)  # keeps a CPU bench of a few batches short
+    test = synthetic_images(shape, classes, eval_samples, seed=1)
+    dataset = _device_dataset(images, labels, classes, torch_device, test)
     model_config = ModelConfig(name=model, width=width)
     chunks, per_chunk = chunk_sizes(batches)
     # the project's chunks come before and after the reference's, so that both sides are timed over
     # the same stretch of time: a shared or virtual machine's speed drifts over seconds
-    time_project = project_loop(model_config, dataset, train, torch_device, warmup, per_chunk, compile_model)
+    time_project, time_evaluation = project_loop(model_config, dataset, train, torch_device, warmup, per_chunk,
+                                                 compile_model)
     project = time_project(chunks - chunks // 2)
     reference = measure_reference(model_config, dataset, images, labels, train, torch_device, warmup, batches)
     if chunks // 2:
         project = project + time_project(chunks // 2)
+    eval_rate = eval_samples / time_evaluation()
     rounds, epochs = (preset_config.prune.rounds, preset_config.train.epochs) if preset_config else FALLBACK_SCHEDULE
     samples = (preset_config.data.train_size if preset_config and preset_config.data.train_size else full_samples)
     total = (rounds + 1) * epochs * samples
     fast, slow = project.samples_per_s, reference.samples_per_s
+    epoch_s = samples / fast + test_samples / eval_rate
+    full_with_eval = (rounds + 1) * (epochs * epoch_s + samples / eval_rate)  # + core.experiment.round_metrics
     return BenchResult(model, data, width, str(torch_device), device_name(torch_device), torch.get_num_threads(),
                        omp_env(), torch.__version__, batch_size, chunks * per_chunk,
                        chunks, warmup, augment, compile_model, fast, slow, fast / slow, project.cpu_us_per_sample,
                        reference.cpu_us_per_sample, preset, rounds, epochs, samples, total / fast, total / slow,
-                       project.chunk_rates, reference.chunk_rates)
+                       project.chunk_rates, reference.chunk_rates, test_samples, eval_samples, eval_rate, epoch_s,
+                       full_with_eval)

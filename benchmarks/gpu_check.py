@@ -45,8 +45,8 @@ from typing import Any
 
 PROCESS_STARTED = time.monotonic()  # the budget counts torch's import too when run as a script
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as `python3 benchmarks/gpu_check.py` without PYTHONPATH too
-    sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and str(ROOT) not in sys.path:  # the source tree on the GPU machine, no PYTHONPATH
+    sys.path.insert(0, str(ROOT))  # (imported by a test, it must use the installed package instead)
 
 import core  # noqa: E402,F401  (sets OpenMP's wait policy before torch loads, as every sdd-tui entry point)
 

@@ -16,7 +16,6 @@ from rich.table import Table
 from core.analysis import detect_phases, phases_lines
 from core.config import config_to_toml, load_preset, preset_names, resolve_config
 from core.errors import SddError
-from core.events import fanout
 from core.format import pct as _pct, result_text
 from core.results import branch_phases, csv_text, run_json, summary
 from core.store import Store, StoreRecorder, display_status
@@ -105,15 +104,13 @@ def run_headless(config, store: Store, preset: str | None, run_id: str | None = 
 
     `recorder` replaces the plain StoreRecorder (sweep members record their sweep too).
     """
-    from core.experiment import Experiment
-    from core.training import Control
+    from core.launch import build_run
     from sdd_tui.cli_reliability import hangup_safe
     from sdd_tui.headless import HeadlessReporter
 
-    control = Control()
-    recorder = recorder or StoreRecorder(store)
-    experiment = Experiment(config, fanout(recorder, hangup_safe(HeadlessReporter())), store.home, preset=preset,
-                            run_id=run_id, control=control, resume=resume)
+    built = build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
+                      recorder=recorder or StoreRecorder(store), sinks=[hangup_safe(HeadlessReporter())])
+    experiment, control, recorder = built.experiment, built.control, built.recorder
     previous = {}
 
     def stop(signum, _frame):

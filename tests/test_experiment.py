@@ -9,7 +9,7 @@ from core.data import load_dataset
 from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
 from core.experiment import Experiment
 from core.models import build_model
-from core.training import Control, Trainer
+from core.training import Branch, Control, Trainer
 from tests.conftest import run_experiment
 
 
@@ -88,8 +88,8 @@ def test_reinit_keeps_the_mask_but_not_the_weights(home, smoke_config, monkeypat
     _, status, events = run_experiment(config, home)
     assert status == "finished"
     for round_index in (1, 2):
-        (ticket,) = [s for s in seen if s[0] == round_index and s[1] == 0]
-        (reinit,) = [s for s in seen if s[0] == round_index and s[1] == 1]
+        (ticket,) = [s for s in seen if s[0] == round_index and s[1] is Branch.MAIN]
+        (reinit,) = [s for s in seen if s[0] == round_index and s[1] is Branch.REINIT]
         for name, mask in ticket[3].items():
             assert torch.equal(mask, reinit[3][name])
             assert (reinit[2][name][~mask] == 0).all()

@@ -14,19 +14,20 @@ import torch
 from torch import nn
 
 from core import pruning
+from core.branch_training import BranchTrainer
 from core.checkpoint import Checkpointer
 from core.config import ExperimentConfig
-from core.data import Dataset, batches_per_epoch, load_dataset
+from core.data import Dataset, load_dataset
 from core.device import library_versions, resolve_device
 from core.errors import SddError, StopRequested
-from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
+from core.events import Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import prunable_names
 from core.paths import RunPaths, new_run_id
 from core.retrain import RETRAIN_MODES, round_start
-from core.round_result import round_result, with_reinit
+from core.round_result import with_reinit
 from core.run_models import RunModels
 from core.run_state import PartialRound, RoundInProgress, State, restore_rng
-from core.training import Branch, Control, EpochStats, RoundTraining, Trainer, autocast_for, snapshot
+from core.training import Branch, Control, snapshot
 
 
 class Experiment:
@@ -42,12 +43,10 @@ class Experiment:
         self.control = control or Control()
         self.resume = resume
         self.checkpoints = Checkpointer(RunPaths(self.home, self.run_id), config)
-        self.current_round = 0
-        self.current_epoch = 0
         self.round: RoundInProgress | None = None  # the round being trained
         self.data: Dataset | None = None  # run() loads it, then builds:
         self.models: RunModels | None = None
-        self.iterations_per_epoch = 0
+        self.branches: BranchTrainer | None = None
 
     def _emit(self, cls, **fields) -> None:
         self.sink(cls(run_id=self.run_id, time=time.time(), **fields))
@@ -70,7 +69,7 @@ class Experiment:
         if state is not None:
             self.checkpoints.restore_labels(self.data, state)
         self.models = RunModels(cfg, self.data, device, self.info)
-        self.iterations_per_epoch = batches_per_epoch(len(self.data.y_train), cfg.train.batch_size)
+        self.branches = BranchTrainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink, self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
                    host=socket.gethostname(), versions=library_versions(),
@@ -87,13 +86,15 @@ class Experiment:
 
     def _stopped_or_failed(self, error: BaseException, started: float) -> str:
         """'stopped' for a stop request; otherwise RunEnded(failed), then the error goes on up."""
+        where = self.round.index if self.round else 0
         if isinstance(error, StopRequested):
-            self._end("stopped", started, f"stopped in round {self.current_round} after epoch {self.current_epoch}; "
+            epoch = self.branches.current_epoch if self.branches else 0
+            self._end("stopped", started, f"stopped in round {where} after epoch {epoch}; "
                                           f"{self.checkpoints.resume_hint()}")
             return "stopped"
         if isinstance(error, torch.cuda.OutOfMemoryError):
             batch = self.config.train.batch_size
-            message = (f"GPU out of memory in round {self.current_round} (train.batch_size={batch}); "
+            message = (f"GPU out of memory in round {where} (train.batch_size={batch}); "
                        f"finished rounds are kept; start again with --set train.batch_size={max(1, batch // 2)}, "
                        f"or free GPU memory and `sdd-tui resume {self.run_id}`")
             self._end("failed", started, message)
@@ -138,14 +139,14 @@ class Experiment:
         else:
             masks, init = partial.masks, state.init
         self.checkpoints.finished = State(-1, None, None, init, None, [])
-        total = self.iterations_per_epoch * cfg.train.epochs
+        total = self.branches.iterations_per_epoch * cfg.train.epochs
         if cfg.retrain.rewind_iteration > total and partial is None:
             self.info(f"retrain.rewind_iteration={cfg.retrain.rewind_iteration} is past the end of training "
                       f"({total} iterations); rewinding to the end", "warning")
         self._start_round(0, masks, partial.next_epoch if partial else 0)
-        training = self._train(model, Branch.MAIN, 0, partial, capture_iteration=min(cfg.retrain.rewind_iteration,
-                                                                                      total))
-        result = self._result(model, init, training.epochs)
+        training = self.branches.train(self.round, model, Branch.MAIN, 0, partial,
+                                       capture_iteration=min(cfg.retrain.rewind_iteration, total))
+        result = self.branches.result(self.round, model, init, training.epochs)
         self._emit(RoundEnded, round=0, rounds=cfg.prune.rounds, result=result)
         return State(0, snapshot(model), masks, init, training.captured, [result])
 
@@ -156,7 +157,8 @@ class Experiment:
         self.checkpoints.finished = state
         model.load_state_dict(state.model)
         masks = partial.masks if partial else self._prune(model, state.masks, index)
-        start = round_start(cfg.retrain, self.iterations_per_epoch * cfg.train.epochs, state.rewind,
+        per_epoch = self.branches.iterations_per_epoch
+        start = round_start(cfg.retrain, per_epoch * cfg.train.epochs, state.rewind,
                             lambda: self.models.new(self.models.fresh_seed(index)).state_dict())
         if start.weights is not None:
             model.load_state_dict(start.weights)
@@ -166,10 +168,10 @@ class Experiment:
             result = partial.main_result
             self._start_round(index, masks, cfg.train.epochs)
         else:
-            self._start_round(index, masks, partial.next_epoch if partial else start.iteration //
-                              self.iterations_per_epoch)
-            training = self._train(model, Branch.MAIN, start.iteration, partial, fixed_lr=start.fixed_lr)
-            result = self._result(model, init, training.epochs)
+            self._start_round(index, masks, partial.next_epoch if partial else start.iteration // per_epoch)
+            training = self.branches.train(self.round, model, Branch.MAIN, start.iteration, partial,
+                                           fixed_lr=start.fixed_lr)
+            result = self.branches.result(self.round, model, init, training.epochs)
         reinit_model = None
         if rule.reports_reinit or cfg.retrain.compare_reinit:
             self.round.main_result, self.round.main_model = result, snapshot(model)
@@ -183,60 +185,13 @@ class Experiment:
         self.round.started = time.perf_counter()
         model = self.models.fresh_reinit(index)
         init = snapshot(model)
-        training = self._train(model, Branch.REINIT, 0, partial)
-        return self._result(model, init, training.epochs), snapshot(model)
+        training = self.branches.train(self.round, model, Branch.REINIT, 0, partial)
+        return self.branches.result(self.round, model, init, training.epochs), snapshot(model)
 
     def _start_round(self, index: int, masks: pruning.Masks, start_epoch: int) -> None:
-        self.current_round = index
         self.round = RoundInProgress(index, masks)
         self._emit(RoundStarted, round=index, rounds=self.config.prune.rounds, sparsity=pruning.sparsity(masks),
                    remaining=pruning.remaining(masks), epochs=self.config.train.epochs, start_epoch=start_epoch)
-
-    # ------------------------------------------------------------------ one branch of a round
-
-    def _train(self, model: nn.Module, branch: Branch, start: int, partial: PartialRound | None,
-               fixed_lr: float | None = None, capture_iteration: int | None = None) -> RoundTraining:
-        """Train one branch of the round, going on from `partial` (an epoch end) when it is this branch's."""
-        previous, captured, optimizer_state = [], None, None
-        if partial is not None and partial.branch is branch:
-            model.load_state_dict(partial.model)
-            start = partial.next_epoch * self.iterations_per_epoch
-            previous, captured, optimizer_state = partial.epochs, partial.captured, partial.optimizer
-            capture_iteration = None if captured is not None else capture_iteration
-            self.round.started = time.perf_counter() - partial.seconds
-            self.info(f"resuming round {partial.round} at epoch {partial.next_epoch + 1} ({branch} branch)")
-            restore_rng(partial.rng)
-
-        def epoch_end(epoch: int, optimizer: torch.optim.Optimizer, training: RoundTraining) -> None:
-            self.checkpoints.epoch_ended(self.round.at_epoch_end(
-                branch, epoch, model, optimizer, [*previous, *training.epochs],
-                captured if captured is not None else training.captured))
-
-        training = self._trainer(model, branch, epoch_end).train(
-            start_iteration=start, fixed_lr=fixed_lr, capture_iteration=capture_iteration,
-            optimizer_state=optimizer_state)
-        training.epochs = previous + training.epochs
-        if captured is not None:
-            training.captured = captured
-        return training
-
-    def _trainer(self, model: nn.Module, branch: Branch, epoch_end) -> Trainer:
-        cfg, index = self.config, self.round.index
-
-        def on_epoch(stats: EpochStats) -> None:
-            self.current_epoch = stats.epoch + 1
-            self.sink(EpochEnded.from_stats(stats, run_id=self.run_id, time=time.time(), round=index,
-                                            rounds=cfg.prune.rounds, epochs=cfg.train.epochs, branch=branch))
-
-        return Trainer(model, self.data, cfg.train, self.round.masks, self.control, amp=cfg.runtime.fast,
-                       round_index=index, seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch,
-                       on_epoch_end=epoch_end, fast=cfg.runtime.fast, forward=self.models.forward_of(model))
-
-    def _result(self, model: nn.Module, init, epochs: list[EpochStats]) -> dict:
-        cfg = self.config
-        return round_result(self.round.index, model, self.data, self.round.masks,
-                            init if cfg.analysis.learning_distance else None, epochs, self.round.started,
-                            cfg.train.eval_batch_size, autocast_for(self.data.x_train.device, cfg.runtime.fast))
 
     def _prune(self, model: nn.Module, masks: pruning.Masks, index: int) -> pruning.Masks:
         cfg, data = self.config, self.data

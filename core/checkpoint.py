@@ -65,11 +65,10 @@ class CheckpointClock:
 class Checkpointer:
     """Writes and reads one run's checkpoints; keeps the last epoch end in memory until its clock says so."""
 
-    def __init__(self, paths: RunPaths, config: ExperimentConfig, clock: CheckpointClock | None = None):
+    def __init__(self, paths: RunPaths, config: ExperimentConfig):
         self.paths = paths
         self.config = config
-        runtime = config.runtime
-        self.clock = clock or CheckpointClock(runtime.checkpoint_every, runtime.checkpoint_minutes)
+        self.clock = CheckpointClock(config.runtime.checkpoint_every, config.runtime.checkpoint_minutes)
         self.finished: State | None = None  # the last finished round: what an epoch end's checkpoint adds to
         self.pending: PartialRound | None = None  # the last epoch end, not yet on disk
         self.labels: Labels | None = None

@@ -8,6 +8,7 @@ as 0/1 and NumPy's RNG state as a tuple holding an array.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import dataclass, field
@@ -132,8 +133,6 @@ def optimizer_copy(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
     Tensors are cloned one by one: `copy.deepcopy` of a state dict costs tens of milliseconds.
     """
-    import copy
-
     state = optimizer.state_dict()
     tensors = {key: {name: value.clone() if torch.is_tensor(value) else value for name, value in entry.items()}
                for key, entry in state["state"].items()}

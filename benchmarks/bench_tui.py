@@ -23,18 +23,15 @@ DEFAULT_SETTINGS = ["train.epochs=80", "prune.rounds=5", "data.synthetic_train=2
 
 
 def headless_seconds(config, preset: str) -> float:
-    from core.events import RunEnded, fanout
-    from core.experiment import Experiment
-    from core.store import Store, StoreRecorder
+    from core.events import RunEnded
+    from core.launch import build_run
     from sdd_tui.headless import HeadlessReporter
 
     ended = []
     with tempfile.TemporaryDirectory() as home, open(os.devnull, "w") as devnull:
-        recorder = StoreRecorder(Store(home))
-        sink = fanout(recorder, HeadlessReporter(stream=devnull, rich_progress=False),
-                      lambda e: ended.append(e) if isinstance(e, RunEnded) else None)
-        Experiment(config, sink, home, preset=preset).run()
-        recorder.close()
+        sinks = [HeadlessReporter(stream=devnull, rich_progress=False),
+                 lambda e: ended.append(e) if isinstance(e, RunEnded) else None]
+        build_run(config, home, preset=preset, sinks=sinks).run()
     return ended[-1].seconds
 
 

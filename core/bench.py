@@ -290,7 +290,7 @@ def run_bench(model: str = "lenet300_100", data: str = "mnist", device: str = "a
               batch_size: int = 128, width: float = 1.0, compile_model: bool = False,
               warmup: int | None = None, preset: str | None = None) -> BenchResult:
     """Measure both loops and estimate a full preset run on this device."""
-    from core.experiment import resolve_device
+    from core.device import resolve_device
 
     _validate(model, data, batches, batch_size, width)
     torch_device = resolve_device(device)

@@ -10,7 +10,10 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # core.training imports torch; the app reads events without it
+    from core.training import EpochStats
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,13 @@ class EpochEnded(Event):
     seconds: float
     samples_per_s: float
     branch: str = "main"
+
+    @classmethod
+    def from_stats(cls, stats: EpochStats, *, run_id: str, time: float, round: int, rounds: int, epochs: int,
+                   branch: str) -> EpochEnded:
+        """The event of one trained epoch: its EpochStats (epoch counted from 1 here) and where it stands."""
+        return cls(run_id=run_id, time=time, round=round, rounds=rounds, epochs=epochs, branch=str(branch),
+                   **{**vars(stats), "epoch": stats.epoch + 1})
 
 
 @dataclass(frozen=True)

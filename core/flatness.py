@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.checkpoint import read_round_file
 from core.config import ExperimentConfig
 from core.data import Dataset
 from core.errors import SddError
 from core.paths import RunPaths
-from core.training import Control, Trainer, evaluate, lr_at, snapshot
+from core.training import Branch, Control, Trainer, evaluate, lr_at, snapshot
 
 Progress = Callable[[str], None]
 
@@ -39,13 +40,14 @@ def available_rounds(paths: RunPaths) -> list[int]:
 
 
 def load_round(paths: RunPaths, round_index: int, device: torch.device) -> dict[str, Any]:
-    """The stored weights, masks and result of one round, or SddError naming the rounds there are."""
+    """The stored weights, masks and result of one round, or SddError naming the rounds there are (or
+    what is wrong with the file: it is read without running code from it)."""
     path = paths.round_file(round_index)
     if not path.exists():
         have = available_rounds(paths)
         listed = ", ".join(map(str, have)) if have else "none (the run predates per-round weights; run it again)"
         raise SddError(f"round {round_index} has no stored weights in {path.parent}; rounds stored: {listed}")
-    return torch.load(path, map_location=device, weights_only=False)
+    return read_round_file(path, device)
 
 
 def last_sparse_lr(config: ExperimentConfig, round_index: int) -> float:
@@ -68,7 +70,8 @@ def redense(model: nn.Module, data: Dataset, config: ExperimentConfig, epochs: i
     """Train every weight of `model` (pruned ones start at 0) `epochs` epochs at a fixed `lr`."""
     train = config.train.model_copy(update={"epochs": epochs})
     trainer = Trainer(model, data, train, {}, control or Control(), amp=config.runtime.fast,
-                      round_index=round_index, seed=config.runtime.seed, branch=2, on_epoch=on_epoch)
+                      round_index=round_index, seed=config.runtime.seed, branch=Branch.REDENSE,
+                      on_epoch=on_epoch)
     trainer.train(fixed_lr=lr)
     return snapshot(model)
 
@@ -176,7 +179,7 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
     """Re-dense and interpolation results of several stored rounds of a run, keyed by round."""
     from core.config import validate_config
     from core.data import load_dataset
-    from core.experiment import resolve_device
+    from core.device import resolve_device
     from core.models import build_model
 
     if epochs < 1 or steps < 2:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,11 @@ CHECKPOINT = "checkpoint.pt"
 ROUNDS_DIR = "rounds"
 OUTPUT_LOG = "output.log"
 DETACHED_LOG = "detached.log"
+
+
+def new_run_id() -> str:
+    """A fresh run id: when it started, and 4 random hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
 @dataclass(frozen=True)

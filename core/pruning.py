@@ -6,6 +6,7 @@ Scores and selection are pure functions of tensors so they can be tested without
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -101,6 +102,26 @@ def prune_masks(scores: dict[str, torch.Tensor], masks: Masks, fraction: float, 
         new[name] = flat_alive[offset : offset + size].view_as(masks[name])
         offset += size
     return new
+
+
+Batch = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # draws a training batch
+SCORES: dict[str, Callable[[nn.Module, Masks, torch.Generator, Batch], dict[str, torch.Tensor]]] = {
+    "magnitude": lambda model, masks, generator, batch: magnitude_scores(model, masks),
+    "random": lambda model, masks, generator, batch: random_scores(masks, generator),
+    "gradient": lambda model, masks, generator, batch: gradient_scores(model, masks, *batch(generator)),
+}
+
+
+def prune_step(model: nn.Module, masks: Masks, config, generator: torch.Generator, batch: Batch) -> Masks:
+    """One round's pruning: score with `config.method`, drop `config.fraction` of the alive weights."""
+    scores = SCORES[config.method](model, masks, generator, batch)
+    return prune_masks(scores, masks, config.fraction, config.scope)
+
+
+def random_batch(x: torch.Tensor, y: torch.Tensor, size: int, generator: torch.Generator):
+    """`size` samples drawn without replacement by `generator` (gradient scores' batch)."""
+    index = torch.randperm(len(y), generator=generator)[:size].to(x.device)
+    return x[index], y[index]
 
 
 # ---------------------------------------------------------------------------- keeping zeros

@@ -126,7 +126,7 @@ def point_label(point: dict[str, str]) -> str:
 
 
 def _unique_run_ids(count: int) -> list[str]:
-    from core.experiment import new_run_id  # imports torch: only when a sweep is made
+    from core.paths import new_run_id
 
     ids: list[str] = []
     while len(ids) < count:

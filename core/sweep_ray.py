@@ -123,13 +123,12 @@ class RelaySink:
         ray.get(self._sent)
 
 
-def _with_faults(sink: RelaySink, control, faults: dict[str, int]) -> Callable[[Event], None]:
-    """Test hooks, when a round starts: `crash_round` ends this worker process abruptly, as a dying
-    node would (the checkpoint of the round before is on disk by then); `hold_round` pauses the
-    member until the sweep is stopped (a member still training when Ctrl-C comes)."""
+def _fault_hook(sink: RelaySink, control, faults: dict[str, int]) -> Callable[[Event], None]:
+    """Test hooks, a sink after the relay, when a round starts: `crash_round` ends this worker process
+    abruptly, as a dying node would (the checkpoint of the round before is on disk by then); `hold_round`
+    pauses the member until the sweep is stopped (a member still training when Ctrl-C comes)."""
 
     def faulty(event: Event) -> None:
-        sink(event)
         if isinstance(event, RoundStarted) and event.round == faults.get("crash_round"):
             sink.close()
             os._exit(1)
@@ -142,7 +141,7 @@ def _with_faults(sink: RelaySink, control, faults: dict[str, int]) -> Callable[[
 def run_member(member: dict[str, Any], preset: str | None, worker_home: str, relay, has_gpu: bool,
                faults: dict[str, int] | None = None) -> dict[str, str]:
     """The Ray task: run (or resume, when a checkpoint exists) one member; returns its status and error."""
-    from core.experiment import Experiment
+    from core.launch import build_run
     from core.paths import checkpoint_exists
     from core.sweep import member_config
     from core.training import Control
@@ -156,14 +155,13 @@ def run_member(member: dict[str, Any], preset: str | None, worker_home: str, rel
     if relay_sink.connect():  # the sweep was stopped while this member waited for a CPU or GPU
         relay_sink.close()
         return {"status": "not started", "error": ""}
-    sink = _with_faults(relay_sink, control, faults) if faults and not resume else relay_sink
-    experiment = Experiment(config, sink, home, preset=preset, run_id=run_id, control=control, resume=resume)
+    hooks = [_fault_hook(relay_sink, control, faults)] if faults and not resume else []
+    run = build_run(config, home, preset=preset, run_id=run_id, resume=resume, control=control, recorder=relay_sink,
+                    sinks=hooks)  # the relay records: the driver alone writes the store
     try:
-        return {"status": experiment.run(), "error": ""}
+        return {"status": run.run(), "error": ""}
     except SddError as error:
         return {"status": "failed", "error": str(error)}
-    finally:
-        relay_sink.close()
 
 
 # ---------------------------------------------------------------------------- the driver

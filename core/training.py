@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import torch
 from torch import nn
@@ -57,9 +58,41 @@ def make_optimizer(model: nn.Module, config: TrainConfig, lr: float, fused: bool
                            **implementation)
 
 
-def epoch_generator(seed: int, round_index: int, epoch: int, branch: int = 0) -> torch.Generator:
-    """Data order and augmentation of one epoch depend only on (seed, round, epoch, branch)."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + round_index) * 10_007 + epoch) * 7 + branch)
+class Branch(StrEnum):
+    """What a trainer trains: a round's main network, its random-reinit branch, or a re-dense analysis.
+
+    The value is what events say (`EpochEnded.branch`); `stream` separates the branches' data orders.
+    """
+
+    MAIN = "main"
+    REINIT = "reinit"
+    REDENSE = "redense"  # core.flatness; never in a run's events
+
+    @property
+    def stream(self) -> int:
+        return _STREAMS[self]
+
+
+_STREAMS = {Branch.MAIN: 0, Branch.REINIT: 1, Branch.REDENSE: 2}  # the seeds every stored run was trained with
+
+
+def epoch_generator(seed: int, round_index: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """Data order and augmentation of one epoch depend only on (seed, round, epoch, branch stream)."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + round_index) * 10_007 + epoch) * 7 + stream)
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    """A context factory for mixed precision on CUDA (bf16, fp16 where bf16 is missing), or None."""
+    dtype = amp_dtype(device, enabled)
+    if dtype is None:
+        return None
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 @dataclass
@@ -88,8 +121,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return Evaluation(float(loss_sum) / len(y), acc, predicted)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EpochStats:
+    """What one epoch measured; `epoch` counts from 0 (EpochEnded.from_stats counts from 1)."""
+
     epoch: int
     train_loss: float
     train_acc: float
@@ -154,7 +189,7 @@ class Trainer:
     amp: bool = False
     round_index: int = 0
     seed: int = 0
-    branch: int = 0
+    branch: Branch = Branch.MAIN
     on_epoch: Callable[[EpochStats], None] | None = None
     # called after on_epoch with (epoch, optimizer, result so far): where checkpoints are taken
     on_epoch_end: Callable[[int, torch.optim.Optimizer, "RoundTraining"], None] | None = None
@@ -179,19 +214,13 @@ class Trainer:
         return self.config.epochs * self.iterations_per_epoch
 
     def amp_dtype(self) -> torch.dtype | None:
-        if not (self.amp and self.fast) or self.device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return amp_dtype(self.device, self.amp and self.fast)
 
     def autocast(self):
-        dtype = self.amp_dtype()
-        if dtype is None:
-            return None
-        device_type = self.device.type
-        return lambda: torch.autocast(device_type, dtype=dtype)
+        return autocast_for(self.device, self.amp and self.fast)
 
     def _batches(self, epoch: int, skip: int):
-        generator = epoch_generator(self.seed, self.round_index, epoch, self.branch)
+        generator = epoch_generator(self.seed, self.round_index, epoch, self.branch.stream)
         if self.fast:
             return iterate_batches(self.data.x_train, self.data.y_train, self.config.batch_size, generator,
                                    self.config.augment, start=skip)

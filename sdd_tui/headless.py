@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from core.analysis import detect_phases, phases_lines
-from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink, fanout
+from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.format import format_seconds, pct
 from core.progress import Progress as RunProgress
 
@@ -144,14 +144,12 @@ def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run
 
     `recorder` replaces the plain StoreRecorder (sweep members record their sweep too).
     """
-    from core.experiment import Experiment
+    from core.launch import build_run
     from core.store import StoreRecorder
-    from core.training import Control
 
-    control = Control()
-    recorder = recorder or StoreRecorder(store)
-    experiment = Experiment(config, fanout(recorder, hangup_safe(HeadlessReporter())), store.home, preset=preset,
-                            run_id=run_id, control=control, resume=resume)
+    built = build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
+                      recorder=recorder or StoreRecorder(store), sinks=[hangup_safe(HeadlessReporter())])
+    experiment, control, recorder = built.experiment, built.control, built.recorder
     previous = {}
 
     def stop(signum, _frame):

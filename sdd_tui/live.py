@@ -50,15 +50,13 @@ class LiveRun:
     """One experiment training in a thread worker of `app`."""
 
     def __init__(self, app, store: Store, config: ExperimentConfig, preset: str | None):
-        from core.experiment import Experiment  # torch: imported when a run starts, not when the app opens
-        from core.training import Control
+        from core.launch import build_run  # torch: imported when a run starts, not when the app opens
 
         self.app = app
         self.store = store
-        self.control = Control()
-        self.recorder = StoreRecorder(store)
         self.view = RunView()
-        self.experiment = Experiment(config, self._sink, store.home, preset=preset, control=self.control)
+        built = build_run(config, store.home, preset=preset, recorder=StoreRecorder(store), sinks=[self._sink])
+        self.experiment, self.control, self.recorder = built.experiment, built.control, built.recorder
         self.run_id = self.experiment.run_id
         self.view.run_id = self.run_id
         self.view.progress.name = config.name
@@ -82,8 +80,7 @@ class LiveRun:
         finally:
             self.recorder.close()
 
-    def _sink(self, event: Event) -> None:  # runs in the engine thread
-        self.recorder(event)
+    def _sink(self, event: Event) -> None:  # runs in the engine thread, after the recorder
         self.epoch_seen = self.epoch_seen or isinstance(event, EpochEnded)
         if self.detach_requested and self.epoch_seen:
             self.control.stop.set()  # a stop now checkpoints the last epoch end: hand over

@@ -37,12 +37,9 @@ def run_experiment():
 
 
 def _run_experiment(config, home: Path, **kwargs):
-    from core.events import fanout
-    from core.experiment import Experiment
-    from core.store import Store, StoreRecorder
+    from core.launch import build_run
 
     events = []
-    store = Store(home)
-    experiment = Experiment(config, fanout(StoreRecorder(store), events.append), home, **kwargs)
-    status = experiment.run()
-    return experiment.run_id, status, events
+    run = build_run(config, home, sinks=[events.append], **kwargs)
+    status = run.run()
+    return run.run_id, status, events

@@ -8,7 +8,7 @@ from core.data import load_dataset
 from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
 from core.experiment import Experiment
 from core.models import build_model
-from core.training import Control, Trainer
+from core.training import Branch, Control, Trainer
 
 
 def rounds_of(events):
@@ -86,8 +86,8 @@ def test_reinit_keeps_the_mask_but_not_the_weights(run_experiment, home, smoke_c
     _, status, events = run_experiment(config, home)
     assert status == "finished"
     for round_index in (1, 2):
-        (ticket,) = [s for s in seen if s[0] == round_index and s[1] == 0]
-        (reinit,) = [s for s in seen if s[0] == round_index and s[1] == 1]
+        (ticket,) = [s for s in seen if s[0] == round_index and s[1] is Branch.MAIN]
+        (reinit,) = [s for s in seen if s[0] == round_index and s[1] is Branch.REINIT]
         for name, mask in ticket[3].items():
             assert torch.equal(mask, reinit[3][name])
             assert (reinit[2][name][~mask] == 0).all()
@@ -130,3 +130,27 @@ def test_pause_blocks_between_batches(home, smoke_config):
     control.paused.clear()
     worker.join(30)
     assert not worker.is_alive() and events[-1].status == "finished"
+
+
+def test_branches_keep_the_data_order_streams_stored_runs_were_trained_with():
+    assert [(b.value, b.stream) for b in Branch] == [("main", 0), ("reinit", 1), ("redense", 2)]
+
+
+def test_every_retrain_mode_has_a_row_saying_where_a_round_starts():
+    import typing
+
+    from core.config import RetrainMode
+    from core.retrain import RETRAIN_MODES
+
+    assert set(RETRAIN_MODES) == set(typing.get_args(RetrainMode))
+
+
+def test_an_epoch_ended_event_carries_every_epoch_stat_counting_epochs_from_1():
+    from core.training import EpochStats
+
+    stats = EpochStats(epoch=2, train_loss=0.5, train_acc=0.8, test_loss=0.7, test_acc=0.6, lr=0.1, seconds=1.5,
+                       samples_per_s=100.0)
+    event = EpochEnded.from_stats(stats, run_id="r", time=1.0, round=1, rounds=3, epochs=4, branch=Branch.REINIT)
+    assert event.epoch == 3 and event.branch == "reinit" and type(event.branch) is str
+    assert {k: getattr(event, k) for k in vars(stats) if k != "epoch"} == {
+        k: v for k, v in vars(stats).items() if k != "epoch"}

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from core.config import resolve_config
-from core.experiment import learning_distance
 from core.models import build_model
 from core.paths import RunPaths
+from core.round_result import learning_distance
 from core.store import Store
 
 SMALL = ("prune.rounds=2", "train.epochs=2", "model.hidden=[24, 12]")

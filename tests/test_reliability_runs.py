@@ -13,10 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from core.config import resolve_config
-from core.events import EpochEnded, Message, fanout
-from core.experiment import Experiment
+from core.events import EpochEnded, Message
+from core.launch import build_run
 from core.paths import CHECKPOINT
-from core.store import Store, StoreRecorder, display_status
+from core.store import Store, display_status
 from core.training import Control
 from sdd_tui.cli import app
 
@@ -186,9 +186,8 @@ def run_until_stop(config, home: Path, stop_at: tuple[int, int, str], run_id=Non
         if isinstance(event, EpochEnded) and (event.round, event.epoch, event.branch) == stop_at:
             control.stop.set()
 
-    experiment = Experiment(config, fanout(StoreRecorder(Store(home)), sink), home, run_id=run_id,
-                            control=control, resume=resume)
-    return experiment.run_id, experiment.run(), events
+    run = build_run(config, home, run_id=run_id, control=control, resume=resume, sinks=[sink])
+    return run.run_id, run.run(), events
 
 
 @pytest.mark.parametrize(

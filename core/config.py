@@ -6,6 +6,7 @@ Every field has a description, a default and bounds, so a bad value becomes a on
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,14 @@ ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
 PruneMethod = Literal["magnitude", "gradient", "random"]
 PruneScope = Literal["global", "layer"]
 RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
+
+
+MAX_SEED = 2**32 - 1  # NumPy's limit; seeds derived from it (x 7919, + round) stay far inside torch's int64
+
+
+def is_device_name(device: str) -> bool:
+    """auto, cpu, cuda, cuda:N or mps: what --device and runtime.device take."""
+    return device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())
 
 
 class _Section(BaseModel):
@@ -56,7 +65,7 @@ class DataConfig(_Section):
 class NoiseConfig(_Section):
     kind: NoiseKind = Field("symmetric", description="Label noise: none | symmetric | asymmetric | pairflip")
     rate: float = Field(0.2, ge=0.0, le=1.0, description="Fraction of training labels corrupted")
-    seed: int | None = Field(None, ge=0, description="Noise seed (default: runtime.seed)")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Noise seed (default: runtime.seed)")
 
 
 class ModelConfig(_Section):
@@ -123,7 +132,7 @@ class AnalysisConfig(_Section):
 
 class RuntimeConfig(_Section):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    seed: int = Field(0, ge=0, description="Seed of init, noise, data order and masks")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of init, noise, data order and masks")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch")
     fast: bool = Field(True, description="Fast path: device-resident data, AMP on CUDA")
     compile: bool = Field(False, description="torch.compile the model once per run")
@@ -135,11 +144,9 @@ class RuntimeConfig(_Section):
     @field_validator("device")
     @classmethod
     def _device_ok(cls, device: str) -> str:
-        if device in ("auto", "cpu", "cuda", "mps"):
-            return device
-        if device.startswith("cuda:") and device[5:].isdigit():
-            return device
-        raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        if not is_device_name(device):
+            raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return device
 
 
 class ExperimentConfig(_Section):
@@ -203,13 +210,30 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentCo
 # ---------------------------------------------------------------------------- presets
 
 
+CONFIG_MAX_BYTES = 1 << 20  # a config is a few hundred bytes of TOML; anything near this is the wrong file
+
+
 def config_file_raw(path: Path) -> dict[str, Any]:
+    """The raw TOML of a --config file: a regular UTF-8 file of at most 1 MiB, or one SddError."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends, a folder is a mistake
+            raise SddError(f"config file {path} is not a regular file; give the path of a .toml file to --config")
+        if info.st_size > CONFIG_MAX_BYTES:
+            raise SddError(f"config file {path} has {info.st_size:,} bytes, more than a config's "
+                           f"{CONFIG_MAX_BYTES:,}; give the path of a .toml file to --config")
+        with path.open("rb") as handle:
+            data = handle.read(CONFIG_MAX_BYTES + 1)
     except FileNotFoundError:
         raise SddError(f"config file {path} not found; check the path given to --config") from None
     except OSError as error:
         raise SddError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SddError(f"config file {path} is not UTF-8 text (byte {error.start}); "
+                       "give the path of a .toml file to --config") from None
     return read_toml(text, str(path))
 
 

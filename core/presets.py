@@ -23,6 +23,8 @@ def read_toml(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SddError(f"{source}: malformed TOML ({error}); fix the file and try again") from None
+    except RecursionError:
+        raise SddError(f"{source}: TOML nested too deeply to be a config; fix the file and try again") from None
 
 
 def preset_raw(name: str) -> dict[str, Any]:

@@ -34,15 +34,22 @@ GRID_EXAMPLE = "e.g. --grid noise.rate=0.2,0.4,0.8"
 # ---------------------------------------------------------------------------- parsing
 
 
+MAX_SEEDS = 1000  # a sweep of more seeds is a typo, not an experiment
+MAX_MEMBERS = 10_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """`0,1,2` or `0-4` (or a mix) -> distinct seeds in the order given."""
     seeds: list[int] = []
     for part in [p.strip() for p in text.split(",")]:
         low, dash, high = part.partition("-")
         try:
-            chunk = list(range(int(low), int(high) + 1)) if dash and low else [int(part)]
+            bounds = (int(low), int(high)) if dash and low else (int(part), int(part))
         except ValueError:
             raise SddError(f"--seeds {text!r}: expected seeds like 0,1,2 or 0-4") from None
+        if bounds[1] - bounds[0] + 1 + len(seeds) > MAX_SEEDS:
+            raise SddError(f"--seeds {text!r}: at most {MAX_SEEDS} seeds in one sweep; give a shorter range")
+        chunk = list(range(bounds[0], bounds[1] + 1))
         if not chunk or any(seed < 0 for seed in chunk):
             raise SddError(f"--seeds {text!r}: seeds are integers >= 0, ranges go low-high (0-4)")
         seeds.extend(chunk)
@@ -146,6 +153,10 @@ def expand_sweep(
     """Every grid point times every seed as a validated member; any bad value raises before anything runs."""
     base = resolve_config(preset, config_file, overrides)
     seeds = seeds if seeds else [base.runtime.seed]
+    count = math.prod(len(values) for values in grid.values()) * len(seeds)
+    if count > MAX_MEMBERS:
+        raise SddError(f"the sweep would have {count:,} members, more than {MAX_MEMBERS:,}; "
+                       "give fewer --grid values or --seeds")
     points = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())]
     combinations = [(values, seed) for values in points for seed in seeds]
     members = []

@@ -301,14 +301,42 @@ def _error_line(error: Exception) -> str:
 
 @contextlib.contextmanager
 def ray_session(address: str | None = None):
-    """Ray, connected to `address` (or a local instance started here and shut down on exit)."""
+    """Ray, connected to `address` (or a local instance started here, on 127.0.0.1 only, shut down on exit)."""
     ray = import_ray()
-    started_here = connect(ray, address)
+    with loopback_only(enabled=address is None and not ray.is_initialized()):
+        started_here = connect(ray, address)
+        try:
+            yield ray
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def loopback_only(enabled: bool = True):
+    """A local instance whose servers (GCS, raylet, workers, agents) listen on 127.0.0.1, not on every
+    interface: Ray does that when it runs without 'clusters', as on macOS. The variable reaches the
+    processes Ray starts; the constant, this driver, whether or not Ray was imported before. A test
+    (tests/test_sweep_ray_local.py) checks the listening sockets, so a Ray that changes this fails loudly."""
+    if not enabled:
+        yield
+        return
+    from ray._private import ray_constants
+
+    before_env, before_constant = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        yield ray
+        yield
     finally:
-        if started_here:
-            ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = before_constant
+        if before_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = before_env
 
 
 def run_ray(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], address: str | None = None,

@@ -12,16 +12,17 @@ from core.sweep import expand_sweep, new_sweep_record, sweep_curves
 from sdd_tui.cli import app
 
 ray = pytest.importorskip("ray")  # the `ray` extra; CI installs it with `.[test]`
-from core.sweep_ray import ray_member_device, run_ray  # noqa: E402
+from core.sweep_ray import loopback_only, ray_member_device, run_ray  # noqa: E402
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
+    with loopback_only():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        yield ray
+        ray.shutdown()
 
 
 def _sweep(home, overrides: list[str], seeds: list[int]) -> tuple[Store, dict]:

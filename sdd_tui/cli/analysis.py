@@ -41,6 +41,10 @@ def analyze(
     home: Optional[Path] = HOME,
 ) -> None:
     """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
+    from core.config import is_device_name
+
+    if device is not None and not is_device_name(device):
+        raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     store = open_store(ctx, home)
     record = store.get_run(run_id)
     for line in phases_lines(detect_phases(record.get("rounds", []))):

@@ -37,9 +37,11 @@ def sweep_command(
     home: Optional[Path] = HOME,
 ) -> None:
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
-    from core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
+    from core.sweep import ENGINES, expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
     from core.sweep_runner import EXIT_CODES, engine_options, engine_session, run_sweep
 
+    if engine is not None and engine not in ENGINES:  # before --dry-run too: a typo is found at once
+        raise SddError(f"--engine {engine!r}: use {' or '.join(ENGINES)}")
     store = open_store(ctx, home)
     if resume:
         if preset or config or overrides or seeds or grid or dry_run:

@@ -6,6 +6,7 @@ Every field has a description, a default and bounds, so a bad value becomes a on
 
 from __future__ import annotations
 
+import json
 import stat
 import tomllib
 from pathlib import Path
@@ -242,6 +243,11 @@ def load_preset(name: str) -> ExperimentConfig:
 
 
 # ---------------------------------------------------------------------------- overrides
+
+
+def override(key: str, value: str) -> str:
+    """`--set` text that sets `key` to the string `value` as given: quotes, brackets and emoji included."""
+    return f"{key}={json.dumps(value, ensure_ascii=False)}"  # a JSON string without \\uD83D escapes is TOML
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def printable(text: object) -> str:
+    """User text (names, notes, tags, errors) as it may reach a terminal: control characters shown
+    escaped (ESC as \\x1b), never sent raw; everything else, emoji included, as it is."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in str(text))
+
+
 def pct(value: float | None, digits: int = 1, missing: str = "-") -> str:
     """A fraction as a percentage: 0.653 -> '65.3%'; None -> `missing`."""
     return missing if value is None else f"{100 * value:.{digits}f}%"

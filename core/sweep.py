@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.config import ExperimentConfig, resolve_config
+from core.config import ExperimentConfig, override, resolve_config
 from core.errors import SddError
 from core.events import Event, RunStarted
 from core.store import Store, StoreRecorder, display_status
@@ -163,7 +163,7 @@ def expand_sweep(
     for (values, seed), run_id in zip(combinations, _unique_run_ids(len(combinations))):
         name = member_name(base.name, values, seed)
         settings = [f"{key}={value}" for key, value in values.items()]
-        member_overrides = [*overrides, *settings, f"runtime.seed={seed}", f"name={json.dumps(name[:80])}"]
+        member_overrides = [*overrides, *settings, f"runtime.seed={seed}", override("name", name[:80])]
         try:
             config = resolve_config(preset, config_file, member_overrides)
         except SddError as error:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from core.analysis import detect_phases, phases_lines
 from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
-from core.format import format_seconds, pct
+from core.format import format_seconds, pct, printable
 from core.progress import Progress as RunProgress
 
 if TYPE_CHECKING:
@@ -56,13 +56,14 @@ class HeadlessReporter:
 
     def __init__(self, stream: TextIO | None = None, rich_progress: bool | None = None):
         self.stream = stream or sys.stdout
-        self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        self.console = Console(file=self.stream, highlight=False, markup=False, soft_wrap=True)  # names are text
         self.live = self.stream.isatty() if rich_progress is None else rich_progress
         self.progress = RunProgress()
         self._bar: Progress | None = None
         self._task = None
 
     def _print(self, text: str) -> None:
+        text = printable(text)  # a run name or an error with an ESC in it reaches the terminal escaped
         if self._bar is not None:
             self._bar.console.print(text, highlight=False, markup=False)
         else:
@@ -91,7 +92,7 @@ class HeadlessReporter:
         elif isinstance(event, RunEnded):
             self._stop_bar()
             if p.results:
-                self.console.print(summary_table(p.results, f"{p.name} ({p.run_id})"))
+                self.console.print(summary_table(p.results, printable(f"{p.name} ({p.run_id})")))
                 for line in phases_lines(detect_phases(p.results)):
                     self._print(line)
             self._print(f"{event.status} in {format_seconds(event.seconds)}: run {event.run_id}")

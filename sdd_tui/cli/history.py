@@ -30,7 +30,7 @@ def runs_list(
     from rich.console import Console
     from rich.table import Table
 
-    from core.format import pct as _pct
+    from core.format import pct as _pct, printable
     from core.results import summary
     from core.store import display_status
 
@@ -49,10 +49,10 @@ def runs_list(
     for record in records:
         s = summary(record)
         started = time.strftime("%m-%d %H:%M", time.localtime(record.get("started") or 0))
-        table.add_row(record["id"], record.get("name", ""), display_status(record),
+        table.add_row(printable(record["id"]), printable(record.get("name", "")), display_status(record),
                       f"{s['rounds_done']}/{s['rounds_total']}", _pct(s["dense_acc"]), _pct(s["best_acc"]),
                       _pct(s["best_sparsity"]), started)
-    Console(highlight=False).print(table)
+    Console(highlight=False, markup=False).print(table)
 
 
 @app.command("show")
@@ -67,7 +67,7 @@ def runs_show(
     from rich.console import Console
 
     from core.analysis import detect_phases, phases_lines
-    from core.format import result_text
+    from core.format import printable, result_text
     from core.results import branch_phases, run_json, summary
     from core.store import display_status
     from sdd_tui.headless import summary_table
@@ -78,12 +78,12 @@ def runs_show(
         typer.echo(json.dumps(run_json(record, status), indent=2))
         return
     s = summary(record)
-    console = Console(highlight=False)
-    console.print(f"{record['id']}  {record.get('name')}  {status}  on {record.get('device')}")
+    console = Console(highlight=False, markup=False)  # names and errors are text, never markup
+    console.print(printable(f"{record['id']}  {record.get('name')}  {status}  on {record.get('device')}"))
     console.print(f"{s['model']} on {s['dataset']}, noise {s['noise']}, {s['rounds_done']}/{s['rounds_total']} rounds; "
                   + result_text(s))
     if record.get("error"):
-        console.print(f"error: {record['error']}")
+        console.print(printable(f"error: {record['error']}"))
     if record.get("rounds"):
         console.print(summary_table(record["rounds"], "rounds"))
         for line in phases_lines(detect_phases(record["rounds"])):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from core.errors import SddError
+from core.format import printable
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -30,7 +31,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except SddError as error:
-            typer.echo(f"error: {error}", err=True)
+            typer.echo(f"error: {printable(error)}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -41,15 +40,15 @@ def root(
     if not (preset or config):
         open_app(home)
         return
-    from core.config import resolve_config
+    from core.config import override, resolve_config
     from core.store import Store
     from sdd_tui.headless import run_headless
 
     extra = list(overrides)
     if device:
-        extra.append(f"runtime.device={json.dumps(device)}")
+        extra.append(override("runtime.device", device))
     if name:
-        extra.append(f"name={json.dumps(name)}")
+        extra.append(override("name", name))
     experiment_config = resolve_config(preset, config, extra)
     if tui:
         open_app(home, start=(experiment_config, preset))

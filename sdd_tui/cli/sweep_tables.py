@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from core.format import pct as _pct
+from core.format import pct as _pct, printable
 from core.results import summary
 from core.store import Store
 from core.sweep import display_sweep_status, group_by_point, member_records, member_status, point_label
@@ -30,9 +30,9 @@ def print_sweep_rows(rows: list[dict]) -> None:
         table.add_column(column, no_wrap=column in ("id", "created"))
     for row in rows:
         created = time.strftime("%m-%d %H:%M", time.localtime(row["created"] or 0))
-        table.add_row(row["id"], row["name"], row["engine"], row["status"], f"{row['finished']}/{row['members']}",
+        table.add_row(printable(row["id"]), printable(row["name"]), row["engine"], row["status"], f"{row['finished']}/{row['members']}",
                       created)
-    Console(highlight=False).print(table)
+    Console(highlight=False, markup=False).print(table)
 
 
 def records_in_order(store: Store, sweep: dict) -> list[dict | None]:
@@ -42,7 +42,7 @@ def records_in_order(store: Store, sweep: dict) -> list[dict | None]:
 
 def print_members(store: Store, sweep: dict, console: Console | None = None) -> None:
     """A row per member, under a line naming its grid point."""
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, markup=False)
     table = Table(title="members", box=None, title_justify="left")
     for column in ("run", "seed", "status", "rounds", "dense", "best", "at sparsity"):
         table.add_column(column, no_wrap=column != "run")
@@ -50,17 +50,17 @@ def print_members(store: Store, sweep: dict, console: Console | None = None) -> 
     records = member_records(store, sweep)
     for point, members in group_by_point(sweep["members"]):
         if point:
-            table.add_row(point_label(point))
+            table.add_row(printable(point_label(point)))
         for member in members:
             record = records.get(member["run_id"])
             status = "failed" if record is None and member["run_id"] in errors else member_status(record)
             s = summary(record) if record else None
             cells = [f"{s['rounds_done']}/{s['rounds_total']}", _pct(s["dense_acc"]), _pct(s["best_acc"]),
                      _pct(s["best_sparsity"])] if s else ["-"] * 4
-            table.add_row(member["run_id"], str(member["seed"]), status, *cells)
+            table.add_row(printable(member["run_id"]), str(member["seed"]), status, *cells)
     console.print(table)
     for run_id, error in errors.items():
-        console.print(f"{run_id}: {error}")
+        console.print(printable(f"{run_id}: {error}"))
 
 
 def _band(row: dict, metric: str) -> str:
@@ -70,7 +70,7 @@ def _band(row: dict, metric: str) -> str:
 
 def curve_table(curve: dict) -> Table:
     seeds = ",".join(str(s) for s in curve["seeds"])
-    table = Table(title=f"{curve['label']}: mean ± std over seeds {seeds}", box=None, title_justify="left")
+    table = Table(title=printable(f"{curve['label']}: mean ± std over seeds {seeds}"), box=None, title_justify="left")
     for column in ("round", "sparsity", "seeds", "test %", "best test %", "train %", "memorised %"):
         table.add_column(column, justify="right", no_wrap=True)
     for row in curve["rounds"]:

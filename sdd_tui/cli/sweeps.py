@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from core.errors import SddError
+from core.format import printable
 from sdd_tui.cli.options import HOME, open_store, user_errors
 
 sweeps_app = typer.Typer(help="Sweeps: list them, show one with its mean +- std curve, plot it.",
@@ -56,7 +57,7 @@ def sweep_command(
         members = expand_sweep(preset, config, overrides, seed_list, grid_values)
         if dry_run:
             for member in members:
-                typer.echo(f"{member['run_id']}  {member['name']}")
+                typer.echo(printable(f"{member['run_id']}  {member['name']}"))
             return
         sweep = None
     options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store)
@@ -65,7 +66,7 @@ def sweep_command(
         if create:
             seed_list = seed_list or sorted({m["seed"] for m in members})
             sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
-        status = run_sweep(store, sweep, members, options, retries, typer.echo, create)
+        status = run_sweep(store, sweep, members, options, retries, lambda line: typer.echo(printable(line)), create)
     from sdd_tui.cli.sweep_tables import print_members
 
     print_members(store, store.get_sweep(sweep["id"]))
@@ -161,12 +162,12 @@ def sweeps_show(
         head = {k: v for k, v in sweep.items() if k != "members"} | {"status": display_sweep_status(sweep)}
         typer.echo(json.dumps({"sweep": head, "members": members, "curves": curves}, indent=2))
         return
-    console = Console(highlight=False)
-    console.print(f"{sweep['id']}  {display_sweep_status(sweep)} ({sweep.get('engine')})  {sweep['name']}")
-    console.print(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
+    console = Console(highlight=False, markup=False)
+    console.print(printable(f"{sweep['id']}  {display_sweep_status(sweep)} ({sweep.get('engine')})  {sweep['name']}"))
+    console.print(printable(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
                   + "".join(f" --set {o}" for o in sweep.get("overrides", []))
                   + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())
-                  + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}")
+                  + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}"))
     print_members(store, sweep, console)
     for curve in curves:
         console.print(curve_table(curve))

@@ -1,0 +1,47 @@
+"""Text from users (run names, errors) is printed as text: no Rich markup, control characters escaped,
+emoji kept as they are in the store."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from core.format import printable
+from core.store import Store
+from sdd_tui.cli import app
+
+NAME = "run 😀 [/bold] \x1b[2J[red]x"
+QUICK = ["--set", "prune.rounds=1", "--set", "train.epochs=1"]
+
+
+def invoke(*args: str):
+    return CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args))  # a wide table: the name on one line
+
+
+def test_printable_escapes_control_characters_and_keeps_the_rest():
+    assert printable("a\x1b[2Jb\x07") == "a\\x1b[2Jb\\x07"
+    assert printable("run 😀 [/bold] ü") == "run 😀 [/bold] ü"
+
+
+def test_a_name_with_markup_escapes_and_emoji_is_stored_and_shown_as_text(tmp_path):
+    home = str(tmp_path / "home")
+    started = invoke("--preset", "smoke", *QUICK, "--name", NAME, "--home", home)
+    assert started.exit_code == 0, started.output
+    assert "\x1b" not in started.output and "\\x1b[2J" in started.output
+    (record,) = Store(home).list_runs()
+    assert record["name"] == NAME and record["config"]["name"] == NAME  # the emoji itself, not \\ud83d\\ude00
+
+    listed = invoke("runs", "--home", home)
+    assert listed.exit_code == 0, listed.output
+    assert "[/bold]" in listed.output and "\x1b" not in listed.output
+    shown = invoke("runs", "show", record["id"], "--home", home)
+    assert shown.exit_code == 0, shown.output
+    assert "run 😀 [/bold] \\x1b[2J[red]x" in shown.output
+    assert json.loads(invoke("runs", "show", record["id"], "--json", "--home", home).output)["name"] == NAME
+
+
+def test_an_error_quoting_user_input_is_escaped(tmp_path):
+    result = invoke("--preset", "smoke", "--set", "train.epochs=\x1b[31m", "--home", str(tmp_path / "home"))
+    assert result.exit_code == 2
+    assert "\x1b" not in result.stderr and "\\x1b" in result.stderr

@@ -1,0 +1,62 @@
+"""A full disk while a checkpoint is written is an OSError naming it, never torch's 'unexpected pos'.
+
+torch.save's zip writer catches the file's OSError and raises RuntimeError('[enforce fail at
+inline_container.cc] unexpected pos ...') instead (seen on a full tmpfs); atomic_save hands the
+OSError on, so a run fails with 'the disk is full' and the previous checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+
+import pytest
+import torch
+
+from core.store import atomic_save
+
+
+class FillsUp(io.RawIOBase):
+    """A file that takes `room` bytes, then says the disk is full (as a real full disk does)."""
+
+    def __init__(self, real, room: int):
+        self.real, self.room = real, room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.real.write(data)
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()  # flushes first
+            self.real.close()
+
+
+def test_torch_itself_hides_a_full_disk_behind_a_runtime_error(tmp_path):
+    with open(tmp_path / "raw.pt", "wb") as real, pytest.raises(RuntimeError, match="unexpected pos"):
+        torch.save({"w": torch.zeros(100_000)}, FillsUp(real, room=2_000))
+
+
+def test_atomic_save_says_the_disk_is_full_and_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoint.pt"
+    atomic_save({"round": 0}, target)
+    before = target.read_bytes()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: FillsUp(real_fdopen(fd, mode, *a, **k), 2_000))
+    with pytest.raises(OSError) as raised:
+        atomic_save({"round": 1, "w": torch.zeros(100_000)}, target)
+    assert raised.value.errno == errno.ENOSPC
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left behind

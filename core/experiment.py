@@ -19,7 +19,7 @@ from core.checkpoint import Checkpointer
 from core.config import ExperimentConfig
 from core.data import Dataset, load_dataset
 from core.device import library_versions, resolve_device
-from core.errors import SddError, StopRequested
+from core.errors import SddError, StopRequested, allocation_failure, too_big
 from core.events import Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import prunable_names
 from core.paths import RunPaths, new_run_id
@@ -65,10 +65,15 @@ class Experiment:
             torch.set_num_threads(cfg.runtime.threads)
         state = self.checkpoints.load(device) if self.resume else None
         torch.manual_seed(cfg.runtime.seed)
-        self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed).to(device)  # bad data dir: no record
-        if state is not None:
-            self.checkpoints.restore_labels(self.data, state)
-        self.models = RunModels(cfg, self.data, device, self.info)
+        try:  # a bad data dir or a dataset too big for memory: one line, no record
+            self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed).to(device)
+            if state is not None:
+                self.checkpoints.restore_labels(self.data, state)
+            self.models = RunModels(cfg, self.data, device, self.info)
+        except RuntimeError as error:
+            if (asked := allocation_failure(error)) is None:
+                raise
+            raise too_big(asked, "loading the data or building the model") from None
         self.branches = BranchTrainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink, self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
@@ -99,6 +104,10 @@ class Experiment:
                        f"or free GPU memory and `sdd-tui resume {self.run_id}`")
             self._end("failed", started, message)
             raise SddError(message) from None
+        if (asked := allocation_failure(error)) is not None:
+            too_large = too_big(asked, f"in round {where}")
+            self._end("failed", started, str(too_large))
+            raise too_large from None
         self._end("failed", started, str(error) if isinstance(error, SddError) else f"{type(error).__name__}: {error}")
         raise error
 

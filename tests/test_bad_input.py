@@ -82,3 +82,30 @@ def test_analyze_on_an_unknown_device_is_one_line(tmp_path):
     line = fails_with_one_line(tmp_path / "home", "analyze", "20260101-000000-abcd", "--redense", "--rounds", "1",
                                "--device", "bogus")
     assert "--device 'bogus'" in line
+
+
+def test_a_dataset_too_big_for_memory_says_how_many_bytes(tmp_path):
+    line = fails_with_one_line(tmp_path / "home", "--preset", "smoke", "--set", "data.synthetic_train=10000000",
+                               "--set", "data.shape=[3,512,512]")
+    assert "out of memory loading the data" in line and "(31,457,280,000,000 bytes)" in line
+    assert "data.synthetic_train" in line
+
+
+def test_a_model_too_big_for_memory_fails_the_run_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    result = CliRunner().invoke(app, ["--preset", "smoke", "--set", "model.hidden=[10000000, 100000]",
+                                      "--home", str(home)])
+    assert result.exit_code == 2
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: out of memory in round 0: asked for 4.0 TB") and "model.hidden" in line
+    from core.store import Store
+
+    (record,) = Store(home).list_runs()
+    assert record["status"] == "failed" and "asked for 4.0 TB" in record["error"]
+
+
+def test_sizes_read_like_a_disk_label():
+    from core.format import size
+
+    assert [size(n) for n in (512, 1_500, 31_457_280_000_000, 4 * 10**18)] == ["512 B", "1.5 KB", "31.5 TB",
+                                                                                "4000.0 PB"]

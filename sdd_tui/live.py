@@ -4,27 +4,25 @@ The engine thread writes the store (StoreRecorder) and posts each event to the a
 folds the events into a RunView and only reads the store. Pause and stop are the engine's own
 Control flags, checked between batches.
 
-Detach hands the run to a headless process: stop at the next batch (a stop checkpoints the last
-epoch end), then start `sdd-tui resume ID` in its own session so that it outlives
-the app and the SSH connection.
+Detach hands the run to a headless process (sdd_tui.handover): stop at the next batch (a stop
+checkpoints the last epoch end), then start `sdd-tui resume ID` in its own session so that it
+outlives the app and the SSH connection.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections import deque
-from pathlib import Path
 
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from core.config import ExperimentConfig
 from core.events import EpochEnded, Event
-from core.paths import RunPaths
+from core.paths import checkpoint_exists
 from core.store import Store, StoreRecorder
+from sdd_tui.handover import HandOver
 from sdd_tui.runview import RunView
 
 
@@ -50,7 +48,6 @@ class LiveRun:
     """One experiment training in a thread worker of `app`."""
 
     def __init__(self, app, store: Store, config: ExperimentConfig, preset: str | None):
-        from core.experiment import Experiment  # torch: imported when a run starts, not when the app opens
         from core.training import Control
 
         self.app = app
@@ -58,15 +55,20 @@ class LiveRun:
         self.control = Control()
         self.recorder = StoreRecorder(store)
         self.view = RunView()
-        self.experiment = Experiment(config, self._sink, store.home, preset=preset, control=self.control)
+        self.experiment = self._build_experiment(config, preset)
         self.run_id = self.experiment.run_id
         self.view.run_id = self.run_id
         self.view.progress.name = config.name
-        self.detach_requested = False
-        self.epoch_seen = False  # after the first epoch end a stop writes a checkpoint to resume from
+        self.handover: HandOver | None = None  # set while the run is being handed to a background process
         self.worker: Worker | None = None
         self.pending: deque[Event] = deque()  # engine thread appends, UI thread pops: both atomic
         self.posted_at = 0.0
+
+    def _build_experiment(self, config: ExperimentConfig, preset: str | None):
+        """The engine, reporting to `_sink` and steered by `control` (the one place it is built here)."""
+        from core.experiment import Experiment  # torch: imported when a run starts, not when the app opens
+
+        return Experiment(config, self._sink, self.store.home, preset=preset, control=self.control)
 
     def start(self) -> None:
         """Start training (once). The dashboard calls this after its first paint, so that building the
@@ -84,9 +86,9 @@ class LiveRun:
 
     def _sink(self, event: Event) -> None:  # runs in the engine thread
         self.recorder(event)
-        self.epoch_seen = self.epoch_seen or isinstance(event, EpochEnded)
-        if self.detach_requested and self.epoch_seen:
-            self.control.stop.set()  # a stop now checkpoints the last epoch end: hand over
+        handover = self.handover
+        if handover is not None and isinstance(event, EpochEnded):
+            handover.epoch_ended()  # a stop now checkpoints this epoch end: hand over
         self.pending.append(event)
         now = time.monotonic()
         if not isinstance(event, EpochEnded) or now - self.posted_at >= POST_EVERY_S:
@@ -119,16 +121,27 @@ class LiveRun:
     def stop(self) -> None:
         self.control.stop.set()
 
-    def request_detach(self) -> bool:
-        """Stop at the next batch once a checkpoint can be written; False until the first epoch ends."""
-        from core.paths import checkpoint_exists
+    @property
+    def resumable(self) -> bool:
+        """Whether a stop now leaves something to resume from: a checkpoint, or an epoch end (a stop
+        checkpoints the last one). Call after `drain`: the view knows every epoch end posted so far."""
+        return bool(self.view.epochs or self.view.results) or checkpoint_exists(self.store.home, self.run_id)
 
-        self.detach_requested = True
+    def hand_over(self) -> HandOver:
+        """Ask for a hand-over: the engine stops at the next batch once a checkpoint can be written."""
+        if self.handover is not None and self.handover.in_flight:
+            return self.handover
+        handover = HandOver(self.run_id, self.control.stop.set)
+        self.handover = handover  # first, so that an epoch ending meanwhile moves it on
         self.control.paused.clear()
-        if self.epoch_seen or checkpoint_exists(self.store.home, self.run_id):
-            self.control.stop.set()
-            return True
-        return False
+        self.drain()
+        handover.start(self.resumable)
+        return handover
+
+    def cancel_hand_over(self, reason: str) -> None:
+        if self.handover is not None:
+            self.handover.fail(reason)
+            self.handover = None
 
 
 def leave_a_core_for_the_ui(config: ExperimentConfig, cores: int | None = None) -> ExperimentConfig:
@@ -138,19 +151,3 @@ def leave_a_core_for_the_ui(config: ExperimentConfig, cores: int | None = None) 
         return config
     threads = max(1, (cores or os.cpu_count() or 1) - 1)
     return config.model_copy(update={"runtime": config.runtime.model_copy(update={"threads": threads})})
-
-
-def resume_command(home: Path, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "sdd_tui", "resume", run_id, "--home", str(home)]
-
-
-def spawn_detached(home: Path, run_id: str, command: list[str] | None = None) -> subprocess.Popen:
-    """Start the headless resume in its own session (it survives the app and a dropped SSH link)."""
-    log_path = RunPaths(home, run_id).detached_log
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    project_root = str(Path(__file__).resolve().parent.parent)  # so `-m sdd_tui` works from a checkout too
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH", "")) if p)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(command or resume_command(home, run_id), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env, close_fds=True)

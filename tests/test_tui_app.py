@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import threading
 import time
 
@@ -25,6 +24,7 @@ from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.screens.new_experiment import NewExperimentScreen
+from sdd_tui.sources import FollowedSource
 from sdd_tui.widgets.charts import CompareChart, SddChart
 from sdd_tui.widgets.panels import EventLog
 
@@ -167,7 +167,7 @@ async def test_watch_follows_a_run_whose_events_another_thread_appends(home):
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
             dashboard = app.screen
             await wait_for(pilot, lambda: len(dashboard.view.results) == 1, "round 0")
-            assert dashboard.source == "watching" and dashboard.status == "running"
+            assert dashboard.source.label == "watching" and dashboard.status == "running"
             assert not dashboard.check_action("stop", ())  # a watched run is not this app's to stop
             second_round.set()
             await wait_for(pilot, lambda: dashboard.view.status == "finished", "the run to finish")
@@ -209,13 +209,13 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
         dashboard = app.screen
         await pilot.press("d")
         assert any("once the first epoch has ended" in text for _, text in live.view.log)  # nothing to resume yet
-        await wait_for(pilot, lambda: dashboard.follower is not None, "the hand-over")
-        assert dashboard.live is None and live.run_id in app.detached
+        await wait_for(pilot, lambda: isinstance(dashboard.source, FollowedSource), "the hand-over")
+        assert dashboard.live is None and live.run_id in app.handovers
         states = set()
         await wait_for(pilot, lambda: states.add(dashboard.status) or dashboard.view.status == "finished",
                        "the background run to finish")
         assert "handing over" in states and "stopped" not in states  # never shown as stopped meanwhile
-        process = app.detached[live.run_id]
+        process = app.handovers[live.run_id].process
         assert process.wait(WAIT_LIMIT_S) == 0
     record = Store(home).get_run(live.run_id)
     assert record["status"] == "finished" and [r["round"] for r in record["rounds"]] == [0, 1, 2, 3]

@@ -1,7 +1,7 @@
 """The run dashboard: a run training in the app (live), one followed from its events file, or a finished one.
 
-All three feed a RunView; a timer redraws at most REDRAWS_PER_S times a second, and only when the
-view changed.
+The dashboard polls one RunSource (sdd_tui.sources), which keeps a RunView and says the status; a
+timer redraws at most REDRAWS_PER_S times a second, and only when the view or the status changed.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ from textual.widgets import Footer, Header
 from core.errors import SddError
 from core.results import csv_text, run_json
 from core.store import display_status
-from sdd_tui.follow import EventFollower
-from sdd_tui.live import LiveRun
 from sdd_tui.runview import RunView
+from sdd_tui.sources import RunSource
 from sdd_tui.widgets.charts import DistanceChart, EpochChart, SddChart
 from sdd_tui.widgets.panels import EventLog, ProgressPanel
 
 REDRAWS_PER_S = 2  # the text panels (keys redraw at once); every redraw holds the GIL, taken from training
 CHART_REDRAWS_PER_S = 1  # a plotext chart costs ~25 ms of the GIL per draw, taken from training
-STATUS_CHECK_S = 2.0  # how often a followed run's process is checked for being alive
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
 LIVE_ACTIONS = ("stop", "detach")
 
@@ -45,23 +43,18 @@ class DashboardScreen(Screen):
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
-    def __init__(self, run_id: str, live: LiveRun | None = None) -> None:
+    def __init__(self, run_id: str, source: RunSource) -> None:
         super().__init__()
         self.run_id = run_id
-        self.live = live
-        self.view = live.view if live else RunView(run_id=run_id)
-        self.follower: EventFollower | None = None
+        self.source = source
         self.drawn_version = -1
         self.drawn_state: tuple = ()
         self.drawn_rounds: tuple = ()
         self.drawn_epochs: tuple = ()
         self.shown_chart = 0
-        self.store_status: str | None = None
-        self.status_checked = 0.0
         self.footer_state: tuple = ()
         self.charts_drawn_at = 0.0
         self.charts_pending = False
-        self.handover = None  # the background process a detached run was handed to, until it reports
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,95 +67,48 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.live is None:
-            self.follow()
         self.set_interval(1 / REDRAWS_PER_S, self.tick)
         self.tick()
         if self.live is not None:
             self.call_after_refresh(self.live.start)  # no-op when it already trains
 
-    # ------------------------------------------------------------------ sources
+    # ------------------------------------------------------------------ the source
 
-    def follow(self, handover=None) -> None:
-        """Read the run from its events file (from the start), and keep following it; `handover` is the
-        background process the run was just handed to (until it resumes, the file ends in a stop)."""
-        self.live = None
-        self.handover = handover
-        self.view = RunView(run_id=self.run_id)
-        path = self.app.store.events_path(self.run_id)
-        self.follower = EventFollower(path)
-        if not path.exists():
-            try:
-                record = self.app.store.get_run(self.run_id)
-                self.view.load_record(record, display_status(record))
-            except SddError as error:
-                self.view.fail(str(error))
+    def use(self, source: RunSource) -> None:
+        """Read the run from `source` from now on (the app hands a detached run's dashboard over)."""
+        self.source = source
         self.drawn_version = -1
         self.drawn_rounds = self.drawn_epochs = ()
+        self.tick()
         self.refresh_bindings()
 
     @property
-    def handing_over(self) -> bool:
-        return self.handover is not None
-
-    def _settle_handover(self) -> None:
-        """The hand-over ends when the background process runs the run, or has exited (the app says why
-        when it failed). The file is read whole on the first tick: "running" after that is that process's."""
-        if self.handover is not None and (self.view.status == "running" or self.handover.poll() is not None):
-            self.handover = None
+    def view(self) -> RunView:
+        return self.source.view
 
     @property
-    def source(self) -> str:
-        if self.handing_over:
-            return "to a background process"
-        if self.live is not None:
-            return "live in this app" if self.live.running else "trained in this app"
-        return "watching" if self.status in ("running", "starting") else "from the store"
+    def live(self):
+        """The run when it trains in this app (pause, stop and detach apply), else None."""
+        return self.source.live
 
     @property
     def status(self) -> str:
-        if self.handing_over:
-            return "handing over"
-        if self.live is not None and self.live.running and self.live.paused:
-            return "paused"
-        if self.live is None and self.view.status in ("running", "starting") and self.store_status == "interrupted":
-            return "interrupted"
-        return self.view.status
+        return self.source.status
 
     def tick(self) -> None:
-        if self.live is not None:
-            self.live.drain()
-        if self.follower is not None:
-            for event in self.follower.read_new():
-                self.view.apply(event)
-            self._check_store_status()
-            self._settle_handover()
-        if self.view.version != self.drawn_version or (self.status, self.source) != self.drawn_state:
+        self.source.poll()
+        if self.view.version != self.drawn_version or (self.status, self.source.label) != self.drawn_state:
             self.redraw()
         if self.charts_pending and time.monotonic() - self.charts_drawn_at >= 1 / CHART_REDRAWS_PER_S:
             self.redraw_charts()
         self._refresh_footer()
 
-    def _check_store_status(self) -> None:
-        """A followed run whose process died shows as interrupted (checked every few seconds)."""
-        now = time.monotonic()
-        if self.view.status not in ("running", "starting") or now - self.status_checked < STATUS_CHECK_S:
-            return
-        self.status_checked = now
-        try:
-            status = display_status(self.app.store.get_run(self.run_id))
-        except SddError:
-            return
-        if status != self.store_status:
-            self.store_status = status
-            self.drawn_version = -1
-
     def redraw(self) -> None:
         view = self.view
         self.drawn_version = view.version
-        self.drawn_state = (self.status, self.source)
+        self.drawn_state = (self.status, self.source.label)
         with self.app.batch_update():
-            self.query_one(ProgressPanel).show(view, self.status, self.source)
+            self.query_one(ProgressPanel).show(view, self.status, self.source.label)
             self.query_one(EventLog).show(view)
         self.charts_pending = True
 

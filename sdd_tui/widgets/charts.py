@@ -157,8 +157,15 @@ COMPARE_METRICS = {
 }
 
 
+def group_number(index: int) -> str:
+    return f"#{index + 1}"
+
+
 class CompareChart(Chart):
-    """One line per group of runs (mean over seeds) with dotted mean +- std lines, and a legend."""
+    """One line per group of runs (mean over seeds) with dotted mean +- std lines, and a legend.
+
+    A label too long for the legend (it would be cut at the plot's edge) shows as its group number;
+    the table under the chart gives every group's number and whole label, wrapped."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -168,6 +175,11 @@ class CompareChart(Chart):
     def set_groups(self, groups: list[RunGroup], metric: str) -> None:
         self.groups, self.metric = list(groups), metric
         self.replot()
+
+    def legend_label(self, index: int, group: RunGroup) -> str:
+        if len(group.label) <= max(16, self.size.width // 2 - 8):
+            return group.label
+        return f"{group_number(index)} (n={len(group.records)})"
 
     def draw(self, plt) -> None:
         title, scale = COMPARE_METRICS[self.metric]
@@ -179,7 +191,7 @@ class CompareChart(Chart):
                 continue
             color = LINE_COLORS[index % len(LINE_COLORS)]
             xs, mean = downsample(curve.xs, curve.mean, self.max_points)
-            plt.plot(xs, mean, label=group.label, color=color, marker="braille")
+            plt.plot(xs, mean, label=self.legend_label(index, group), color=color, marker="braille")
             if any(curve.std):
                 for sign in (1, -1):
                     band = [m + sign * s for m, s in zip(curve.mean, curve.std)]

@@ -16,6 +16,7 @@ from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_comm
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
+from sdd_tui.screens.help import HelpScreen
 from sdd_tui.screens.home import HomeScreen
 from sdd_tui.sources import FollowedSource, LiveSource, open_source
 
@@ -23,8 +24,11 @@ from sdd_tui.sources import FollowedSource, LiveSource, open_source
 class SddApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "sdd-tui"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
-    ENABLE_COMMAND_PALETTE = False  # its footer entry costs room at 80 columns; every action has a key
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+    ]
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p: every command and the theme; `?` lists it (no footer entry)
 
     def __init__(
         self,
@@ -43,6 +47,10 @@ class SddApp(App):
         self.live: LiveRun | None = None
         self.handovers: dict[str, HandOver] = {}  # run id -> its hand-over to a background process
         self.quitting = False  # quit once the run training here has stopped (and been handed over)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def get_default_screen(self) -> HomeScreen:
         return HomeScreen()

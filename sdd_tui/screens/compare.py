@@ -60,7 +60,7 @@ class CompareScreen(Screen):
         yield Header()
         yield CompareChart(id="compare-chart")
         yield Static(id="compare-table")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         records = []

@@ -64,7 +64,7 @@ class DashboardScreen(Screen):
             yield EpochChart(id="epoch-chart", classes="chart")
             yield DistanceChart(id="distance-chart", classes="chart")
         yield EventLog(id="log")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.set_interval(1 / REDRAWS_PER_S, self.tick)
@@ -127,9 +127,13 @@ class DashboardScreen(Screen):
                 self.drawn_epochs = epochs_key
                 self.query_one(EpochChart).set_points(view.epochs, view.progress.round)
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refresh_footer)  # `v Chart` comes and goes with the -narrow class
+
     def _refresh_footer(self) -> None:
         """Rebuild the footer only when the keys that apply change (rebuilding it is costly)."""
-        state = (self.live is not None and self.live.running, self.live is not None and self.live.paused)
+        state = (self.live is not None and self.live.running, self.live is not None and self.live.paused,
+                 self.has_class("-narrow"))
         if state != self.footer_state:
             self.footer_state = state
             self.refresh_bindings()

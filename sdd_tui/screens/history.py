@@ -87,7 +87,7 @@ class HistoryScreen(Screen):
                     id="filter")
         yield OpenTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Static(id="history-status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.sub_title = "history"

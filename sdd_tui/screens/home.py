@@ -67,7 +67,7 @@ class HomeScreen(Screen):
         yield Static(id="preset-description")
         yield Label("Recent runs: Enter opens the dashboard", classes="section")
         yield OpenTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.sub_title = "home"

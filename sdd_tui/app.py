@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.worker import WorkerState
 
 from core.config import ExperimentConfig
+from core.errors import SddError
 from core.store import Store, display_status
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
@@ -18,7 +19,7 @@ from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.help import HelpScreen
 from sdd_tui.screens.home import HomeScreen
-from sdd_tui.sources import FollowedSource, LiveSource, open_source
+from sdd_tui.sources import LiveSource, open_source
 
 
 class SddApp(App):
@@ -71,12 +72,12 @@ class SddApp(App):
             self.notify(f"{self.live.run_id} is still training here; stop or detach it first", severity="error")
             return None
         self.live = LiveRun(self, self.store, leave_a_core_for_the_ui(config), preset)
-        self.push_screen(DashboardScreen(self.live.run_id, LiveSource(self.live)))  # it starts the run once painted
+        self.push_screen(DashboardScreen(self.live.run_id, LiveSource(self.live, self.store)))  # it starts the run once painted
         return self.live
 
     def open_run(self, run_id: str) -> None:
         live = self.live if self.live is not None and self.live.run_id == run_id else None
-        self.push_screen(DashboardScreen(run_id, LiveSource(live) if live else open_source(self.store, run_id)))
+        self.push_screen(DashboardScreen(run_id, LiveSource(live, self.store) if live else open_source(self.store, run_id)))
 
     def dashboards_of(self, run_id: str) -> list[DashboardScreen]:
         return [s for s in self.screen_stack if isinstance(s, DashboardScreen) and s.run_id == run_id]
@@ -115,15 +116,12 @@ class SddApp(App):
         if live is None or not live.running:
             self.notify("no run is training in this app", severity="warning")
             return
-        handover = live.hand_over()
-        live.view.add_log("warning", "handing over to a background process at the next batch"
-                          if handover.state is HandOverState.STOPPING else "handing over once the first epoch has ended")
+        live.hand_over()  # the dashboard says so from the hand-over's own event
 
     def finish_handover(self, live: LiveRun, handover: HandOver) -> None:
-        """The in-app run has stopped: start the background process and follow it."""
-        if live.view.status != "stopped":
-            live.view.add_log("info", f"the run {live.view.status} before it could be handed over")
-            handover.fail(f"the run {live.view.status} first")
+        """The in-app run has stopped: start the background process (its dashboards follow it on)."""
+        if live.view.status != "handing over":
+            handover.fail(f"the run {live.view.status} before it could be handed over")
             return
         home, run_id = self.store.home, live.run_id
         log = self.store.paths(run_id).detached_log
@@ -131,14 +129,13 @@ class SddApp(App):
         self.handovers[run_id] = handover
         self.notify(f"{run_id} goes on in process {process.pid} (log {log}); sdd-tui watch {run_id} reattaches",
                     timeout=10)
-        if self.quitting:
-            return
-        for screen in self.dashboards_of(run_id):
-            screen.use(FollowedSource(self.store, run_id, handover))
 
     def check_handovers(self) -> None:
-        """Say so when a background process we started has failed (e.g. it could not resume)."""
+        """Note when a background process has taken its run over; say so when one has failed (e.g. it
+        could not resume)."""
         for run_id, handover in self.handovers.items():
+            if handover.state is HandOverState.SPAWNED and self._runs_in(run_id, handover.process.pid):
+                handover.adopted()
             code = handover.newly_exited()
             if code is None or code == 0:
                 continue
@@ -147,6 +144,13 @@ class SddApp(App):
             last = lines[-1] if lines else "no output"
             self.notify(f"the background process of {run_id} exited with {code}: {last} (see {log})",
                         severity="error", timeout=15)
+
+    def _runs_in(self, run_id: str, pid: int) -> bool:
+        try:
+            record = self.store.get_run(run_id)
+        except SddError:
+            return False
+        return record.get("pid") == pid and record.get("status") == "running"
 
     def action_quit(self) -> None:
         live = self.live

@@ -11,15 +11,21 @@ One HandOver per detach, with explicit states:
 - stopping: the engine stops at the next batch (a stop checkpoints the last epoch end).
 - spawned: the engine has stopped and the background process is started.
 - adopted: that process has taken the run over (its record names its pid), or finished it.
+
+Each transition the app makes is also an event in the run's events.jsonl (core.events.HandOverChanged:
+requested, spawned with the pid, failed with the reason), so a dashboard and `sdd-tui watch` say
+"handing over" and "handed over to process PID" instead of "stopped".
 """
 
 from __future__ import annotations
 
 import enum
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from core.events import Event, HandOverChanged
 from core.spawn import sdd_tui_command, spawn
 
 
@@ -42,11 +48,13 @@ ResumeCommand = Callable[[Path, str], list[str]]
 
 
 class HandOver:
-    """The hand-over of run `run_id`; `stop` asks the in-app engine to stop at the next batch."""
+    """The hand-over of run `run_id`; `stop` asks the in-app engine to stop at the next batch, `record`
+    writes an event into the run's events."""
 
-    def __init__(self, run_id: str, stop: Callable[[], None]) -> None:
+    def __init__(self, run_id: str, stop: Callable[[], None], record: Callable[[Event], None] | None = None) -> None:
         self.run_id = run_id
         self._stop = stop
+        self._record_event = record or (lambda event: None)
         self.state = HandOverState.REQUESTED
         self.process: subprocess.Popen | None = None
         self.reason = ""  # why it failed
@@ -56,8 +64,15 @@ class HandOver:
     def in_flight(self) -> bool:
         return self.state in IN_FLIGHT
 
+    def _record(self, state: HandOverState, pid: int = 0, reason: str = "") -> None:
+        self._record_event(HandOverChanged(run_id=self.run_id, time=time.time(), state=state.value, pid=pid,
+                                           reason=reason))
+
     def start(self, resumable: bool) -> None:
-        """Stop now when a checkpoint can be written (`resumable`); otherwise wait for `epoch_ended`."""
+        """Stop now when a checkpoint can be written (`resumable`); otherwise wait for `epoch_ended`. The
+        request is recorded first, so that the stop it causes reads as a hand-over, not as a stop."""
+        self._record(HandOverState.REQUESTED, reason="at the next batch" if resumable else
+                     "once the first epoch has ended")
         if resumable:
             self._stopping()
 
@@ -74,6 +89,7 @@ class HandOver:
         """The engine has stopped: start the background process that resumes the run."""
         self.process = spawn(command(home, self.run_id), log_path)
         self.state = HandOverState.SPAWNED
+        self._record(HandOverState.SPAWNED, pid=self.process.pid)
         return self.process
 
     def adopted(self) -> None:
@@ -83,6 +99,7 @@ class HandOver:
     def fail(self, reason: str) -> None:
         if self.in_flight:
             self.state, self.reason = HandOverState.FAILED, reason
+            self._record(HandOverState.FAILED, reason=reason)
 
     def newly_exited(self) -> int | None:
         """The background process's exit code the first time it is seen ended, else None. An exit 0

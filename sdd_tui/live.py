@@ -2,7 +2,8 @@
 
 The engine thread writes the store (StoreRecorder) and posts each event to the app; the UI thread
 folds the events into a RunView and only reads the store. Pause and stop are the engine's own
-Control flags, checked between batches.
+Control flags, checked between batches. What the app itself does to the run (pause, resume, hand
+over) goes into the same events.jsonl as events (`note`), so `sdd-tui watch` sees it too.
 
 Detach hands the run to a headless process (sdd_tui.handover): stop at the next batch (a stop
 checkpoints the last epoch end), then start `sdd-tui resume ID` in its own session so that it
@@ -12,6 +13,7 @@ outlives the app and the SSH connection.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 
@@ -19,7 +21,7 @@ from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from core.config import ExperimentConfig
-from core.events import EpochEnded, Event
+from core.events import EpochEnded, Event, PauseChanged, RunEnded, RunStarted, append_event
 from core.paths import checkpoint_exists
 from core.store import Store, StoreRecorder
 from sdd_tui.handover import HandOver
@@ -63,6 +65,11 @@ class LiveRun:
         self.worker: Worker | None = None
         self.pending: deque[Event] = deque()  # engine thread appends, UI thread pops: both atomic
         self.posted_at = 0.0
+        self._writing = threading.Lock()  # the engine's events and the app's own go through one recorder
+        self.started = False  # the engine has said RunStarted: its recorder has opened the events file
+        self.unwritten: list[Event] = []  # the app's events from before that, written right after it
+        self.ended = False  # the engine has said RunEnded: its recorder has closed the events file
+        self.events_end = 0  # the events file's size then: what came later, the app did not train
 
     def _build_experiment(self, config: ExperimentConfig, preset: str | None):
         """The engine, reporting to `_sink` and steered by `control` (the one place it is built here)."""
@@ -85,15 +92,44 @@ class LiveRun:
             self.recorder.close()
 
     def _sink(self, event: Event) -> None:  # runs in the engine thread
-        self.recorder(event)
+        with self._writing:
+            self.recorder(event)
+            if isinstance(event, RunStarted):
+                self.started = True
+                for early in self.unwritten:
+                    self.recorder(early)
+                self.unwritten.clear()
+            if isinstance(event, RunEnded):
+                self.ended = True
+                self.events_end = self._events_size()
+            self.pending.append(event)
         handover = self.handover
         if handover is not None and isinstance(event, EpochEnded):
             handover.epoch_ended()  # a stop now checkpoints this epoch end: hand over
-        self.pending.append(event)
         now = time.monotonic()
         if not isinstance(event, EpochEnded) or now - self.posted_at >= POST_EVERY_S:
             self.posted_at = now
             self.app.post_message(EngineEvents(self.run_id))
+
+    def note(self, event: Event) -> None:
+        """An event of the app's own (pause, hand-over) into the run's events.jsonl and its view. Once the
+        engine has ended it goes to the file only, where the run's source reads it (and what follows);
+        before the engine's RunStarted there is no file yet: it is written right after that."""
+        with self._writing:
+            if self.ended:
+                append_event(self.store.events_path(self.run_id), event)
+                return
+            if self.started:
+                self.recorder(event)
+            else:
+                self.unwritten.append(event)
+            self.pending.append(event)
+
+    def _events_size(self) -> int:
+        try:
+            return self.store.events_path(self.run_id).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def drain(self) -> None:
         """Fold the waiting events into the view (UI thread; the dashboard's timer also calls it)."""
@@ -116,6 +152,7 @@ class LiveRun:
             self.control.paused.clear()
         else:
             self.control.paused.set()
+        self.note(PauseChanged(run_id=self.run_id, time=time.time(), paused=self.paused))
         return self.paused
 
     def stop(self) -> None:
@@ -131,11 +168,11 @@ class LiveRun:
         """Ask for a hand-over: the engine stops at the next batch once a checkpoint can be written."""
         if self.handover is not None and self.handover.in_flight:
             return self.handover
-        handover = HandOver(self.run_id, self.control.stop.set)
-        self.handover = handover  # first, so that an epoch ending meanwhile moves it on
+        handover = HandOver(self.run_id, self.control.stop.set, self.note)
         self.control.paused.clear()
         self.drain()
-        handover.start(self.resumable)
+        handover.start(self.resumable)  # recorded before any stop, so the stop reads as a hand-over
+        self.handover = handover  # from now on the engine's next epoch end moves it on (if it waits)
         return handover
 
     def cancel_hand_over(self, reason: str) -> None:

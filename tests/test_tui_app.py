@@ -19,12 +19,12 @@ from core.store import Store, StoreRecorder
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
 from sdd_tui.cli_tui import run_to_watch
+from sdd_tui.handover import HandOverState
 from sdd_tui.screens.compare import CompareScreen, group_table
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.screens.new_experiment import NewExperimentScreen
-from sdd_tui.sources import FollowedSource
 from sdd_tui.widgets.charts import CompareChart, SddChart
 from sdd_tui.widgets.panels import EventLog
 
@@ -209,14 +209,24 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
         dashboard = app.screen
         await pilot.press("d")
         assert any("once the first epoch has ended" in text for _, text in live.view.log)  # nothing to resume yet
-        await wait_for(pilot, lambda: isinstance(dashboard.source, FollowedSource), "the hand-over")
+        await wait_for(pilot, lambda: live.run_id in app.handovers, "the hand-over")
         assert dashboard.live is None and live.run_id in app.handovers
-        states = set()
-        await wait_for(pilot, lambda: states.add(dashboard.status) or dashboard.view.status == "finished",
-                       "the background run to finish")
+        states, positions = set(), []
+
+        def seen() -> bool:
+            states.add(dashboard.status)
+            positions.append((dashboard.view.progress.fraction_done, len(dashboard.view.results)))
+            return dashboard.view.status == "finished"
+
+        await wait_for(pilot, seen, "the background run to finish")
         assert "handing over" in states and "stopped" not in states  # never shown as stopped meanwhile
+        assert positions == sorted(positions)  # progress never moves backwards
         process = app.handovers[live.run_id].process
+        log = [text for _, text in dashboard.view.log]
+        assert f"handed over to process {process.pid}" in log and "run stopped" not in log
         assert process.wait(WAIT_LIMIT_S) == 0
+        app.check_handovers()
+        assert app.handovers[live.run_id].state is HandOverState.ADOPTED
     record = Store(home).get_run(live.run_id)
     assert record["status"] == "finished" and [r["round"] for r in record["rounds"]] == [0, 1, 2, 3]
     assert record["pid"] == process.pid and process.pid != os.getpid()

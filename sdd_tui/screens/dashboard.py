@@ -2,6 +2,8 @@
 
 The dashboard polls one RunSource (sdd_tui.sources), which keeps a RunView and says the status; a
 timer redraws at most REDRAWS_PER_S times a second, and only when the view or the status changed.
+While the run trains, a system line says what the machine does for it (core.system); `t` swaps the
+charts for the table of rounds that `sdd-tui runs show` prints.
 """
 
 from __future__ import annotations
@@ -11,22 +13,25 @@ import time
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Static
 
 from core.errors import SddError
 from core.results import csv_text, run_json
 from core.store import display_status
+from core.system import SystemMonitor, SystemSample
+from sdd_tui.headless import summary_table
 from sdd_tui.runview import RunView
 from sdd_tui.sources import RunSource
 from sdd_tui.widgets.charts import DistanceChart, EpochChart, SddChart
-from sdd_tui.widgets.panels import EventLog, ProgressPanel
+from sdd_tui.widgets.panels import ACTIVE, EventLog, ProgressPanel
 
 REDRAWS_PER_S = 2  # the text panels (keys redraw at once); every redraw holds the GIL, taken from training
 CHART_REDRAWS_PER_S = 1  # a plotext chart costs ~25 ms of the GIL per draw, taken from training
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
 LIVE_ACTIONS = ("stop", "detach")
+SYSTEM_SAMPLE_S = 1.0  # how often the system line is read (CPU % is the average since the last reading)
 
 
 class DashboardScreen(Screen):
@@ -36,6 +41,7 @@ class DashboardScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("d", "detach", "Detach"),
         Binding("v", "next_chart", "Chart"),
+        Binding("t", "toggle_table", "Rounds"),
         Binding("c", "screenshot", "Screenshot"),
         Binding("e", "export", "Export"),
         Binding("escape", "back", "Back"),
@@ -55,6 +61,10 @@ class DashboardScreen(Screen):
         self.footer_state: tuple = ()
         self.charts_drawn_at = 0.0
         self.charts_pending = False
+        self.monitor: SystemMonitor | None = None
+        self.monitored: tuple = ()  # (pid, device) the monitor reads
+        self.system = ""  # the system line's readings
+        self.system_read_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,6 +73,8 @@ class DashboardScreen(Screen):
             yield SddChart(id="sdd-chart", classes="chart -shown")
             yield EpochChart(id="epoch-chart", classes="chart")
             yield DistanceChart(id="distance-chart", classes="chart")
+        with VerticalScroll(id="rounds-view"):
+            yield Static(id="round-table")
         yield EventLog(id="log")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
@@ -73,14 +85,6 @@ class DashboardScreen(Screen):
             self.call_after_refresh(self.live.start)  # no-op when it already trains
 
     # ------------------------------------------------------------------ the source
-
-    def use(self, source: RunSource) -> None:
-        """Read the run from `source` from now on (the app hands a detached run's dashboard over)."""
-        self.source = source
-        self.drawn_version = -1
-        self.drawn_rounds = self.drawn_epochs = ()
-        self.tick()
-        self.refresh_bindings()
 
     @property
     def view(self) -> RunView:
@@ -97,18 +101,36 @@ class DashboardScreen(Screen):
 
     def tick(self) -> None:
         self.source.poll()
-        if self.view.version != self.drawn_version or (self.status, self.source.label) != self.drawn_state:
+        self._read_system()
+        if self.view.version != self.drawn_version or self._state() != self.drawn_state:
             self.redraw()
         if self.charts_pending and time.monotonic() - self.charts_drawn_at >= 1 / CHART_REDRAWS_PER_S:
             self.redraw_charts()
         self._refresh_footer()
 
+    def _state(self) -> tuple:
+        return self.status, self.source.label, self.system
+
+    def _read_system(self) -> None:
+        """The system line of a run that trains: its process (when on this host) and its GPU."""
+        now = time.monotonic()
+        if self.status not in ACTIVE:
+            self.system = ""
+            return
+        if now - self.system_read_at < SYSTEM_SAMPLE_S:
+            return
+        self.system_read_at = now
+        key = (self.source.process_id, self.view.progress.device)
+        if key != self.monitored:
+            self.monitored, self.monitor = key, SystemMonitor(*key)
+        self.system = (self.monitor.sample() if self.monitor else SystemSample()).text()
+
     def redraw(self) -> None:
         view = self.view
         self.drawn_version = view.version
-        self.drawn_state = (self.status, self.source.label)
+        self.drawn_state = self._state()
         with self.app.batch_update():
-            self.query_one(ProgressPanel).show(view, self.status, self.source.label)
+            self.query_one(ProgressPanel).show(view, self.status, self.source.label, self.system)
             self.query_one(EventLog).show(view)
         self.charts_pending = True
 
@@ -122,6 +144,7 @@ class DashboardScreen(Screen):
                 self.drawn_rounds = rounds_key
                 self.query_one(SddChart).set_rounds(view.results)
                 self.query_one(DistanceChart).set_rounds(view.results)
+                self._fill_round_table()
             epochs_key = (view.progress.round, len(view.epochs), view.epochs[-1].epoch if view.epochs else 0)
             if epochs_key != self.drawn_epochs:
                 self.drawn_epochs = epochs_key
@@ -151,19 +174,17 @@ class DashboardScreen(Screen):
         return True
 
     def action_pause(self) -> None:
-        if self.live is not None and self.live.running and not self.live.paused:
-            self.live.toggle_pause()
-            self.view.add_log("warning", "paused (between batches); p resumes")
-            self.redraw()
+        if self.live is not None and not self.live.paused:
+            self.live.toggle_pause()  # the pause is an event: the log and the status say so
+            self.tick()
 
     def action_resume(self) -> None:
-        if self.live is not None and self.live.running and self.live.paused:
+        if self.live is not None and self.live.paused:
             self.live.toggle_pause()
-            self.view.add_log("info", "resumed")
-            self.redraw()
+            self.tick()
 
     def action_stop(self) -> None:
-        if self.live is None or not self.live.running:
+        if self.live is None:
             return
         self.live.stop()
         self.view.add_log("warning", "stopping after this batch; finished rounds are kept")
@@ -171,13 +192,25 @@ class DashboardScreen(Screen):
 
     def action_detach(self) -> None:
         self.app.detach_live_run()
-        self.redraw()
+        self.tick()
 
     def action_next_chart(self) -> None:
         charts = [self.query_one(f"#{name}") for name in CHARTS]
         charts[self.shown_chart].remove_class("-shown")
         self.shown_chart = (self.shown_chart + 1) % len(charts)
         charts[self.shown_chart].add_class("-shown")
+
+    def _fill_round_table(self) -> None:
+        results = self.view.results
+        table = summary_table(results, "rounds (as sdd-tui runs show)") if results else "no round finished yet"
+        self.query_one("#round-table", Static).update(table)
+
+    def action_toggle_table(self) -> None:
+        """The charts, or the scrollable table of rounds in their place."""
+        shown = self.toggle_class("-table").has_class("-table")
+        if shown:
+            self._fill_round_table()
+            self.query_one("#rounds-view").focus()
 
     def action_screenshot(self) -> None:
         folder = self.app.store.run_dir(self.run_id)

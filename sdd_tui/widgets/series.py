@@ -33,6 +33,37 @@ def sparsity_ticks(x_max: float, max_ticks: int = 8) -> tuple[list[float], list[
     return [x for x, _ in chosen], [f"{s:g}%" for _, s in chosen]
 
 
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
+
+
+def nice_ticks(low: float, high: float, max_ticks: int = 6, integer: bool = False) -> list[float]:
+    """Round-numbered ticks (…, 50, 60, 70; or 0.25 steps; or whole epochs) that cover [low, high],
+    at most `max_ticks` of them, the first at or below `low` and the last at or above `high`."""
+    if high < low:
+        low, high = high, low
+    max_ticks = max(max_ticks, 3)
+    if high - low < 1e-9:  # one value: a unit around it
+        low, high = (low, low + 1) if integer else (low - 1, high + 1)
+    span = high - low
+    exponent = math.floor(math.log10(span / max(max_ticks - 1, 1)))
+    for power in range(exponent, exponent + 3):
+        for unit in NICE_STEPS:
+            step = unit * 10.0**power
+            if integer and (step < 1 or step != int(step)):
+                continue
+            first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+            if last == first:
+                last += 1
+            if last - first + 1 <= max_ticks:
+                return [round(i * step, 10) for i in range(first, last + 1)]
+    raise AssertionError("a step of 100x the span always fits")
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """'50', '2.5', '0.25': no trailing zeros."""
+    return [f"{t:g}" for t in ticks]
+
+
 def percent(value: float | None) -> float | None:
     return None if value is None else 100.0 * value
 

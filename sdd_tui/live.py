@@ -123,7 +123,7 @@ class LiveRun:
                 self.recorder(event)
             else:
                 self.unwritten.append(event)
-            self.pending.append(event)
+            self.pending.append(event)  # the view has it at once (a pause before RunStarted: LiveSource.status)
 
     def _events_size(self) -> int:
         try:

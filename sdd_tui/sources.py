@@ -145,7 +145,11 @@ class LiveSource:
 
     @property
     def status(self) -> str:
-        return self.after.status if self.after is not None else self.view.status
+        if self.after is not None:
+            return self.after.status
+        if self._live.running and self._live.paused and self.view.status in ("starting", "running"):
+            return "paused"  # asked for before the engine said RunStarted: its event waits for that
+        return self.view.status
 
     @property
     def process_id(self) -> int | None:

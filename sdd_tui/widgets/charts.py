@@ -66,6 +66,15 @@ class Chart(PlotextPlot):
         plt.ylim(ticks[0], ticks[-1], yside=yside)
         return ticks
 
+    def _waiting(self, plt, text: str, y_max: float = 100.0) -> None:
+        """An empty chart saying what it waits for, with round ticks all the same."""
+        plt.text(text, 0.5, y_max / 2, alignment="center")
+        plt.xticks([0, 0.5, 1], ["", "", ""])
+        plt.xlim(0, 1)
+        ticks = nice_ticks(0, y_max, self.max_y_ticks)
+        plt.yticks(ticks, tick_labels(ticks))
+        plt.ylim(ticks[0], ticks[-1])
+
     def _epoch_axis(self, plt, epochs: Sequence[int]) -> None:
         ticks = nice_ticks(min(epochs), max(epochs), max(3, self.size.width // 10), integer=True)
         plt.xticks(ticks, tick_labels(ticks))
@@ -109,9 +118,7 @@ class SddChart(RoundsChart):
         plt.title("accuracy % vs sparsity")
         series = accuracy_series(self.rounds)
         if not any(s.xs for s in series):
-            plt.text("waiting for the first round", 0.5, 50, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 100)
+            self._waiting(plt, "waiting for the first round")
             return
         self._lines(plt, series)
         limits = self._sparsity_axis(plt, series)
@@ -155,9 +162,7 @@ class EpochChart(Chart):
     def draw(self, plt) -> None:
         plt.title(f"round {self.round_index}: per epoch")
         if not self.points:
-            plt.text("waiting for an epoch", 5, 0.5, alignment="center")
-            plt.xlim(0, 10)
-            plt.ylim(0, 1)
+            self._waiting(plt, "waiting for an epoch")
             return
         epochs = [p.epoch for p in self.points]
         xs, test = downsample(epochs, [100 * p.test_acc for p in self.points], self.max_points)
@@ -177,9 +182,7 @@ class DistanceChart(RoundsChart):
         plt.title("learning distance vs sparsity")
         series = round_series(self.rounds, "learning_distance", "distance", scale=1.0)
         if not series.xs:
-            plt.text("no learning distance yet", 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self._waiting(plt, "no learning distance yet", 1.0)
             return
         self._lines(plt, [series])
         self._sparsity_axis(plt, [series])
@@ -239,9 +242,7 @@ class CompareChart(Chart):
             drawn.append(Series(group.label, curve.xs, curve.mean))
             y_values += curve.mean + bands
         if not drawn:
-            plt.text("no rounds to compare", 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self._waiting(plt, "no rounds to compare")
             return
         self._sparsity_axis(plt, drawn)
         self._y_axis(plt, y_values)

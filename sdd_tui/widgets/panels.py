@@ -46,17 +46,16 @@ def progress_text(view: RunView, status: str, source: str, system: str = "") -> 
 
 
 def phases_summary(phases: dict) -> str:
-    """One line of `runs show`'s phases: 'dense 65.3%  dip 50.1% at 96.48% r15  peak ...  collapse ...'."""
+    """`runs show`'s phases on one line: 'dip 50.1% at 96.48% r15  peak ...  collapse ...' (test accuracy,
+    sparsity, round; the dense accuracy is on the line above)."""
     def at(name: str, point: dict | None) -> str:
         if point is None:
             return f"{name} not reached"
         return f"{name} {_pct(point['test_acc'])} at {_pct(point['sparsity'], 2)} r{point['round']}"
 
-    dense = phases.get("dense")
-    parts = [f"dense {_pct(dense['test_acc'])}" if dense else "dense -"]
     if not phases.get("double_descent"):
-        return "  ".join([*parts, f"no double descent: {phases.get('reason')}"])
-    return "  ".join([*parts, at("dip", phases["dip"]), at("peak", phases["peak"]), at("collapse", phases["collapse"])])
+        return f"no double descent: {phases.get('reason')}"
+    return "  ".join([at("dip", phases["dip"]), at("peak", phases["peak"]), at("collapse", phases["collapse"])])
 
 
 def _results_line(view: RunView) -> str:

@@ -1,4 +1,5 @@
-"""Telling runs apart: id prefixes, seed, rounds, noise and mode columns, elided names, at 80x24 and 200x60."""
+"""Telling runs apart: id prefixes, seed, rounds, noise and mode columns, elided names, the compare legend;
+at 80x24 and 200x60."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from core.format import elide, noise_short, rounds_text, short_ids
 from core.results import summary
 from core.store import Store
 from sdd_tui.app import SddApp
+from sdd_tui.screens.compare import CompareScreen
 from sdd_tui.screens.history import HistoryScreen
+from sdd_tui.widgets.charts import CompareChart
 
 LONG_NAME = "a very long experiment name that goes on and on and on"
 
@@ -93,3 +96,18 @@ async def test_home_and_history_tell_look_alike_runs_apart_at_80x24_and_200x60(h
         await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 80)
         await pilot.press("escape")
         await check_runs_table(pilot, app.screen.query_one("#runs", DataTable), 80)
+
+
+async def test_compare_legend_names_the_differing_setting_and_n_at_80x24_and_200x60(home):
+    store = look_alike_runs(home)
+    stored_run(store, "20261202-090000-bbbb", "smoke", 3, 0.2, "rewind", 5)  # a seed of the 12/30 run's setting
+    ids = ["20261130-004931-6677", "20261130-004914-8230", "20261202-090000-bbbb"]
+    for size in ((80, 24), (200, 60)):
+        app = SddApp(store=Store(home), blink=False)
+        async with app.run_test(size=size) as pilot:
+            app.push_screen(CompareScreen(ids))
+            await pilot.pause()
+            chart = app.screen.query_one(CompareChart)
+            text = chart.render().plain
+            assert "rate=0.4 (n=1)" in text and "rate=0.2 (n=2)" in text and "~" not in text, size
+            assert "seed=" not in text and "name=" not in text  # seeds and names are not settings

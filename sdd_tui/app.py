@@ -72,12 +72,13 @@ class SddApp(App):
             self.notify(f"{self.live.run_id} is still training here; stop or detach it first", severity="error")
             return None
         self.live = LiveRun(self, self.store, leave_a_core_for_the_ui(config), preset)
-        self.push_screen(DashboardScreen(self.live.run_id, LiveSource(self.live, self.store)))  # it starts the run once painted
+        self.push_screen(DashboardScreen(self.live.run_id, LiveSource(self.live, self.store)))  # it starts the run
         return self.live
 
     def open_run(self, run_id: str) -> None:
         live = self.live if self.live is not None and self.live.run_id == run_id else None
-        self.push_screen(DashboardScreen(run_id, LiveSource(live, self.store) if live else open_source(self.store, run_id)))
+        source = LiveSource(live, self.store) if live else open_source(self.store, run_id)
+        self.push_screen(DashboardScreen(run_id, source))
 
     def dashboards_of(self, run_id: str) -> list[DashboardScreen]:
         return [s for s in self.screen_stack if isinstance(s, DashboardScreen) and s.run_id == run_id]

@@ -39,8 +39,8 @@ def summary_table(results: list[dict], title: str) -> Table:
         table.add_column(column, justify="right")
     for r in sorted(results, key=lambda r: r["round"]):
         distance = r.get("learning_distance")
-        table.add_row(str(r["round"]), f"{100 * r['sparsity']:.2f}%", _pct(r["test_acc"]), _pct(r["best_test_acc"]),
-                      _pct(r["train_acc"]), _pct(r.get("noisy_memorized")),
+        table.add_row(str(r["round"]), f"{100 * r['sparsity']:.2f}%", _pct(r.get("test_acc")),
+                      _pct(r.get("best_test_acc")), _pct(r.get("train_acc")), _pct(r.get("noisy_memorized")),
                       "-" if distance is None else f"{distance:.2f}")
     return table
 

@@ -106,12 +106,12 @@ async def test_the_chart_key_shows_in_the_footer_only_while_the_terminal_is_narr
     app = SddApp(store=Store(home), blink=False)
     async with app.run_test(size=(80, 24)) as pilot:
         app.open_run(run_id)
-        await pilot.pause(0.3)
+        await pilot.pause()
         dashboard = app.screen
-        assert "Chart" in footer_keys(dashboard)
+        narrow = lambda: "Chart" in footer_keys(dashboard) and "Export" in footer_keys(dashboard)  # noqa: E731
+        wide = lambda: "Chart" not in footer_keys(dashboard) and "Export" in footer_keys(dashboard)  # noqa: E731
+        await wait_for(pilot, narrow, "v Chart in the footer at 80 columns")
         await pilot.resize_terminal(200, 60)
-        await pilot.pause(0.3)
-        assert "Chart" not in footer_keys(dashboard) and "Export" in footer_keys(dashboard)
+        await wait_for(pilot, wide, "no v Chart at 200 columns")
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.3)
-        assert "Chart" in footer_keys(dashboard)
+        await wait_for(pilot, narrow, "v Chart again at 80 columns")

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # core.training imports torch; the app reads events without it
@@ -94,8 +95,31 @@ class RunEnded(Event):
     seconds: float = 0.0
 
 
+# Written by the app that trains a run, not by the engine: so that `sdd-tui watch` sees them too.
+
+
+@dataclass(frozen=True)
+class PauseChanged(Event):
+    """The run was paused (it holds between batches) or goes on again."""
+
+    paused: bool
+
+
+@dataclass(frozen=True)
+class HandOverChanged(Event):
+    """A detach: the app hands the run to a background `sdd-tui resume` process.
+
+    state: requested (it stops at an epoch end, then the process starts), spawned (the process `pid`
+    has started; its RunStarted says it took over), failed (`reason`; the run stays stopped)."""
+
+    state: str
+    pid: int = 0
+    reason: str = ""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in (RunStarted, RoundStarted, EpochEnded, RoundEnded, Message, RunEnded)
+    cls.__name__: cls
+    for cls in (RunStarted, RoundStarted, EpochEnded, RoundEnded, Message, RunEnded, PauseChanged, HandOverChanged)
 }
 
 Sink = Callable[[Event], None]
@@ -121,3 +145,9 @@ def fanout(*sinks: Sink | None) -> Sink:
             each(event)
 
     return sink
+
+
+def append_event(path: Path, event: Event) -> None:
+    """Add one event to an events.jsonl that no recorder has open (one write: whole lines interleave)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(event.to_json() + "\n")

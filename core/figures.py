@@ -1,7 +1,7 @@
 """Publication figures with matplotlib's object API: no pyplot, no global backend, safe in any thread.
 
 - `group_by_seed(records)`: runs whose configs differ only by seed (and by how they were run:
-  name, device, threads) form one group, drawn as mean +- std (sample std, n - 1).
+  core.grouping's rule) form one group, drawn as mean +- std (sample std, n - 1).
 - `figure_one(records, metric)`: the paper's Figure 1: test accuracy (top) and train accuracy
   (bottom) against sparsity, on an x axis of log remaining-weight fraction whose ticks are labelled
   as sparsity %; phases of the first group shaded; a reinit (or ticket) branch overlaid dashed.
@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,12 +22,9 @@ from matplotlib.figure import Figure
 
 from core.analysis import detect_phases
 from core.errors import SddError
+from core.grouping import group_by_setting, mean_std, setting_key
 
 FORMATS = (".png", ".pdf", ".svg")
-# Fields that do not change the experiment's outcome: they may differ inside one seed group.
-NOT_THE_EXPERIMENT = (("name",), ("description",), ("runtime", "seed"), ("noise", "seed"), ("runtime", "device"),
-                      ("runtime", "threads"), ("runtime", "checkpoint_every"), ("data", "data_dir"),
-                      ("data", "download"))
 SPARSITY_TICKS = (0, 50, 70, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
 PHASE_COLOURS = {"light": "#dddddd", "critical": "#f4b6b6", "sweet": "#b9e3b9", "collapsed": "#c9c9e8"}
 METRIC_LABELS = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (noisy labels, %)",
@@ -58,25 +53,9 @@ class SeedGroup:
         return f"{name} ({len(self.records)} seeds: {', '.join(map(str, sorted(self.seeds)))})"
 
 
-def seed_key(config: dict[str, Any]) -> str:
-    """The config without the fields that may differ inside a seed group, as canonical JSON."""
-    config = copy.deepcopy(config)
-    for path in NOT_THE_EXPERIMENT:
-        section = config
-        for part in path[:-1]:
-            section = section.get(part, {}) if isinstance(section, dict) else {}
-        if isinstance(section, dict):
-            section.pop(path[-1], None)
-    return json.dumps(config, sort_keys=True, default=str)
-
-
 def group_by_seed(records: list[dict[str, Any]]) -> list[SeedGroup]:
-    """Seed groups in the order their first run appears in `records`."""
-    groups: dict[str, SeedGroup] = {}
-    for record in records:
-        key = seed_key(record.get("config", {}))
-        groups.setdefault(key, SeedGroup(key)).records.append(record)
-    return list(groups.values())
+    """Seed groups in the order their first run appears in `records` (core.grouping's rule)."""
+    return [SeedGroup(setting_key(group[0].get("config", {})), group) for group in group_by_setting(records)]
 
 
 @dataclass
@@ -105,8 +84,7 @@ def group_curve(group: SeedGroup, metric: str, branch: str | None = None) -> Cur
     for round_index in sorted(by_round):
         pairs = by_round[round_index]
         values = [v for _, v in pairs]
-        mean = sum(values) / len(values)
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        mean, spread = mean_std(values)
         curve.rounds.append(round_index)
         curve.sparsity.append(sum(s for s, _ in pairs) / len(pairs))
         curve.mean.append(mean)

@@ -57,3 +57,46 @@ def size(count: int) -> str:
             return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+NOISE_KINDS = {"asymmetric": "asym", "pairflip": "pair"}
+
+
+def noise_short(kind: str | None, rate: float | None) -> str:
+    """'40%' (symmetric, the usual kind), 'asym 20%', 'pair 20%', 'none' (table cells)."""
+    if kind in (None, "none") or rate is None:
+        return kind or "-"
+    return f"{100 * rate:.0f}%" if kind == "symmetric" else f"{NOISE_KINDS.get(kind, kind)} {100 * rate:.0f}%"
+
+
+def rounds_text(summary: dict[str, Any]) -> str:
+    """'12/30': the last finished pruning round of R (round 0 is the dense one), from `core.results.summary`."""
+    return f"{summary['rounds_done']}/{summary['rounds_total']}"
+
+
+def elide(text: str, width: int) -> str:
+    """`text` cut to `width` characters, the last one an ellipsis when it was longer."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def short_ids(ids: list[str], after_date: int = 4) -> dict[str, str]:
+    """The shortest prefix of each id that no other id in `ids` shares, and at least `after_date`
+    characters past the date part ("20261130-0049" of "20261130-004931-6677"): what to type for an id."""
+    ordered = sorted(set(ids))
+    prefixes = {}
+    for index, run_id in enumerate(ordered):
+        neighbours = ordered[max(index - 1, 0):index] + ordered[index + 1:index + 2]
+        shared = max((_common_prefix(run_id, other) for other in neighbours), default=0)
+        date_end = run_id.find("-")
+        floor = date_end + 1 + after_date if date_end >= 0 else after_date
+        prefixes[run_id] = run_id[: min(len(run_id), max(shared + 1, floor))]
+    return prefixes
+
+
+def _common_prefix(a: str, b: str) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length

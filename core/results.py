@@ -60,21 +60,30 @@ def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
-    """Dense accuracy, the best accuracy and the sparsity where it was reached."""
+    """What tells a run apart in one line: its accuracies, rounds, seed, noise and retrain mode.
+
+    Rounds are counted one way on every face: `rounds_total` pruning rounds after the dense round 0
+    (prune.rounds), and `rounds_done` the last finished one ("30/30": finished; "0/30": at most the
+    dense round is done), as the progress line's "round r/R" counts them."""
     rounds = sorted(record.get("rounds", []), key=lambda r: r["round"])
     dense = rounds[0]["test_acc"] if rounds and rounds[0]["round"] == 0 else None
     scored = [r for r in rounds if r.get("test_acc") is not None]
     best = max(scored, key=lambda r: r["test_acc"]) if scored else None
     config = record.get("config", {})
+    noise = config.get("noise", {})
     return {
-        "rounds_done": len(rounds),
-        "rounds_total": config.get("prune", {}).get("rounds", 0) + 1,
+        "rounds_done": rounds[-1]["round"] if rounds else 0,
+        "rounds_total": config.get("prune", {}).get("rounds", 0),
         "dense_acc": dense,
         "best_acc": best["test_acc"] if best else None,
         "best_sparsity": best["sparsity"] if best else None,
         "dataset": config.get("data", {}).get("name"),
         "model": config.get("model", {}).get("name"),
-        "noise": f"{config.get('noise', {}).get('kind', '?')} {config.get('noise', {}).get('rate', 0):.0%}",
+        "noise": f"{noise.get('kind', '?')} {noise.get('rate', 0):.0%}",
+        "noise_kind": noise.get("kind"),
+        "noise_rate": noise.get("rate"),
+        "seed": config.get("runtime", {}).get("seed"),
+        "retrain_mode": config.get("retrain", {}).get("mode"),
     }
 
 

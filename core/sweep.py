@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import socket
 import time
@@ -22,6 +21,7 @@ from pydantic import BaseModel
 from core.config import ExperimentConfig, override, resolve_config
 from core.errors import SddError
 from core.events import Event, RunStarted
+from core.grouping import NOT_THE_EXPERIMENT, group_by_setting, mean_std
 from core.store import Store, StoreRecorder, display_status
 
 ENGINES = ("local", "ray")
@@ -271,15 +271,6 @@ def display_sweep_status(sweep: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- aggregation
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
-    count = len(values)
-    mean = sum(values) / count
-    if count < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((value - mean) ** 2 for value in values) / (count - 1))
-
-
 def aggregate_rounds(runs: list[list[dict[str, Any]]], metrics: tuple[str, ...] = METRICS) -> list[dict[str, Any]]:
     """Per round across runs (seeds): `seeds` (how many runs reached it), mean sparsity, and
     `<metric>_mean` / `<metric>_std` of every metric, None where no run has a value."""
@@ -302,12 +293,11 @@ def aggregate_rounds(runs: list[list[dict[str, Any]]], metrics: tuple[str, ...] 
 
 
 def group_by_point(members: list[dict[str, Any]]) -> list[tuple[dict[str, str], list[dict[str, Any]]]]:
-    """Members grouped by grid point, in the order the grid was expanded."""
-    groups: dict[str, tuple[dict[str, str], list[dict[str, Any]]]] = {}
-    for member in members:
-        key = json.dumps(member["point"], sort_keys=True)
-        groups.setdefault(key, (member["point"], []))[1].append(member)
-    return list(groups.values())
+    """Members grouped by setting (core.grouping's rule, as `plot` and the compare screen group runs), in
+    the order the grid was expanded; each group with its grid point (fields that are not the
+    experiment, such as runtime.threads, left out: members differing only there are one group)."""
+    groups = group_by_setting(members, config_of=lambda member: member["config"])
+    return [({k: v for k, v in group[0]["point"].items() if k not in NOT_THE_EXPERIMENT}, group) for group in groups]
 
 
 def sweep_curves(store: Store, sweep_id: str) -> list[dict[str, Any]]:

@@ -8,16 +8,15 @@ session, so a Ctrl-C in the terminal reaches only this driver, which then asks e
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.spawn import sdd_tui_command, spawn
 from core.store import Store
 
 STOPPED_EXIT = 130  # what a member process returns after a clean stop (as `sdd-tui --preset` does)
@@ -56,22 +55,14 @@ def threads_per_member(cpu_count: int, slot_count: int) -> int:
 
 
 def member_command(home: Path, sweep_id: str, run_id: str, device: str) -> list[str]:
-    return [sys.executable, "-m", "sdd_tui", "sweep-member", sweep_id, run_id, "--device", device,
-            "--home", str(home)]
+    return sdd_tui_command("sweep-member", sweep_id, run_id, "--device", device, "--home", str(home))
 
 
 def launch_member(store: Store, sweep_id: str, member: dict[str, Any], device: str, threads: int) -> subprocess.Popen:
     """Start one member with `threads` CPU threads (unless OMP_NUM_THREADS or runtime.threads say otherwise);
     its output goes to runs/<id>/output.log."""
-    project_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
-    log_path = store.paths(member["run_id"]).output_log
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(member_command(store.home, sweep_id, member["run_id"], device), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    return spawn(member_command(store.home, sweep_id, member["run_id"], device),
+                 store.paths(member["run_id"]).output_log, env_defaults={"OMP_NUM_THREADS": str(threads)})
 
 
 Report = Callable[[str, dict[str, Any], Any], None]  # ("started", member, device) / ("ended", member, exit code)

@@ -6,36 +6,30 @@ can be watched or opened from the store. Quitting while a run trains asks: stop,
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable
-from pathlib import Path
-
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import WorkerState
 
 from core.config import ExperimentConfig
+from core.errors import SddError
 from core.store import Store, display_status
-from sdd_tui.live import (
-    EngineEvents,
-    LiveRun,
-    leave_a_core_for_the_ui,
-    resume_command,
-    spawn_detached,
-    warm_up_engine,
-)  # fmt: skip
+from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
+from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
+from sdd_tui.screens.help import HelpScreen
 from sdd_tui.screens.home import HomeScreen
-
-ResumeCommand = Callable[[Path, str], list[str]]
+from sdd_tui.sources import LiveSource, open_source
 
 
 class SddApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "sdd-tui"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
-    ENABLE_COMMAND_PALETTE = False  # its footer entry costs room at 80 columns; every action has a key
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+    ]
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p: every command and the theme; `?` lists it (no footer entry)
 
     def __init__(
         self,
@@ -52,17 +46,19 @@ class SddApp(App):
         self.blink = blink  # tests and snapshots turn the cursor blink off for stable screens
         self.resume_with = resume_with
         self.live: LiveRun | None = None
-        self.detached: dict[str, subprocess.Popen] = {}  # run id -> the background process it was handed to
-        self.detach_ended: set[str] = set()
-        self.quit_when_idle = False
-        self.quit_after_detach = False
+        self.handovers: dict[str, HandOver] = {}  # run id -> its hand-over to a background process
+        self.quitting = False  # quit once the run training here has stopped (and been handed over)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def get_default_screen(self) -> HomeScreen:
         return HomeScreen()
 
     def on_mount(self) -> None:
         warm_up_engine()
-        self.set_interval(1.0, self.check_detached)
+        self.set_interval(1.0, self.check_handovers)
         if self.start_request is not None:
             self.start_run(*self.start_request)
         elif self.watch_request is not None:
@@ -76,12 +72,13 @@ class SddApp(App):
             self.notify(f"{self.live.run_id} is still training here; stop or detach it first", severity="error")
             return None
         self.live = LiveRun(self, self.store, leave_a_core_for_the_ui(config), preset)
-        self.push_screen(DashboardScreen(self.live.run_id, live=self.live))  # it starts the run once painted
+        self.push_screen(DashboardScreen(self.live.run_id, LiveSource(self.live, self.store)))  # it starts the run
         return self.live
 
     def open_run(self, run_id: str) -> None:
         live = self.live if self.live is not None and self.live.run_id == run_id else None
-        self.push_screen(DashboardScreen(run_id, live=live))
+        source = LiveSource(live, self.store) if live else open_source(self.store, run_id)
+        self.push_screen(DashboardScreen(run_id, source))
 
     def dashboards_of(self, run_id: str) -> list[DashboardScreen]:
         return [s for s in self.screen_stack if isinstance(s, DashboardScreen) and s.run_id == run_id]
@@ -108,54 +105,53 @@ class SddApp(App):
         self.live = None
         for screen in self.dashboards_of(live.run_id):  # how the run ended shows at once, not at the next redraw
             screen.redraw()
-        if live.detach_requested:
-            self.finish_detach(live)
-        if self.quit_when_idle:
+        if live.handover is not None:
+            self.finish_handover(live, live.handover)
+        if self.quitting:
             self.exit()
 
     # ------------------------------------------------------------------ detach and quit
 
-    def detach_live_run(self, quit_after: bool = False) -> None:
+    def detach_live_run(self) -> None:
         live = self.live
         if live is None or not live.running:
             self.notify("no run is training in this app", severity="warning")
             return
-        self.quit_after_detach = quit_after
-        ready = live.request_detach()
-        live.view.add_log("warning", "handing over to a background process at the next batch" if ready else
-                          "handing over once the first epoch has ended")
+        live.hand_over()  # the dashboard says so from the hand-over's own event
 
-    def finish_detach(self, live: LiveRun) -> None:
-        """The in-app run has stopped: start the background process and follow it."""
-        if live.view.status != "stopped":
-            live.view.add_log("info", f"the run {live.view.status} before it could be handed over")
-            self.quit_when_idle = self.quit_when_idle or self.quit_after_detach
+    def finish_handover(self, live: LiveRun, handover: HandOver) -> None:
+        """The in-app run has stopped: start the background process (its dashboards follow it on)."""
+        if live.view.status != "handing over":
+            handover.fail(f"the run {live.view.status} before it could be handed over")
             return
         home, run_id = self.store.home, live.run_id
-        process = spawn_detached(home, run_id, self.resume_with(home, run_id))
-        self.detached[run_id] = process
         log = self.store.paths(run_id).detached_log
+        process = handover.spawn(home, log, self.resume_with)
+        self.handovers[run_id] = handover
         self.notify(f"{run_id} goes on in process {process.pid} (log {log}); sdd-tui watch {run_id} reattaches",
                     timeout=10)
-        if self.quit_after_detach:
-            self.quit_when_idle = True
-            return
-        for screen in self.dashboards_of(run_id):
-            screen.follow(handover=process)
 
-    def check_detached(self) -> None:
-        """Say so when a background process we started has failed (e.g. it could not resume)."""
-        for run_id, process in self.detached.items():
-            code = process.poll()
-            if code is None or run_id in self.detach_ended:
+    def check_handovers(self) -> None:
+        """Note when a background process has taken its run over; say so when one has failed (e.g. it
+        could not resume)."""
+        for run_id, handover in self.handovers.items():
+            if handover.state is HandOverState.SPAWNED and self._runs_in(run_id, handover.process.pid):
+                handover.adopted()
+            code = handover.newly_exited()
+            if code is None or code == 0:
                 continue
-            self.detach_ended.add(run_id)
-            if code != 0:
-                log = self.store.paths(run_id).detached_log
-                lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
-                last = lines[-1] if lines else "no output"
-                self.notify(f"the background process of {run_id} exited with {code}: {last} (see {log})",
-                            severity="error", timeout=15)
+            log = self.store.paths(run_id).detached_log
+            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
+            last = lines[-1] if lines else "no output"
+            self.notify(f"the background process of {run_id} exited with {code}: {last} (see {log})",
+                        severity="error", timeout=15)
+
+    def _runs_in(self, run_id: str, pid: int) -> bool:
+        try:
+            record = self.store.get_run(run_id)
+        except SddError:
+            return False
+        return record.get("pid") == pid and record.get("status") == "running"
 
     def action_quit(self) -> None:
         live = self.live
@@ -165,12 +161,13 @@ class SddApp(App):
 
         def chosen(choice: str | None) -> None:
             if choice == "stop":
-                self.quit_when_idle = True
-                live.detach_requested = False  # stop wins over a hand-over asked for earlier
+                self.quitting = True
+                live.cancel_hand_over("stopped instead")  # stop wins over a hand-over asked for earlier
                 live.stop()
                 self.notify("stopping after this batch, then quitting")
             elif choice == "detach":
-                self.detach_live_run(quit_after=True)
+                self.quitting = True
+                self.detach_live_run()
 
         self.push_screen(QuitScreen(live.view.progress.name or live.run_id), chosen)
 

@@ -11,9 +11,9 @@ from core.events import Event, event_from_json
 class EventFollower:
     """Reads the events added to a file since the last call; a half-written last line waits."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, offset: int = 0):
         self.path = Path(path)
-        self.offset = 0
+        self.offset = offset  # where to start reading: 0, or the end of what was already read elsewhere
         self.skipped = 0  # complete lines that were not events (a torn or foreign line)
         self._partial = b""
 

@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from core.analysis import detect_phases, phases_lines
@@ -45,8 +45,8 @@ def summary_table(results: list[dict], title: str) -> Table:
         table.add_column(column, justify="right")
     for r in sorted(results, key=lambda r: r["round"]):
         distance = r.get("learning_distance")
-        table.add_row(str(r["round"]), f"{100 * r['sparsity']:.2f}%", _pct(r["test_acc"]), _pct(r["best_test_acc"]),
-                      _pct(r["train_acc"]), _pct(r.get("noisy_memorized")),
+        table.add_row(str(r["round"]), f"{100 * r['sparsity']:.2f}%", _pct(r.get("test_acc")),
+                      _pct(r.get("best_test_acc")), _pct(r.get("train_acc")), _pct(r.get("noisy_memorized")),
                       "-" if distance is None else f"{distance:.2f}")
     return table
 
@@ -101,20 +101,20 @@ class HeadlessReporter:
         p = self.progress
         branch = "" if event.branch == "main" else f" [{event.branch}]"
         if self._bar is not None:
-            self._bar.update(self._task, completed=p.fraction_done,
+            self._bar.update(self._task, completed=p.fraction_done, eta=p.eta_text(),
                              description=f"round {event.round}/{event.rounds} epoch {event.epoch}/{event.epochs}{branch}")
             return
         self._print(
             f"round {event.round}/{event.rounds} epoch {event.epoch}/{event.epochs}{branch} "
             f"loss {event.train_loss:.4f} acc {_pct(event.train_acc)} test {_pct(event.test_acc)} "
             f"lr {event.lr:.4g} {event.samples_per_s:,.0f} samples/s "
-            f"eta round {format_seconds(p.eta_round)} run {format_seconds(p.eta_run)}"
+            f"{p.eta_text().lower()}"
         )
 
     def _start_bar(self) -> None:
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                             TimeRemainingColumn(), console=self.console, transient=True)
-        self._task = self._bar.add_task("starting", total=1.0)
+                             TextColumn("{task.fields[eta]}"), console=self.console, transient=True)
+        self._task = self._bar.add_task("starting", total=1.0, eta=self.progress.eta_text())
         self._bar.start()
 
     def _stop_bar(self) -> None:

@@ -2,29 +2,29 @@
 
 The engine thread writes the store (StoreRecorder) and posts each event to the app; the UI thread
 folds the events into a RunView and only reads the store. Pause and stop are the engine's own
-Control flags, checked between batches.
+Control flags, checked between batches. What the app itself does to the run (pause, resume, hand
+over) goes into the same events.jsonl as events (`note`), so `sdd-tui watch` sees it too.
 
-Detach hands the run to a headless process: stop at the next batch (a stop checkpoints the last
-epoch end), then start `sdd-tui resume ID` in its own session so that it outlives
-the app and the SSH connection.
+Detach hands the run to a headless process (sdd_tui.handover): stop at the next batch (a stop
+checkpoints the last epoch end), then start `sdd-tui resume ID` in its own session so that it
+outlives the app and the SSH connection.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import threading
 import time
 from collections import deque
-from pathlib import Path
 
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from core.config import ExperimentConfig
-from core.events import EpochEnded, Event
-from core.paths import RunPaths
+from core.events import EpochEnded, Event, PauseChanged, RunEnded, RunStarted, append_event
+from core.paths import checkpoint_exists
 from core.store import Store, StoreRecorder
+from sdd_tui.handover import HandOver
 from sdd_tui.runview import RunView
 
 
@@ -46,6 +46,59 @@ class EngineEvents(Message):
         self.run_id = run_id
 
 
+class SharedRecorder:
+    """The store's recorder for a run in the app, shared by the engine thread and the app's own events
+    (pause, hand-over), so that both reach events.jsonl in order.
+
+    Before the engine's RunStarted there is no events file yet: the app's events wait and are written
+    right after it. After the engine's RunEnded the recorder has closed the file: the app's events are
+    appended to it directly (the run's source reads them, and what a background process adds later).
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.inner = StoreRecorder(store)
+        self.lock = threading.Lock()
+        self.started = False  # the engine has said RunStarted: the recorder has opened the events file
+        self.unwritten: list[Event] = []  # the app's events from before that
+        self.ended = False  # the engine has said RunEnded: the recorder has closed the events file
+        self.events_end = 0  # the events file's size then: what came later, the app did not train
+
+    def __call__(self, event: Event) -> None:  # the engine thread
+        with self.lock:
+            self.inner(event)
+            if isinstance(event, RunStarted):
+                self.started = True
+                for early in self.unwritten:
+                    self.inner(early)
+                self.unwritten.clear()
+            if isinstance(event, RunEnded):
+                self.ended = True
+                self.events_end = self._events_size(event.run_id)
+
+    def note(self, event: Event) -> bool:
+        """Record an event of the app's own; False once the engine has ended (appended to the file only)."""
+        with self.lock:
+            if self.ended:
+                append_event(self.store.events_path(event.run_id), event)
+                return False
+            if self.started:
+                self.inner(event)
+            else:
+                self.unwritten.append(event)
+            return True
+
+    def close(self) -> None:
+        with self.lock:
+            self.inner.close()
+
+    def _events_size(self, run_id: str) -> int:
+        try:
+            return self.store.events_path(run_id).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
 class LiveRun:
     """One experiment training in a thread worker of `app`."""
 
@@ -55,16 +108,23 @@ class LiveRun:
         self.app = app
         self.store = store
         self.view = RunView()
-        built = build_run(config, store.home, preset=preset, recorder=StoreRecorder(store), sinks=[self._sink])
+        built = build_run(config, store.home, preset=preset, recorder=SharedRecorder(store), sinks=[self._sink])
         self.experiment, self.control, self.recorder = built.experiment, built.control, built.recorder
         self.run_id = self.experiment.run_id
         self.view.run_id = self.run_id
         self.view.progress.name = config.name
-        self.detach_requested = False
-        self.epoch_seen = False  # after the first epoch end a stop writes a checkpoint to resume from
+        self.handover: HandOver | None = None  # set while the run is being handed to a background process
         self.worker: Worker | None = None
         self.pending: deque[Event] = deque()  # engine thread appends, UI thread pops: both atomic
         self.posted_at = 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self.recorder.ended
+
+    @property
+    def events_end(self) -> int:
+        return self.recorder.events_end
 
     def start(self) -> None:
         """Start training (once). The dashboard calls this after its first paint, so that building the
@@ -80,15 +140,21 @@ class LiveRun:
         finally:
             self.recorder.close()
 
-    def _sink(self, event: Event) -> None:  # runs in the engine thread, after the recorder
-        self.epoch_seen = self.epoch_seen or isinstance(event, EpochEnded)
-        if self.detach_requested and self.epoch_seen:
-            self.control.stop.set()  # a stop now checkpoints the last epoch end: hand over
+    def _sink(self, event: Event) -> None:  # the engine thread, after the recorder
         self.pending.append(event)
+        handover = self.handover
+        if handover is not None and isinstance(event, EpochEnded):
+            handover.epoch_ended()  # a stop now checkpoints this epoch end: hand over
         now = time.monotonic()
         if not isinstance(event, EpochEnded) or now - self.posted_at >= POST_EVERY_S:
             self.posted_at = now
             self.app.post_message(EngineEvents(self.run_id))
+
+    def note(self, event: Event) -> None:
+        """An event of the app's own (pause, hand-over) into the run's events.jsonl and its view (once the
+        engine has ended: into the file only, where the run's source reads it)."""
+        if self.recorder.note(event):
+            self.pending.append(event)  # the view has it at once (a pause before RunStarted: LiveSource.status)
 
     def drain(self) -> None:
         """Fold the waiting events into the view (UI thread; the dashboard's timer also calls it)."""
@@ -111,21 +177,33 @@ class LiveRun:
             self.control.paused.clear()
         else:
             self.control.paused.set()
+        self.note(PauseChanged(run_id=self.run_id, time=time.time(), paused=self.paused))
         return self.paused
 
     def stop(self) -> None:
         self.control.stop.set()
 
-    def request_detach(self) -> bool:
-        """Stop at the next batch once a checkpoint can be written; False until the first epoch ends."""
-        from core.paths import checkpoint_exists
+    @property
+    def resumable(self) -> bool:
+        """Whether a stop now leaves something to resume from: a checkpoint, or an epoch end (a stop
+        checkpoints the last one). Call after `drain`: the view knows every epoch end posted so far."""
+        return bool(self.view.epochs or self.view.results) or checkpoint_exists(self.store.home, self.run_id)
 
-        self.detach_requested = True
+    def hand_over(self) -> HandOver:
+        """Ask for a hand-over: the engine stops at the next batch once a checkpoint can be written."""
+        if self.handover is not None and self.handover.in_flight:
+            return self.handover
+        handover = HandOver(self.run_id, self.control.stop.set, self.note)
         self.control.paused.clear()
-        if self.epoch_seen or checkpoint_exists(self.store.home, self.run_id):
-            self.control.stop.set()
-            return True
-        return False
+        self.drain()
+        handover.start(self.resumable)  # recorded before any stop, so the stop reads as a hand-over
+        self.handover = handover  # from now on the engine's next epoch end moves it on (if it waits)
+        return handover
+
+    def cancel_hand_over(self, reason: str) -> None:
+        if self.handover is not None:
+            self.handover.fail(reason)
+            self.handover = None
 
 
 def leave_a_core_for_the_ui(config: ExperimentConfig, cores: int | None = None) -> ExperimentConfig:
@@ -135,19 +213,3 @@ def leave_a_core_for_the_ui(config: ExperimentConfig, cores: int | None = None) 
         return config
     threads = max(1, (cores or os.cpu_count() or 1) - 1)
     return config.model_copy(update={"runtime": config.runtime.model_copy(update={"threads": threads})})
-
-
-def resume_command(home: Path, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "sdd_tui", "resume", run_id, "--home", str(home)]
-
-
-def spawn_detached(home: Path, run_id: str, command: list[str] | None = None) -> subprocess.Popen:
-    """Start the headless resume in its own session (it survives the app and a dropped SSH link)."""
-    log_path = RunPaths(home, run_id).detached_log
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    project_root = str(Path(__file__).resolve().parent.parent)  # so `-m sdd_tui` works from a checkout too
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH", "")) if p)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(command or resume_command(home, run_id), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env, close_fds=True)

@@ -10,7 +10,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
+from core.events import (
+    EpochEnded,
+    Event,
+    HandOverChanged,
+    Message,
+    PauseChanged,
+    RoundEnded,
+    RoundStarted,
+    RunEnded,
+    RunStarted,
+)  # fmt: skip
 from core.progress import Progress
 
 LOG_LINES = 500
@@ -47,12 +57,13 @@ class RunView:
         return sorted(self.progress.results, key=lambda r: r["round"])
 
     def apply(self, event: Event) -> None:
+        continued = isinstance(event, RoundStarted) and self.progress.continues(event)
         self.progress.update(event)
         self.run_id = event.run_id
         if isinstance(event, RunStarted):
             self._started(event)
-        elif isinstance(event, RoundStarted):
-            self.epochs = []
+        elif isinstance(event, RoundStarted):  # a resumed round keeps the epochs up to its checkpoint
+            self.epochs = [p for p in self.epochs if p.epoch <= event.start_epoch] if continued else []
         elif isinstance(event, EpochEnded) and event.branch == "main":
             self.epochs = [p for p in self.epochs if p.epoch < event.epoch]
             self.epochs.append(EpochPoint(event.epoch, event.train_loss, event.train_acc, event.test_acc))
@@ -61,20 +72,38 @@ class RunView:
         elif isinstance(event, Message):
             self.add_log(event.level, event.text)
         elif isinstance(event, RunEnded):
-            self.error, self.seconds = event.error, event.seconds
-            self.add_log("error" if event.status == "failed" else "info", f"run {event.status}")
+            self._ended(event)
+        elif isinstance(event, PauseChanged):
+            self.add_log("warning" if event.paused else "info", "paused (between batches)" if event.paused else
+                         "training again")
+        elif isinstance(event, HandOverChanged):
+            self._handover(event)
         self.version += 1
 
     def _started(self, event: RunStarted) -> None:
         self.config = event.config
-        self.epochs = []
         self.error = ""
         if event.resumed_from_round >= 0:
-            keep = [r for r in self.progress.results if r["round"] <= event.resumed_from_round]
-            self.progress.results = keep
+            self.progress.results = [r for r in self.progress.results if r["round"] <= event.resumed_from_round]
             self.add_log("info", f"resumed after round {event.resumed_from_round} on {event.device}")
         else:
+            self.epochs = []
             self.add_log("info", f"started {event.name} on {event.device}")
+
+    def _ended(self, event: RunEnded) -> None:
+        self.error, self.seconds = event.error, event.seconds
+        if self.progress.status == "handing over":
+            self.add_log("info", "checkpointed here for the hand-over")
+        else:
+            self.add_log("error" if event.status == "failed" else "info", f"run {event.status}")
+
+    def _handover(self, event: HandOverChanged) -> None:
+        if event.state == "requested":
+            self.add_log("warning", f"handing over to a background process {event.reason}".rstrip())
+        elif event.state == "spawned":
+            self.add_log("info", f"handed over to process {event.pid}")
+        elif event.state == "failed":
+            self.add_log("error", f"the hand-over failed: {event.reason}")
 
     def _round_ended(self, event: RoundEnded) -> None:
         result = event.result

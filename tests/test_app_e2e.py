@@ -70,12 +70,20 @@ class Terminal:
 
 
 def curve_dots(screen: str) -> int:
-    """Braille dots drawn in the accuracy chart, below its legend rows."""
+    """Cells the accuracy chart draws inside its frame: markers of the curves, not the legend, the frame
+    or the dense line."""
     lines = screen.splitlines()
-    title = next((i for i, line in enumerate(lines) if "accuracy % vs sparsity" in line), None)
-    if title is None:
+    top = next((i for i, line in enumerate(lines) if "accuracy % vs sparsity" in line), None)
+    if top is None:
         return 0
-    return sum(1 for line in lines[title + 5:] for char in line if 0x2800 < ord(char) <= 0x28FF)
+    drawn = 0
+    for line in lines[top + 2:]:
+        if "└" in line:
+            break
+        inside = line[max(line.find("┤"), line.find("│")) + 1:line.rfind("│")]
+        if not any(char.isalpha() for char in inside):  # legend rows name their series
+            drawn += sum(char not in " ─" for char in inside)
+    return drawn
 
 
 def test_the_installed_app_runs_the_smoke_preset_at_80x24(tmp_path):

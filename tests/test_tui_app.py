@@ -18,6 +18,7 @@ from core.store import Store, StoreRecorder
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
 from sdd_tui.cli.watch import run_to_watch
+from sdd_tui.handover import HandOverState
 from sdd_tui.screens.compare import CompareScreen, group_table
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
@@ -165,7 +166,7 @@ async def test_watch_follows_a_run_whose_events_another_thread_appends(home):
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
             dashboard = app.screen
             await wait_for(pilot, lambda: len(dashboard.view.results) == 1, "round 0")
-            assert dashboard.source == "watching" and dashboard.status == "running"
+            assert dashboard.source.label == "watching" and dashboard.status == "running"
             assert not dashboard.check_action("stop", ())  # a watched run is not this app's to stop
             second_round.set()
             await wait_for(pilot, lambda: dashboard.view.status == "finished", "the run to finish")
@@ -207,14 +208,24 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
         dashboard = app.screen
         await pilot.press("d")
         assert any("once the first epoch has ended" in text for _, text in live.view.log)  # nothing to resume yet
-        await wait_for(pilot, lambda: dashboard.follower is not None, "the hand-over")
-        assert dashboard.live is None and live.run_id in app.detached
-        states = set()
-        await wait_for(pilot, lambda: states.add(dashboard.status) or dashboard.view.status == "finished",
-                       "the background run to finish")
+        await wait_for(pilot, lambda: live.run_id in app.handovers, "the hand-over")
+        assert dashboard.live is None and live.run_id in app.handovers
+        states, positions = set(), []
+
+        def seen() -> bool:
+            states.add(dashboard.status)
+            positions.append((dashboard.view.progress.fraction_done, len(dashboard.view.results)))
+            return dashboard.view.status == "finished"
+
+        await wait_for(pilot, seen, "the background run to finish")
         assert "handing over" in states and "stopped" not in states  # never shown as stopped meanwhile
-        process = app.detached[live.run_id]
+        assert positions == sorted(positions)  # progress never moves backwards
+        process = app.handovers[live.run_id].process
+        log = [text for _, text in dashboard.view.log]
+        assert f"handed over to process {process.pid}" in log and "run stopped" not in log
         assert process.wait(WAIT_LIMIT_S) == 0
+        app.check_handovers()
+        assert app.handovers[live.run_id].state is HandOverState.ADOPTED
     record = Store(home).get_run(live.run_id)
     assert record["status"] == "finished" and [r["round"] for r in record["rounds"]] == [0, 1, 2, 3]
     assert record["pid"] == process.pid and process.pid != os.getpid()

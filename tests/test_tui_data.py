@@ -75,7 +75,7 @@ def test_runs_differing_only_by_seed_form_one_group_with_mean_and_std():
     assert [len(g.records) for g in groups] == [2, 1]
     assert "rate=0.2" in groups[0].label and "n=2" in groups[0].label and "rate=0.4" in groups[1].label
     curve = mean_curve(groups[0])
-    assert curve.mean == pytest.approx([60.0, 80.0]) and curve.std == pytest.approx([10.0, 10.0])
+    assert curve.mean == pytest.approx([60.0, 80.0]) and curve.std == pytest.approx([10 * 2**0.5] * 2)  # n - 1
     assert curve.count == [2, 2]
     assert mean_curve(groups[1]).std == [0.0, 0.0]
 

@@ -9,25 +9,24 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from core.errors import SddError
-from sdd_tui.widgets.charts import COMPARE_METRICS, LINE_COLORS, CompareChart
+from core.grouping import mean_std
+from sdd_tui.widgets.charts import COMPARE_METRICS, LINE_COLORS, CompareChart, group_number
 from sdd_tui.widgets.series import RunGroup, group_by_setting
 
 
 def _pm(values: list[float]) -> str:
+    """Mean ± sample std (core.grouping.mean_std, as `plot` and `sweeps show`); one value alone."""
     if not values:
         return "-"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.1f}"
-    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-    return f"{mean:.1f}±{std:.1f}"
+    mean, std = mean_std(values)
+    return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f}±{std:.1f}"
 
 
 def group_table(groups: list[RunGroup]) -> Table:
     """Per group: runs, dense and best test accuracy (mean ± std over seeds), and where the best is."""
     table = Table(box=None, pad_edge=False, expand=True)
-    for column in ("", "runs", "seeds", "dense %", "best %", "best at sparsity"):
-        table.add_column(column, no_wrap=column != "")
+    for column in ("group", "n", "seeds", "dense %", "best %", "best at sparsity"):
+        table.add_column(column, no_wrap=column != "group", ratio=3 if column == "group" else None)
     for index, group in enumerate(groups):
         dense, best, where = [], [], []
         for record in group.records:
@@ -39,7 +38,7 @@ def group_table(groups: list[RunGroup]) -> Table:
                 best.append(100 * top["test_acc"])
                 where.append(100 * top["sparsity"])
         color = LINE_COLORS[index % len(LINE_COLORS)]
-        table.add_row(f"[{color}]■[/] {group.label}", str(len(group.records)),
+        table.add_row(f"[{color}]■[/] {group_number(index)} {group.label}", str(len(group.records)),
                       ",".join(map(str, group.seeds)), _pm(dense), _pm(best), _pm(where))
     return table
 
@@ -61,7 +60,7 @@ class CompareScreen(Screen):
         yield Header()
         yield CompareChart(id="compare-chart")
         yield Static(id="compare-table")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         records = []

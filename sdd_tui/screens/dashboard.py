@@ -1,7 +1,9 @@
 """The run dashboard: a run training in the app (live), one followed from its events file, or a finished one.
 
-All three feed a RunView; a timer redraws at most REDRAWS_PER_S times a second, and only when the
-view changed.
+The dashboard polls one RunSource (sdd_tui.sources), which keeps a RunView and says the status; a
+timer redraws at most REDRAWS_PER_S times a second, and only when the view or the status changed.
+While the run trains, a system line says what the machine does for it (core.system); `t` swaps the
+charts for the table of rounds that `sdd-tui runs show` prints.
 """
 
 from __future__ import annotations
@@ -11,24 +13,25 @@ import time
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Static
 
 from core.errors import SddError
 from core.results import csv_text, run_json
 from core.store import display_status
-from sdd_tui.follow import EventFollower
-from sdd_tui.live import LiveRun
+from core.system import SystemMonitor, SystemSample
+from sdd_tui.headless import summary_table
 from sdd_tui.runview import RunView
+from sdd_tui.sources import RunSource
 from sdd_tui.widgets.charts import DistanceChart, EpochChart, SddChart
-from sdd_tui.widgets.panels import EventLog, ProgressPanel
+from sdd_tui.widgets.panels import ACTIVE, EventLog, ProgressPanel
 
 REDRAWS_PER_S = 2  # the text panels (keys redraw at once); every redraw holds the GIL, taken from training
 CHART_REDRAWS_PER_S = 1  # a plotext chart costs ~25 ms of the GIL per draw, taken from training
-STATUS_CHECK_S = 2.0  # how often a followed run's process is checked for being alive
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
 LIVE_ACTIONS = ("stop", "detach")
+SYSTEM_SAMPLE_S = 1.0  # how often the system line is read (CPU % is the average since the last reading)
 
 
 class DashboardScreen(Screen):
@@ -38,6 +41,7 @@ class DashboardScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("d", "detach", "Detach"),
         Binding("v", "next_chart", "Chart"),
+        Binding("t", "toggle_table", "Rounds"),
         Binding("c", "screenshot", "Screenshot"),
         Binding("e", "export", "Export"),
         Binding("escape", "back", "Back"),
@@ -45,23 +49,22 @@ class DashboardScreen(Screen):
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
-    def __init__(self, run_id: str, live: LiveRun | None = None) -> None:
+    def __init__(self, run_id: str, source: RunSource) -> None:
         super().__init__()
         self.run_id = run_id
-        self.live = live
-        self.view = live.view if live else RunView(run_id=run_id)
-        self.follower: EventFollower | None = None
+        self.source = source
         self.drawn_version = -1
         self.drawn_state: tuple = ()
         self.drawn_rounds: tuple = ()
         self.drawn_epochs: tuple = ()
         self.shown_chart = 0
-        self.store_status: str | None = None
-        self.status_checked = 0.0
         self.footer_state: tuple = ()
         self.charts_drawn_at = 0.0
         self.charts_pending = False
-        self.handover = None  # the background process a detached run was handed to, until it reports
+        self.monitor: SystemMonitor | None = None
+        self.monitored: tuple = ()  # (pid, device) the monitor reads
+        self.system = ""  # the system line's readings
+        self.system_read_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,99 +73,64 @@ class DashboardScreen(Screen):
             yield SddChart(id="sdd-chart", classes="chart -shown")
             yield EpochChart(id="epoch-chart", classes="chart")
             yield DistanceChart(id="distance-chart", classes="chart")
+        with VerticalScroll(id="rounds-view"):
+            yield Static(id="round-table")
         yield EventLog(id="log")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
-        if self.live is None:
-            self.follow()
         self.set_interval(1 / REDRAWS_PER_S, self.tick)
         self.tick()
         if self.live is not None:
             self.call_after_refresh(self.live.start)  # no-op when it already trains
 
-    # ------------------------------------------------------------------ sources
-
-    def follow(self, handover=None) -> None:
-        """Read the run from its events file (from the start), and keep following it; `handover` is the
-        background process the run was just handed to (until it resumes, the file ends in a stop)."""
-        self.live = None
-        self.handover = handover
-        self.view = RunView(run_id=self.run_id)
-        path = self.app.store.events_path(self.run_id)
-        self.follower = EventFollower(path)
-        if not path.exists():
-            try:
-                record = self.app.store.get_run(self.run_id)
-                self.view.load_record(record, display_status(record))
-            except SddError as error:
-                self.view.fail(str(error))
-        self.drawn_version = -1
-        self.drawn_rounds = self.drawn_epochs = ()
-        self.refresh_bindings()
+    # ------------------------------------------------------------------ the source
 
     @property
-    def handing_over(self) -> bool:
-        return self.handover is not None
-
-    def _settle_handover(self) -> None:
-        """The hand-over ends when the background process runs the run, or has exited (the app says why
-        when it failed). The file is read whole on the first tick: "running" after that is that process's."""
-        if self.handover is not None and (self.view.status == "running" or self.handover.poll() is not None):
-            self.handover = None
+    def view(self) -> RunView:
+        return self.source.view
 
     @property
-    def source(self) -> str:
-        if self.handing_over:
-            return "to a background process"
-        if self.live is not None:
-            return "live in this app" if self.live.running else "trained in this app"
-        return "watching" if self.status in ("running", "starting") else "from the store"
+    def live(self):
+        """The run when it trains in this app (pause, stop and detach apply), else None."""
+        return self.source.live
 
     @property
     def status(self) -> str:
-        if self.handing_over:
-            return "handing over"
-        if self.live is not None and self.live.running and self.live.paused:
-            return "paused"
-        if self.live is None and self.view.status in ("running", "starting") and self.store_status == "interrupted":
-            return "interrupted"
-        return self.view.status
+        return self.source.status
 
     def tick(self) -> None:
-        if self.live is not None:
-            self.live.drain()
-        if self.follower is not None:
-            for event in self.follower.read_new():
-                self.view.apply(event)
-            self._check_store_status()
-            self._settle_handover()
-        if self.view.version != self.drawn_version or (self.status, self.source) != self.drawn_state:
+        self.source.poll()
+        self._read_system()
+        if self.view.version != self.drawn_version or self._state() != self.drawn_state:
             self.redraw()
         if self.charts_pending and time.monotonic() - self.charts_drawn_at >= 1 / CHART_REDRAWS_PER_S:
             self.redraw_charts()
         self._refresh_footer()
 
-    def _check_store_status(self) -> None:
-        """A followed run whose process died shows as interrupted (checked every few seconds)."""
+    def _state(self) -> tuple:
+        return self.status, self.source.label, self.system
+
+    def _read_system(self) -> None:
+        """The system line of a run that trains: its process (when on this host) and its GPU."""
         now = time.monotonic()
-        if self.view.status not in ("running", "starting") or now - self.status_checked < STATUS_CHECK_S:
+        if self.status not in ACTIVE:
+            self.system = ""
             return
-        self.status_checked = now
-        try:
-            status = display_status(self.app.store.get_run(self.run_id))
-        except SddError:
+        if now - self.system_read_at < SYSTEM_SAMPLE_S:
             return
-        if status != self.store_status:
-            self.store_status = status
-            self.drawn_version = -1
+        self.system_read_at = now
+        key = (self.source.process_id, self.view.progress.device)
+        if key != self.monitored:
+            self.monitored, self.monitor = key, SystemMonitor(*key)
+        self.system = (self.monitor.sample() if self.monitor else SystemSample()).text()
 
     def redraw(self) -> None:
         view = self.view
         self.drawn_version = view.version
-        self.drawn_state = (self.status, self.source)
+        self.drawn_state = self._state()
         with self.app.batch_update():
-            self.query_one(ProgressPanel).show(view, self.status, self.source)
+            self.query_one(ProgressPanel).show(view, self.status, self.source.label, self.system)
             self.query_one(EventLog).show(view)
         self.charts_pending = True
 
@@ -176,14 +144,19 @@ class DashboardScreen(Screen):
                 self.drawn_rounds = rounds_key
                 self.query_one(SddChart).set_rounds(view.results)
                 self.query_one(DistanceChart).set_rounds(view.results)
+                self._fill_round_table()
             epochs_key = (view.progress.round, len(view.epochs), view.epochs[-1].epoch if view.epochs else 0)
             if epochs_key != self.drawn_epochs:
                 self.drawn_epochs = epochs_key
                 self.query_one(EpochChart).set_points(view.epochs, view.progress.round)
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refresh_footer)  # `v Chart` comes and goes with the -narrow class
+
     def _refresh_footer(self) -> None:
         """Rebuild the footer only when the keys that apply change (rebuilding it is costly)."""
-        state = (self.live is not None and self.live.running, self.live is not None and self.live.paused)
+        state = (self.live is not None and self.live.running, self.live is not None and self.live.paused,
+                 self.has_class("-narrow"))
         if state != self.footer_state:
             self.footer_state = state
             self.refresh_bindings()
@@ -201,19 +174,17 @@ class DashboardScreen(Screen):
         return True
 
     def action_pause(self) -> None:
-        if self.live is not None and self.live.running and not self.live.paused:
-            self.live.toggle_pause()
-            self.view.add_log("warning", "paused (between batches); p resumes")
-            self.redraw()
+        if self.live is not None and not self.live.paused:
+            self.live.toggle_pause()  # the pause is an event: the log and the status say so
+            self.tick()
 
     def action_resume(self) -> None:
-        if self.live is not None and self.live.running and self.live.paused:
+        if self.live is not None and self.live.paused:
             self.live.toggle_pause()
-            self.view.add_log("info", "resumed")
-            self.redraw()
+            self.tick()
 
     def action_stop(self) -> None:
-        if self.live is None or not self.live.running:
+        if self.live is None:
             return
         self.live.stop()
         self.view.add_log("warning", "stopping after this batch; finished rounds are kept")
@@ -221,13 +192,25 @@ class DashboardScreen(Screen):
 
     def action_detach(self) -> None:
         self.app.detach_live_run()
-        self.redraw()
+        self.tick()
 
     def action_next_chart(self) -> None:
         charts = [self.query_one(f"#{name}") for name in CHARTS]
         charts[self.shown_chart].remove_class("-shown")
         self.shown_chart = (self.shown_chart + 1) % len(charts)
         charts[self.shown_chart].add_class("-shown")
+
+    def _fill_round_table(self) -> None:
+        results = self.view.results
+        table = summary_table(results, "rounds (as sdd-tui runs show)") if results else "no round finished yet"
+        self.query_one("#round-table", Static).update(table)
+
+    def action_toggle_table(self) -> None:
+        """The charts, or the scrollable table of rounds in their place."""
+        shown = self.toggle_class("-table").has_class("-table")
+        if shown:
+            self._fill_round_table()
+            self.query_one("#rounds-view").focus()
 
     def action_screenshot(self) -> None:
         folder = self.app.store.run_dir(self.run_id)

@@ -1,4 +1,5 @@
-"""Small modal dialogs: yes/no, and what to do with a training run when quitting."""
+"""Small modal dialogs: yes/no, and what to do with a training run when quitting; the harmless
+button has the focus, so Enter never deletes or stops anything."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from textual.widgets import Button, Footer, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A question answered with y or n; dismisses with True for yes."""
+    """A question answered with y or n; dismisses with True for yes. No has the focus: Enter says no."""
 
+    AUTO_FOCUS = "#no"
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
     def __init__(self, question: str) -> None:
@@ -24,7 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -34,8 +36,10 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class QuitScreen(ModalScreen[str]):
-    """A run is training: stop it, detach it to the background, or cancel quitting."""
+    """A run is training: stop it, detach it to the background, or cancel quitting. Cancel has the
+    focus: Enter never stops the run."""
 
+    AUTO_FOCUS = "#cancel"
     BINDINGS = [
         Binding("s", "choose('stop')", "Stop run & quit"),
         Binding("d", "choose('detach')", "Detach & quit"),
@@ -55,7 +59,7 @@ class QuitScreen(ModalScreen[str]):
                 yield Button("Stop (s)", id="stop", variant="error")
                 yield Button("Detach (d)", id="detach", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "cancel")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.text import Text
@@ -12,15 +11,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import SddError
-from core.format import pct as _pct
+from core.format import elide, noise_short, pct as _pct, rounds_text, short_ids
 from core.results import summary
 from core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
-from sdd_tui.widgets.tables import OpenTable
+from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
 
-# (column title, sort key of a row dict)
-COLUMNS = ("", "name", "status", "dataset", "model", "noise", "dense", "best", "at sparsity", "date", "id")
-SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "dataset", "model", "noise")
+# Column titles, each also the sort key of a row dict; the id holds the date and time a run started.
+COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "dataset",
+           "model")
+NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit the width
+SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
 
 
 def history_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -28,17 +29,18 @@ def history_row(record: dict[str, Any]) -> dict[str, Any]:
     s = summary(record)
     return {
         "id": record["id"], "name": record.get("name", "?"), "status": display_status(record),
-        "dataset": s["dataset"] or "?", "model": s["model"] or "?", "noise": s["noise"],
+        "seed": s["seed"], "rounds": rounds_text(s), "noise": noise_short(s["noise_kind"], s["noise_rate"]),
+        "mode": s["retrain_mode"] or "?", "dataset": s["dataset"] or "?", "model": s["model"] or "?",
         "dense": s["dense_acc"], "best": s["best_acc"], "at sparsity": s["best_sparsity"],
         "date": record.get("started") or 0.0,
     }
 
 
 def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """Rows where every word of `text` appears in the name, status, dataset, model, noise or id."""
+    """Rows where every word of `text` appears in the name, status, dataset, model, noise, mode or id."""
     words = text.lower().split()
-    fields = ("name", "status", "dataset", "model", "noise", "id")
-    return [r for r in rows if all(any(w in str(r[f]).lower() for f in fields) for w in words)]
+    fields = ("name", "status", "dataset", "model", "noise", "mode", "id")
+    return [r for r in rows if all(any(w in str(r.get(f, "")).lower() for f in fields) for w in words)]
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[dict[str, Any]]:
@@ -48,11 +50,17 @@ def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[di
     return sorted(present, key=lambda r: r[column], reverse=reverse) + missing
 
 
-def row_cells(row: dict[str, Any], selected: bool) -> tuple:
-    date = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["date"]))
-    return (Text("●", style="bold green") if selected else " ", row["name"], row["status"], row["dataset"],
-            row["model"], row["noise"], _pct(row["dense"]), _pct(row["best"]), _pct(row["at sparsity"]), date,
-            row["id"])
+def row_cells(row: dict[str, Any], selected: bool, short_id: str) -> tuple:
+    marked = Text(short_id) + Text("●", style="bold green") if selected else short_id  # selected for compare
+    return (marked, row["name"], row["status"],
+            str(row["seed"]), row["rounds"], row["noise"], row["mode"], _pct(row["best"]), _pct(row["dense"]),
+            _pct(row["at sparsity"], 2), row["dataset"], row["model"])
+
+
+def fit_names(cells: list[tuple], width: int) -> list[tuple]:
+    """The name column elided to what `width` leaves it once the columns up to `best` fit."""
+    room = elastic_width(width, COLUMNS, cells, NAME, MUST_FIT)
+    return [(*row[:NAME], elide(row[NAME], room), *row[NAME + 1:]) for row in cells]
 
 
 class HistoryScreen(Screen):
@@ -75,22 +83,25 @@ class HistoryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter (/): words to match in name, status, data, model, noise", id="filter")
+        yield Input(placeholder="filter (/): words to match in id, name, status, data, model, noise, mode",
+                    id="filter")
         yield OpenTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Static(id="history-status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.sub_title = "history"
         self.query_one("#filter", Input).cursor_blink = self.app.blink
         table = self.query_one("#history", DataTable)
-        for title in COLUMNS:
-            table.add_column(title, key=title or "selected")
         self.reload()
         table.focus()
 
     def on_screen_resume(self) -> None:
         self.reload()
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self.refill()  # names are elided to the width
 
     def reload(self) -> None:
         self.rows = [history_row(r) for r in self.app.store.list_runs()]
@@ -98,15 +109,12 @@ class HistoryScreen(Screen):
         self.refill()
 
     def refill(self) -> None:
-        table = self.query_one("#history", DataTable)
-        current = self.highlighted_id()
         shown = sort_rows(filter_rows(self.rows, self.query_one("#filter", Input).value), self.sort_column,
                           self.sort_reverse)
-        table.clear()
-        for row in shown:
-            table.add_row(*row_cells(row, row["id"] in self.selected), key=row["id"])
-        if current is not None and any(r["id"] == current for r in shown):
-            table.move_cursor(row=table.get_row_index(current))
+        short = short_ids([r["id"] for r in self.rows])
+        cells = fit_names([row_cells(row, row["id"] in self.selected, short[row["id"]]) for row in shown],
+                          self.size.width or self.app.size.width)
+        fill_table(self.query_one("#history", DataTable), COLUMNS, cells, [row["id"] for row in shown])
         order = "descending" if self.sort_reverse else "ascending"
         self.query_one("#history-status", Static).update(
             f"{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "

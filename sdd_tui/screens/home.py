@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from textual.app import ComposeResult
@@ -11,31 +10,44 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config import load_preset, preset_names
-from core.format import pct as _pct
+from core.format import elide, noise_short, pct as _pct, rounds_text, short_ids
 from core.results import summary
 from core.store import display_status
-from sdd_tui.widgets.tables import OpenTable
+from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
 
 RECENT_RUNS = 20
 REFRESH_S = 3.0  # runs change status while the home screen is open
 
 
+PRESET_COLUMNS = ("preset", "data", "model", "rounds x epochs", "about")
+RUN_COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "data",
+               "model")
+RUN_NAME, RUN_MUST_FIT = 1, 8  # the name is elided so that id ... best fit the width
+
+
 def preset_rows() -> list[tuple[str, ...]]:
-    """(name, dataset, model, rounds x epochs, description) of each bundled preset."""
+    """(name, dataset, model, rounds x epochs, description) of each bundled preset; rounds after the dense one."""
     rows = []
     for name in preset_names():
         config = load_preset(name)
         rows.append((name, config.data.name, config.model.name,
-                     f"{config.prune.rounds + 1} x {config.train.epochs}", config.description))
+                     f"{config.prune.rounds} x {config.train.epochs}", config.description))
     return rows
 
 
-def run_row(record: dict[str, Any]) -> tuple[str, ...]:
-    """(name, status, rounds, dense, best, at sparsity, started, id) of one stored run."""
+def run_row(record: dict[str, Any], short_id: str) -> tuple[str, ...]:
+    """The cells of one stored run under RUN_COLUMNS (what tells look-alike runs apart comes first)."""
     s = summary(record)
-    started = time.strftime("%m-%d %H:%M", time.localtime(record.get("started") or 0))
-    return (record.get("name", "?"), display_status(record), f"{s['rounds_done']}/{s['rounds_total']}",
-            _pct(s["dense_acc"]), _pct(s["best_acc"]), _pct(s["best_sparsity"]), started, record["id"])
+    return (short_id, record.get("name", "?"), display_status(record), str(s["seed"]), rounds_text(s),
+            noise_short(s["noise_kind"], s["noise_rate"]), s["retrain_mode"] or "?", _pct(s["best_acc"]),
+            _pct(s["dense_acc"]), _pct(s["best_sparsity"], 2), s["dataset"] or "?", s["model"] or "?")
+
+
+def fit_rows(rows: list[tuple[str, ...]], headers: tuple[str, ...], elastic: int, width: int,
+             must_fit: int | None = None, high: int = 40) -> list[tuple[str, ...]]:
+    """Rows with their elastic column elided to what `width` leaves it."""
+    room = elastic_width(width, headers, rows, elastic, must_fit, high=high)
+    return [(*row[:elastic], elide(row[elastic], room), *row[elastic + 1:]) for row in rows]
 
 
 class HomeScreen(Screen):
@@ -55,21 +67,19 @@ class HomeScreen(Screen):
         yield Static(id="preset-description")
         yield Label("Recent runs: Enter opens the dashboard", classes="section")
         yield OpenTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.sub_title = "home"
-        presets = self.query_one("#presets", DataTable)
-        presets.add_columns("preset", "data", "model", "rounds x epochs", "description")
-        self._descriptions = {}
-        for row in preset_rows():
-            presets.add_row(*row[:4], row[4], key=row[0])
-            self._descriptions[row[0]] = row[4]
-        runs = self.query_one("#runs", DataTable)
-        runs.add_columns("name", "status", "rounds", "dense", "best", "at sparsity", "started", "id")
+        self._presets = preset_rows()
+        self._descriptions = {row[0]: row[4] for row in self._presets}
         self.action_refresh()
-        presets.focus()
+        self.query_one("#presets", DataTable).focus()
         self.set_interval(REFRESH_S, self._refresh_if_shown)
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self.action_refresh()  # names and descriptions are elided to the width
 
     def _refresh_if_shown(self) -> None:
         if self.app.screen is self:
@@ -79,15 +89,17 @@ class HomeScreen(Screen):
         self.action_refresh()
 
     def action_refresh(self) -> None:
-        runs = self.query_one("#runs", DataTable)
-        current = self._highlighted("#runs")
-        runs.clear()
-        ids = []
-        for record in self.app.store.list_runs()[:RECENT_RUNS]:
-            runs.add_row(*run_row(record), key=record["id"])
-            ids.append(record["id"])
-        if current in ids:
-            runs.move_cursor(row=ids.index(current), animate=False)
+        width = self.size.width or self.app.size.width
+        self._fill("#presets", PRESET_COLUMNS, fit_rows(self._presets, PRESET_COLUMNS, 4, width, high=200))
+        records = self.app.store.list_runs()
+        short = short_ids([r["id"] for r in records])
+        recent = records[:RECENT_RUNS]
+        rows = fit_rows([run_row(r, short[r["id"]]) for r in recent], RUN_COLUMNS, RUN_NAME, width, RUN_MUST_FIT)
+        self._fill("#runs", RUN_COLUMNS, rows, [r["id"] for r in recent])
+
+    def _fill(self, selector: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
+              keys: list[str] | None = None) -> None:
+        fill_table(self.query_one(selector, DataTable), columns, rows, keys or [row[0] for row in rows])
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "presets" and event.row_key.value:

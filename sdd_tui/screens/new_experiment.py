@@ -139,7 +139,7 @@ class NewExperimentScreen(Screen):
                 yield Static("section.field=value, space separated", id=f"help-{EXTRA}", classes="field-help")
             yield Static(id=f"help-{GENERAL}", classes="field-help")
             yield Button("Start (Ctrl+S)", id="start", variant="success")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def _widget(self, path: str, kind: Any):
         value = self.defaults[path]

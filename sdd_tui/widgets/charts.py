@@ -2,6 +2,9 @@
 
 Each chart keeps its data and redraws the whole figure in `replot`, then refreshes itself; the
 dashboard calls `replot` at most a few times a second. Series are downsampled to the width.
+They read like the exported figure: every series has its own marker as well as its colour, the
+dense accuracy is a labelled line, y ticks are round numbers, epochs whole, and the phases' names
+sit above the plot area (as ticks of its upper edge), clear of the curves.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from sdd_tui.widgets.series import (
     dense_accuracy,
     downsample,
     mean_curve,
+    nice_ticks,
     round_series,
     sparsity_ticks,
     sparsity_x,
+    tick_labels,
 )  # fmt: skip
 
 LINE_COLORS = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray")
+MARKERS = ("braille", "+", "dot", "x", "o", "*", "^", "#")  # a series is told apart by shape, not colour alone
+DENSE_MARKER = "─"
 PHASE_COLORS = {"light": "gray", "critical": "red", "sweet": "green", "collapsed": "orange"}
 
 
@@ -48,20 +55,48 @@ class Chart(PlotextPlot):
     def max_points(self) -> int:
         return max(8, 2 * self.size.width)
 
-    def _sparsity_axis(self, plt, series: Sequence[Series]) -> None:
+    @property
+    def max_y_ticks(self) -> int:
+        return max(3, min(11, self.size.height // 3))
+
+    def _y_axis(self, plt, values: Sequence[float], yside: str = "left") -> list[float]:
+        """Round-numbered y ticks covering `values`, and the limits to match."""
+        ticks = nice_ticks(min(values), max(values), self.max_y_ticks)
+        plt.yticks(ticks, tick_labels(ticks), yside=yside)
+        plt.ylim(ticks[0], ticks[-1], yside=yside)
+        return ticks
+
+    def _waiting(self, plt, text: str, y_max: float = 100.0) -> None:
+        """An empty chart saying what it waits for, with round ticks all the same."""
+        plt.text(text, 0.5, y_max / 2, alignment="center")
+        plt.xticks([0, 0.5, 1], ["", "", ""])
+        plt.xlim(0, 1)
+        ticks = nice_ticks(0, y_max, self.max_y_ticks)
+        plt.yticks(ticks, tick_labels(ticks))
+        plt.ylim(ticks[0], ticks[-1])
+
+    def _epoch_axis(self, plt, epochs: Sequence[int]) -> None:
+        ticks = nice_ticks(min(epochs), max(epochs), max(3, self.size.width // 10), integer=True)
+        plt.xticks(ticks, tick_labels(ticks))
+        plt.xlim(ticks[0], ticks[-1])
+
+    def _sparsity_axis(self, plt, series: Sequence[Series]) -> tuple[float, float]:
+        """Ticks labelled as sparsity %; returns the x limits."""
         x_max = max((max(s.xs) for s in series if s.xs), default=1.0)
         ticks, labels = sparsity_ticks(max(x_max, 0.3), max_ticks=max(2, self.size.width // 9))
         plt.xticks(ticks, labels)
-        plt.xlim(0, max(x_max, ticks[-1]) * 1.02)
+        limits = (0.0, max(x_max, ticks[-1]) * 1.02)
+        plt.xlim(*limits)
         plt.xlabel("sparsity")
+        return limits
 
-    def _lines(self, plt, series: Sequence[Series], markers: Sequence[str] = ("braille",)) -> None:
+    def _lines(self, plt, series: Sequence[Series]) -> None:
         for index, line in enumerate(series):
             if not line.xs:
                 continue
             xs, ys = downsample(line.xs, line.ys, self.max_points)
             plt.plot(xs, ys, label=line.label, color=LINE_COLORS[index % len(LINE_COLORS)],
-                     marker=markers[index % len(markers)])
+                     marker=MARKERS[index % len(MARKERS)])
 
 
 class RoundsChart(Chart):
@@ -83,28 +118,33 @@ class SddChart(RoundsChart):
         plt.title("accuracy % vs sparsity")
         series = accuracy_series(self.rounds)
         if not any(s.xs for s in series):
-            plt.text("waiting for the first round", 0.5, 50, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 100)
+            self._waiting(plt, "waiting for the first round")
             return
-        self._lines(plt, series, markers=("braille", "braille", "dot"))
+        self._lines(plt, series)
+        limits = self._sparsity_axis(plt, series)
         dense = dense_accuracy(self.rounds)
-        if dense is not None:
-            plt.hline(dense, "gray")
-        self._sparsity_axis(plt, series)
-        self._phases(plt, series)
+        if dense is not None:  # a labelled line across the plot, as in the exported figure
+            plt.plot(list(limits), [dense, dense], label="dense", color="gray", marker=DENSE_MARKER)
+        ticks = self._y_axis(plt, [y for s in series for y in s.ys] + ([dense] if dense is not None else []))
+        self._phases(plt, limits, ticks[0])
 
-    def _phases(self, plt, series: Sequence[Series]) -> None:
-        """A line where each phase after the first begins; names along the bottom, clear of the legend."""
-        bottom = min(min(s.ys) for s in series if s.ys)
+    def _phases(self, plt, limits: tuple[float, float], y_low: float) -> None:
+        """A line where each phase after the first begins; the names above the plot, at each phase's middle
+        (ticks of the plot's upper edge, so they never cover a curve)."""
+        spans = phases_for_chart(self.rounds)
+        if not spans:
+            return
         short = self.size.width < 100
-        for index, span in enumerate(phases_for_chart(self.rounds)):
+        middles, names = [], []
+        for index, span in enumerate(spans):
             start, end = sparsity_x(span.first), sparsity_x(span.last)
-            color = PHASE_COLORS[span.name]
             if index:
-                plt.vline(start, color)
-            name = {"critical": "crit", "collapsed": "coll"}.get(span.name, span.name) if short else span.name
-            plt.text(name, (start + end) / 2, bottom, color=color, alignment="center")
+                plt.vline(start, PHASE_COLORS[span.name])
+            middles.append((start + end) / 2)
+            names.append({"critical": "crit", "collapsed": "coll"}.get(span.name, span.name) if short else span.name)
+        plt.scatter(list(limits), [y_low, y_low], xside="upper", marker=" ")  # the upper edge spans the same x
+        plt.xlim(*limits, xside="upper")
+        plt.xticks(middles, names, xside="upper")
 
 
 class EpochChart(Chart):
@@ -122,15 +162,16 @@ class EpochChart(Chart):
     def draw(self, plt) -> None:
         plt.title(f"round {self.round_index}: per epoch")
         if not self.points:
-            plt.text("waiting for an epoch", 5, 0.5, alignment="center")
-            plt.xlim(0, 10)
-            plt.ylim(0, 1)
+            self._waiting(plt, "waiting for an epoch")
             return
         epochs = [p.epoch for p in self.points]
         xs, test = downsample(epochs, [100 * p.test_acc for p in self.points], self.max_points)
         _, loss = downsample(epochs, [p.train_loss for p in self.points], self.max_points)
-        plt.plot(xs, test, label="test acc %", color="cyan", marker="braille")
-        plt.plot(xs, loss, label="train loss", color="orange", marker="braille", yside="right")
+        plt.plot(xs, test, label="test acc %", color="cyan", marker=MARKERS[0])
+        plt.plot(xs, loss, label="train loss", color="orange", marker=MARKERS[1], yside="right")
+        self._y_axis(plt, test)
+        self._y_axis(plt, loss, yside="right")
+        self._epoch_axis(plt, epochs)
         plt.xlabel("epoch")
 
 
@@ -141,12 +182,11 @@ class DistanceChart(RoundsChart):
         plt.title("learning distance vs sparsity")
         series = round_series(self.rounds, "learning_distance", "distance", scale=1.0)
         if not series.xs:
-            plt.text("no learning distance yet", 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self._waiting(plt, "no learning distance yet", 1.0)
             return
         self._lines(plt, [series])
         self._sparsity_axis(plt, [series])
+        self._y_axis(plt, series.ys)
 
 
 COMPARE_METRICS = {
@@ -157,8 +197,15 @@ COMPARE_METRICS = {
 }
 
 
+def group_number(index: int) -> str:
+    return f"#{index + 1}"
+
+
 class CompareChart(Chart):
-    """One line per group of runs (mean over seeds) with dotted mean +- std lines, and a legend."""
+    """One line per group of runs (mean over seeds) with dotted mean +- std lines, and a legend.
+
+    A label too long for the legend (it would be cut at the plot's edge) shows as its group number;
+    the table under the chart gives every group's number and whole label, wrapped."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -169,25 +216,33 @@ class CompareChart(Chart):
         self.groups, self.metric = list(groups), metric
         self.replot()
 
+    def legend_label(self, index: int, group: RunGroup) -> str:
+        if len(group.label) <= max(16, self.size.width // 2 - 8):
+            return group.label
+        return f"{group_number(index)} (n={len(group.records)})"
+
     def draw(self, plt) -> None:
         title, scale = COMPARE_METRICS[self.metric]
         plt.title(f"{title} vs sparsity")
         drawn: list[Series] = []
+        y_values: list[float] = []
         for index, group in enumerate(self.groups):
             curve = mean_curve(group, self.metric, scale)
             if not curve.xs:
                 continue
             color = LINE_COLORS[index % len(LINE_COLORS)]
             xs, mean = downsample(curve.xs, curve.mean, self.max_points)
-            plt.plot(xs, mean, label=group.label, color=color, marker="braille")
+            plt.plot(xs, mean, label=self.legend_label(index, group), color=color, marker=MARKERS[index % len(MARKERS)])
+            bands = []
             if any(curve.std):
                 for sign in (1, -1):
                     band = [m + sign * s for m, s in zip(curve.mean, curve.std)]
                     plt.plot(*downsample(curve.xs, band, self.max_points), color=color, marker=".")
+                    bands += band
             drawn.append(Series(group.label, curve.xs, curve.mean))
+            y_values += curve.mean + bands
         if not drawn:
-            plt.text("no rounds to compare", 0.5, 0.5, alignment="center")
-            plt.xlim(0, 1)
-            plt.ylim(0, 1)
+            self._waiting(plt, "no rounds to compare")
             return
         self._sparsity_axis(plt, drawn)
+        self._y_axis(plt, y_values)

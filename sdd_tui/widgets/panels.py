@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from core.format import format_seconds, pct as _pct
+from core.analysis import detect_phases
+from core.format import pct as _pct
 from sdd_tui.runview import RunView
 
 STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan", "stopped": "bold yellow",
@@ -14,9 +15,15 @@ STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 
 
-def progress_text(view: RunView, status: str, source: str) -> Text:
-    """Three lines: status and run; round, epoch and ETAs; dense, best and latest accuracy."""
+ACTIVE = ("running", "paused", "handing over", "starting")
+
+
+def progress_text(view: RunView, status: str, source: str, system: str = "") -> Text:
+    """Status and run; round, epoch and ETA; dense, best and latest accuracy; then, while it trains,
+    the system line (`system`: device, GPU, CPU, memory; samples/s added here), or once it has
+    ended, the phases (dense, dip, peak, collapse)."""
     p = view.progress
+    active = status in ACTIVE
     text = Text()
     text.append(f" {status.upper()} ", style=f"reverse {STATUS_STYLES.get(status, 'bold')}")
     text.append(f" {p.name or '?'}  {view.run_id}  {source}")
@@ -24,15 +31,31 @@ def progress_text(view: RunView, status: str, source: str) -> Text:
         text.append(f"  on {p.device}")
     text.append("\n")
     text.append(f"round {p.round}/{p.rounds}  epoch {p.epoch}/{p.epochs}  {100 * p.fraction_done:3.0f}%", style="bold")
-    if status in ("running", "paused"):
-        text.append(f"  ETA round {format_seconds(p.eta_round)}  run {format_seconds(p.eta_run)}")
-        if p.samples_per_s:
-            text.append(f"  {p.samples_per_s:,.0f} samples/s")
+    if active:
+        text.append(f"  {p.eta_text()}")
     text.append("\n")
     text.append(_results_line(view))
+    if active and system:
+        samples = f"  {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
+        text.append(f"\n{p.device or '?'}  {system}{samples}", style="dim")
+    elif not active and view.results:
+        text.append("\n" + phases_summary(detect_phases(view.results)))
     if view.error:
         text.append(f"\nerror: {view.error}", style="bold red")
     return text
+
+
+def phases_summary(phases: dict) -> str:
+    """`runs show`'s phases on one line: 'dip 50.1% at 96.48% r15  peak ...  collapse ...' (test accuracy,
+    sparsity, round; the dense accuracy is on the line above)."""
+    def at(name: str, point: dict | None) -> str:
+        if point is None:
+            return f"{name} not reached"
+        return f"{name} {_pct(point['test_acc'])} at {_pct(point['sparsity'], 2)} r{point['round']}"
+
+    if not phases.get("double_descent"):
+        return f"no double descent: {phases.get('reason')}"
+    return "  ".join([at("dip", phases["dip"]), at("peak", phases["peak"]), at("collapse", phases["collapse"])])
 
 
 def _results_line(view: RunView) -> str:
@@ -53,20 +76,31 @@ def _results_line(view: RunView) -> str:
 class ProgressPanel(Static):
     lines = 0
 
-    def show(self, view: RunView, status: str, source: str) -> None:
-        text = progress_text(view, status, source)
+    def show(self, view: RunView, status: str, source: str, system: str = "") -> None:
+        text = progress_text(view, status, source, system)
         lines = len(text.plain.splitlines())
         self.update(text, layout=lines != self.lines)  # a layout pass per update costs more than the rest
         self.lines = lines
 
 
 class EventLog(RichLog):
-    """Appends the view's log lines it has not written yet."""
+    """Appends the view's log lines it has not written yet; on a resize it writes them again (wrapped
+    to the new width) and shows the latest."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, **kwargs)
         self.written = 0
         self.view: RunView | None = None
+
+    def on_resize(self) -> None:  # RichLog's own handler runs too (it writes what waited for a size)
+        if self.view is not None:
+            self.call_later(self.rewrite)
+
+    def rewrite(self) -> None:
+        self.clear()
+        self.written = 0
+        self.show(self.view)
+        self.scroll_end(animate=False, immediate=True)
 
     def show(self, view: RunView) -> None:
         if view is not self.view:  # another view (e.g. switched to watching): start over

@@ -8,16 +8,14 @@ with sparsity percentages.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std
+
 # Sparsities worth a tick, in percent; the chart keeps those that fit its range and width.
 TICK_SPARSITIES = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
-# Fields that do not change what a run measures; runs differing only in these are seeds of one setting.
-NOT_SETTINGS = ("name", "description", "runtime.seed", "noise.seed", "runtime.threads", "runtime.checkpoint_every",
-                "runtime.compile", "data.data_dir", "data.download")
 
 
 def sparsity_x(sparsity: float) -> float:
@@ -33,6 +31,37 @@ def sparsity_ticks(x_max: float, max_ticks: int = 8) -> tuple[list[float], list[
         step = (len(chosen) - 1) / (max(2, max_ticks) - 1)
         chosen = [chosen[round(i * step)] for i in range(max(2, max_ticks))]
     return [x for x, _ in chosen], [f"{s:g}%" for _, s in chosen]
+
+
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
+
+
+def nice_ticks(low: float, high: float, max_ticks: int = 6, integer: bool = False) -> list[float]:
+    """Round-numbered ticks (…, 50, 60, 70; or 0.25 steps; or whole epochs) that cover [low, high],
+    at most `max_ticks` of them, the first at or below `low` and the last at or above `high`."""
+    if high < low:
+        low, high = high, low
+    max_ticks = max(max_ticks, 3)
+    if high - low < 1e-9:  # one value: a unit around it
+        low, high = (low, low + 1) if integer else (low - 1, high + 1)
+    span = high - low
+    exponent = math.floor(math.log10(span / max(max_ticks - 1, 1)))
+    for power in range(exponent, exponent + 3):
+        for unit in NICE_STEPS:
+            step = unit * 10.0**power
+            if integer and (step < 1 or step != int(step)):
+                continue
+            first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+            if last == first:
+                last += 1
+            if last - first + 1 <= max_ticks:
+                return [round(i * step, 10) for i in range(first, last + 1)]
+    raise AssertionError("a step of 100x the span always fits")
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """'50', '2.5', '0.25': no trailing zeros."""
+    return [f"{t:g}" for t in ticks]
 
 
 def percent(value: float | None) -> float | None:
@@ -86,23 +115,6 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tup
 # ---------------------------------------------------------------------------- seeds and groups
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def setting_key(config: dict[str, Any]) -> tuple:
-    """What a run measures: its config without seeds, names and other bookkeeping."""
-    flat = flatten(config)
-    return tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in NOT_SETTINGS))
-
-
 @dataclass
 class RunGroup:
     """Runs of one setting (differing only by seed), drawn as mean +- std."""
@@ -116,30 +128,30 @@ class RunGroup:
 
 
 def group_by_setting(records: Sequence[dict[str, Any]]) -> list[RunGroup]:
-    """Groups of runs that differ only by seed, in the order their first run appears."""
-    groups: dict[tuple, RunGroup] = {}
-    for record in records:
-        groups.setdefault(setting_key(record.get("config", {})), RunGroup([])).records.append(record)
-    result = list(groups.values())
-    for group, label in zip(result, distinguishing_labels(result)):
+    """Groups of runs that differ only by seed (core.grouping's rule), in the order their first run appears."""
+    groups = [RunGroup(records) for records in setting_groups(records)]
+    for group, label in zip(groups, group_labels(groups)):
         group.label = label
-    return result
+    return groups
 
 
-def distinguishing_labels(groups: Sequence[RunGroup], width: int = 36) -> list[str]:
-    """A legend label per group: its name plus the settings that differ between the groups."""
+def group_labels(groups: Sequence[RunGroup]) -> list[str]:
+    """A legend label per group: the settings that differ between the groups (`rate=0.2`; a field's last
+    name unless two differing fields share it), or the run's name when there is one group; and its n."""
     configs = [flatten(group.records[0].get("config", {})) for group in groups]
-    keys = sorted({k for c in configs for k in c if k not in NOT_SETTINGS})
-    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    fields = differing_fields([group.records[0].get("config", {}) for group in groups])
+    last_names = [f.rsplit(".", 1)[-1] for f in fields]
+    names = [last if last_names.count(last) == 1 else f for f, last in zip(fields, last_names)]
     labels = []
     for group, config in zip(groups, configs):
-        parts = [f"{k.split('.')[-1]}={config.get(k)}" for k in differing]
-        text = " ".join([group.records[0].get("name", "?"), *parts])
-        if len(text) > width:
-            text = text[: width - 1] + "~"
-        count = len(group.records)
-        labels.append(f"{text} (n={count})" if count > 1 else text)
+        parts = [f"{name}={_value_text(config.get(f))}" for name, f in zip(names, fields)]
+        text = " ".join(parts) if parts else group.records[0].get("name", "?")
+        labels.append(f"{text} (n={len(group.records)})")
     return labels
+
+
+def _value_text(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 @dataclass
@@ -151,7 +163,7 @@ class MeanCurve:
 
 
 def mean_curve(group: RunGroup, key: str = "test_acc", scale: float = 100.0) -> MeanCurve:
-    """Per round, the mean and (population) std of `key` over the group's runs that reached it."""
+    """Per round, the mean and sample std (n - 1) of `key` over the group's runs that reached it."""
     by_round: dict[int, list[tuple[float, float]]] = {}
     for record in group.records:
         for result in record.get("rounds", []):
@@ -162,8 +174,9 @@ def mean_curve(group: RunGroup, key: str = "test_acc", scale: float = 100.0) -> 
     for round_index in sorted(by_round):
         points = by_round[round_index]
         values = [v for _, v in points]
-        curve.xs.append(statistics.fmean(x for x, _ in points))
-        curve.mean.append(statistics.fmean(values))
-        curve.std.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+        curve.xs.append(mean_std([x for x, _ in points])[0])
+        mean, std = mean_std(values)
+        curve.mean.append(mean)
+        curve.std.append(std)
         curve.count.append(len(values))
     return curve

@@ -1,10 +1,53 @@
-"""A DataTable whose Enter shows in the footer as Open."""
+"""Tables of runs and presets: a DataTable whose Enter shows in the footer as Open, and column fitting.
+
+One column of a table is elastic (a run's name, a preset's description): its text is elided with `…`
+to the width the other columns leave, so a long name never pushes them off screen.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
+
+CELL_PADDING = 2  # a DataTable cell has one space each side
+SCROLLBAR = 1  # room kept for the vertical scrollbar (app.tcss makes it one cell wide)
 
 
 class OpenTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open")]
+
+
+def _width(cell: object) -> int:
+    return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+
+
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[int]:
+    return [max([len(header), *(_width(row[index]) for row in rows)]) for index, header in enumerate(headers)]
+
+
+def fill_table(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[object]], keys: Sequence[str]) -> None:
+    """Replace the table's columns and rows, keeping the cursor on the same key. Columns get their
+    width from these rows (DataTable's own widths only ever grow, and are measured after a paint)."""
+    current = None
+    if table.row_count:
+        current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    table.clear(columns=True)
+    for header, width in zip(headers, column_widths(headers, rows)):
+        table.add_column(header, width=width, key=header)
+    for key, row in zip(keys, rows):
+        table.add_row(*row, key=key)
+    if current in keys:
+        table.move_cursor(row=list(keys).index(current), animate=False)
+
+
+def elastic_width(total: int, headers: Sequence[str], rows: Sequence[Sequence[object]], elastic: int,
+                  must_fit: int | None = None, low: int = 5, high: int = 40) -> int:
+    """The width left for column `elastic` when the first `must_fit` columns (all by default) must fit
+    in `total` cells; between `low` and `high`."""
+    must_fit = len(headers) if must_fit is None else must_fit
+    widths = column_widths(headers, rows)
+    used = SCROLLBAR + CELL_PADDING + sum(CELL_PADDING + widths[i] for i in range(must_fit) if i != elastic)
+    return max(low, min(high, total - used))

@@ -1,0 +1,113 @@
+"""Telling runs apart: id prefixes, seed, rounds, noise and mode columns, elided names, the compare legend;
+at 80x24 and 200x60."""
+
+from __future__ import annotations
+
+import time
+
+from textual.widgets import DataTable
+
+from core.format import elide, noise_short, rounds_text, short_ids
+from core.results import summary
+from core.store import Store
+from sdd_tui.app import SddApp
+from sdd_tui.screens.compare import CompareScreen
+from sdd_tui.screens.history import HistoryScreen
+from sdd_tui.widgets.charts import CompareChart
+
+LONG_NAME = "a very long experiment name that goes on and on and on"
+
+
+def stored_run(store: Store, run_id: str, name: str, seed: int, rate: float, mode: str, done: int) -> None:
+    config = {"name": name, "noise": {"kind": "symmetric", "rate": rate}, "prune": {"rounds": 30},
+              "retrain": {"mode": mode}, "runtime": {"seed": seed}, "data": {"name": "digits"},
+              "model": {"name": "mlp"}}
+    store.create_run({"id": run_id, "name": name, "config": config, "status": "finished", "started": time.time(),
+                      "rounds": [], "pid": None, "host": None})
+    for index in range(done + 1):
+        store.add_round(run_id, {"round": index, "sparsity": 1 - 0.8**index, "test_acc": 0.5 + index / 100})
+
+
+def look_alike_runs(home) -> Store:
+    store = Store(home)
+    stored_run(store, "20261130-004931-6677", LONG_NAME, 0, 0.4, "rewind", 30)
+    stored_run(store, "20261130-004914-8230", "smoke", 1, 0.2, "rewind", 12)
+    stored_run(store, "20261130-004914-8231", "smoke", 2, 0.2, "finetune", 3)
+    stored_run(store, "20261201-120000-aaaa", "smoke", 1, 0.2, "lr_rewind", 0)
+    return store
+
+
+def test_shortest_unique_prefix_keeps_four_characters_after_the_date():
+    ids = ["20261130-004931-6677", "20261130-004914-8230", "20261130-004914-8231", "20261201-120000-aaaa"]
+    short = short_ids(ids)
+    assert short == {"20261130-004931-6677": "20261130-00493", "20261130-004914-8230": "20261130-004914-8230",
+                     "20261130-004914-8231": "20261130-004914-8231", "20261201-120000-aaaa": "20261201-1200"}
+    assert short_ids(["20261130-004931-6677", "20261201-120000-aaaa"]) == {
+        "20261130-004931-6677": "20261130-0049", "20261201-120000-aaaa": "20261201-1200"}
+    for run_id, prefix in short.items():  # each prefix names one run only
+        assert [i for i in ids if i.startswith(prefix)] == [run_id]
+
+
+def test_rounds_are_counted_after_the_dense_one_and_cells_are_short():
+    record = {"config": {"prune": {"rounds": 30}, "noise": {"kind": "pairflip", "rate": 0.2}},
+              "rounds": [{"round": r, "sparsity": 0.0, "test_acc": 0.5} for r in range(13)]}
+    assert rounds_text(summary(record)) == "12/30"
+    assert rounds_text(summary({"config": {"prune": {"rounds": 30}}})) == "0/30"
+    assert noise_short("symmetric", 0.4) == "40%" and noise_short("pairflip", 0.2) == "pair 20%"
+    assert noise_short("none", 0.0) == "none"
+    assert elide("abcdef", 4) == "abc…" and elide("abc", 4) == "abc"
+
+
+def table_text(table: DataTable) -> list[str]:
+    rows = [[str(c.label) for c in table.ordered_columns]]
+    rows += [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+    return ["  ".join(row) for row in rows]
+
+
+async def check_runs_table(pilot, table: DataTable, width: int) -> None:
+    await pilot.pause()
+    columns = [str(c.label) for c in table.ordered_columns]
+    for wanted in ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense"):
+        assert wanted in columns
+    right_edge = sum(c.get_render_width(table) for c in table.ordered_columns[: columns.index("best") + 1])
+    assert right_edge <= width - 1  # a long name never pushes the columns up to best off screen (nor the scrollbar)
+    text = "\n".join(table_text(table))
+    assert "20261130-00493 " in text and "20261201-1200 " in text and "20261130-004914-8231" in text
+    assert "30/30" in text and "12/30" in text and "0/30" in text
+    assert "finetune" in text and "lr_rewind" in text and "40%" in text
+    names = [str(table.get_row_at(i)[columns.index("name")]) for i in range(table.row_count)]
+    long = next(n for n in names if n.startswith("a "))
+    assert long.endswith("…") and len(long) < len(LONG_NAME)
+
+
+async def test_home_and_history_tell_look_alike_runs_apart_at_80x24_and_200x60(home):
+    look_alike_runs(home)
+    app = SddApp(store=Store(home), blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await check_runs_table(pilot, app.screen.query_one("#runs", DataTable), 80)
+        await pilot.press("h")
+        assert isinstance(app.screen, HistoryScreen)
+        await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 80)
+        await pilot.resize_terminal(200, 60)
+        await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 200)
+        wide = [str(app.screen.query_one("#history", DataTable).get_row_at(i)[1]) for i in range(4)]
+        assert any(len(name) > 30 for name in wide)  # wide: more of the name
+        await pilot.resize_terminal(80, 24)  # and back: the columns shrink again
+        await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 80)
+        await pilot.press("escape")
+        await check_runs_table(pilot, app.screen.query_one("#runs", DataTable), 80)
+
+
+async def test_compare_legend_names_the_differing_setting_and_n_at_80x24_and_200x60(home):
+    store = look_alike_runs(home)
+    stored_run(store, "20261202-090000-bbbb", "smoke", 3, 0.2, "rewind", 5)  # a seed of the 12/30 run's setting
+    ids = ["20261130-004931-6677", "20261130-004914-8230", "20261202-090000-bbbb"]
+    for size in ((80, 24), (200, 60)):
+        app = SddApp(store=Store(home), blink=False)
+        async with app.run_test(size=size) as pilot:
+            app.push_screen(CompareScreen(ids))
+            await pilot.pause()
+            chart = app.screen.query_one(CompareChart)
+            text = chart.render().plain
+            assert "rate=0.4 (n=1)" in text and "rate=0.2 (n=2)" in text and "~" not in text, size
+            assert "seed=" not in text and "name=" not in text  # seeds and names are not settings

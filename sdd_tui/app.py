@@ -12,6 +12,7 @@ from textual.worker import WorkerState
 
 from core.config import ExperimentConfig
 from core.errors import SddError
+from core.format import printable
 from core.store import Store, display_status
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
@@ -52,6 +53,13 @@ class SddApp(App):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications quote run names, paths and errors: shown as text (no markup, control characters
+        escaped) unless a caller asks for markup."""
+        super().notify(message if markup else printable(message), title=title, severity=severity, timeout=timeout,
+                       markup=markup)
 
     def get_default_screen(self) -> HomeScreen:
         return HomeScreen()

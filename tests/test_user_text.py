@@ -7,6 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
+from core.config import override
 from core.format import printable
 from core.store import Store
 from sdd_tui.cli import app
@@ -45,3 +46,32 @@ def test_an_error_quoting_user_input_is_escaped(tmp_path):
     result = invoke("--preset", "smoke", "--set", "train.epochs=\x1b[31m", "--home", str(tmp_path / "home"))
     assert result.exit_code == 2
     assert "\x1b" not in result.stderr and "\\x1b" in result.stderr
+
+
+async def test_the_app_shows_such_a_name_as_text_in_home_history_and_the_dashboard(run_experiment, smoke_config,
+                                                                                    tmp_path):
+    from textual.widgets import DataTable
+
+    from sdd_tui.app import SddApp
+    from sdd_tui.screens.dashboard import DashboardScreen
+    from sdd_tui.screens.history import HistoryScreen
+    from sdd_tui.widgets.panels import progress_text
+
+    home = tmp_path / "home"
+    run_id, status, _ = run_experiment(smoke_config("prune.rounds=1", "train.epochs=1", override("name", NAME)), home)
+    assert status == "finished"
+    shown = "run 😀 [/bold] \\x1b[2J[red]x"
+    app = SddApp(store=Store(home), blink=False)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        runs = app.screen.query_one("#runs", DataTable)
+        assert shown in str(runs.get_row_at(0)[1])
+        app.push_screen(HistoryScreen())
+        await pilot.pause()
+        history = app.screen.query_one(DataTable)
+        assert shown in str(history.get_row_at(0)[1])
+        app.open_run(run_id)
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, DashboardScreen)
+        header = progress_text(app.screen.source.view, "finished", "from the store").plain
+        assert shown in header and "\x1b" not in header

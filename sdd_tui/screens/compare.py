@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from core.errors import SddError
+from core.format import printable
 from core.grouping import mean_std
 from sdd_tui.widgets.charts import COMPARE_METRICS, LINE_COLORS, CompareChart, group_number
 from sdd_tui.widgets.series import RunGroup, group_by_setting
@@ -38,7 +40,8 @@ def group_table(groups: list[RunGroup]) -> Table:
                 best.append(100 * top["test_acc"])
                 where.append(100 * top["sparsity"])
         color = LINE_COLORS[index % len(LINE_COLORS)]
-        table.add_row(f"[{color}]■[/] {group_number(index)} {group.label}", str(len(group.records)),
+        legend = Text("■", style=color) + Text(f" {group_number(index)} {printable(group.label)}")
+        table.add_row(legend, str(len(group.records)),
                       ",".join(map(str, group.seeds)), _pm(dense), _pm(best), _pm(where))
     return table
 

@@ -3,11 +3,14 @@ button has the focus, so Enter never deletes or stops anything."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static
+
+from core.format import printable
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -22,7 +25,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question")
+            yield Static(Text(printable(self.question)), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no")
@@ -52,9 +55,9 @@ class QuitScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"{self.run_name} is still training. Quit how?\n"
-                         "stop: end it now, keeping finished rounds\n"
-                         "detach: it goes on in the background (sdd-tui watch)", classes="question")
+            yield Static(Text(f"{printable(self.run_name)} is still training. Quit how?\n"
+                              "stop: end it now, keeping finished rounds\n"
+                              "detach: it goes on in the background (sdd-tui watch)"), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button("Stop (s)", id="stop", variant="error")
                 yield Button("Detach (d)", id="detach", variant="primary")

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import SddError
-from core.format import elide, noise_short, pct as _pct, rounds_text, short_ids
+from core.format import elide, noise_short, pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
 from core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
@@ -51,8 +51,9 @@ def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[di
 
 
 def row_cells(row: dict[str, Any], selected: bool, short_id: str) -> tuple:
+    short_id = printable(short_id)
     marked = Text(short_id) + Text("●", style="bold green") if selected else short_id  # selected for compare
-    return (marked, row["name"], row["status"],
+    return (marked, printable(row["name"]), row["status"],
             str(row["seed"]), row["rounds"], row["noise"], row["mode"], _pct(row["best"]), _pct(row["dense"]),
             _pct(row["at sparsity"], 2), row["dataset"], row["model"])
 

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config import load_preset, preset_names
-from core.format import elide, noise_short, pct as _pct, rounds_text, short_ids
+from core.format import elide, noise_short, pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
 from core.store import display_status
 from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
@@ -38,7 +38,7 @@ def preset_rows() -> list[tuple[str, ...]]:
 def run_row(record: dict[str, Any], short_id: str) -> tuple[str, ...]:
     """The cells of one stored run under RUN_COLUMNS (what tells look-alike runs apart comes first)."""
     s = summary(record)
-    return (short_id, record.get("name", "?"), display_status(record), str(s["seed"]), rounds_text(s),
+    return (printable(short_id), printable(record.get("name", "?")), display_status(record), str(s["seed"]), rounds_text(s),
             noise_short(s["noise_kind"], s["noise_rate"]), s["retrain_mode"] or "?", _pct(s["best_acc"]),
             _pct(s["dense_acc"]), _pct(s["best_sparsity"], 2), s["dataset"] or "?", s["model"] or "?")
 

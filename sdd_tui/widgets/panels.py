@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import RichLog, Static
 
 from core.analysis import detect_phases
-from core.format import pct as _pct
+from core.format import pct as _pct, printable
 from sdd_tui.runview import RunView
 
 STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan", "stopped": "bold yellow",
@@ -26,7 +26,7 @@ def progress_text(view: RunView, status: str, source: str, system: str = "") -> 
     active = status in ACTIVE
     text = Text()
     text.append(f" {status.upper()} ", style=f"reverse {STATUS_STYLES.get(status, 'bold')}")
-    text.append(f" {p.name or '?'}  {view.run_id}  {source}")
+    text.append(printable(f" {p.name or '?'}  {view.run_id}  {source}"))
     if p.device:
         text.append(f"  on {p.device}")
     text.append("\n")
@@ -41,7 +41,7 @@ def progress_text(view: RunView, status: str, source: str, system: str = "") -> 
     elif not active and view.results:
         text.append("\n" + phases_summary(detect_phases(view.results)))
     if view.error:
-        text.append(f"\nerror: {view.error}", style="bold red")
+        text.append(printable(f"\nerror: {view.error}"), style="bold red")
     return text
 
 
@@ -108,5 +108,5 @@ class EventLog(RichLog):
             self.view, self.written = view, 0
         new = min(view.logged - self.written, len(view.log))
         for level, line in list(view.log)[len(view.log) - new:]:
-            self.write(Text(line, style=LOG_STYLES.get(level, "")))
+            self.write(Text(printable(line), style=LOG_STYLES.get(level, "")))
         self.written = view.logged

@@ -1,6 +1,7 @@
 """Tables of runs and presets: a DataTable whose Enter shows in the footer as Open, and column fitting.
 
-One column of a table is elastic (a run's name, a preset's description): its text is elided with `…`
+Cells are text, never markup, with control characters escaped: a run named `[/bold]` or holding an
+ESC shows as typed. One column of a table is elastic (a run's name, a preset's description): its text is elided with `…`
 to the width the other columns leave, so a long name never pushes them off screen.
 """
 
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
+
+from core.format import printable
 
 CELL_PADDING = 2  # a DataTable cell has one space each side
 SCROLLBAR = 1  # room kept for the vertical scrollbar (app.tcss makes it one cell wide)
@@ -38,7 +41,7 @@ def fill_table(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence
     for header, width in zip(headers, column_widths(headers, rows)):
         table.add_column(header, width=width, key=header)
     for key, row in zip(keys, rows):
-        table.add_row(*row, key=key)
+        table.add_row(*(Text(printable(cell)) if isinstance(cell, str) else cell for cell in row), key=key)
     if current in keys:
         table.move_cursor(row=list(keys).index(current), animate=False)
 

@@ -260,18 +260,18 @@ def measure_reference(model_config: ModelConfig, data: Dataset, images: np.ndarr
     loader = pil_loader(images, labels, train.batch_size, train.augment, workers)
     chunks, per_chunk = chunk_sizes(batches)
     model.train()
-    batches_iter = iter(loader)
+    running = [iter(loader)]  # the DataLoader iterator; dropping the last reference stops its workers
 
     def steps(count: int) -> None:
         for _ in range(count):
-            reference_step(model, optimizer, masks, *next(batches_iter), device)
+            reference_step(model, optimizer, masks, *next(running[0]), device)
 
     try:
         steps(warmup)
-        worker_pids = [worker.pid for worker in getattr(batches_iter, "_workers", [])]
+        worker_pids = [worker.pid for worker in getattr(running[0], "_workers", [])]
         seconds, cpu = _time_chunks(lambda: steps(per_chunk), chunks, device, worker_pids)
     finally:
-        del batches_iter  # stops the worker processes
+        running.clear()
     return Timing(seconds, per_chunk * train.batch_size, cpu if device.type == "cpu" else None)
 
 

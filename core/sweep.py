@@ -9,7 +9,7 @@ Engines that run the members live in core/sweep_local.py and core/sweep_ray.py.
 from __future__ import annotations
 
 import itertools
-import json
+import math
 import os
 import socket
 import time

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core import pruning
+from core import provenance, pruning
 from core.checkpoint import CheckpointClock, optimizer_copy, read_checkpoint, restore_rng, rng_state, write_checkpoint
 from core.config import ExperimentConfig
 from core.data import Dataset, load_dataset
@@ -149,7 +149,7 @@ class Experiment:
             self._restore_labels(data, state)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
-                   host=socket.gethostname(), versions=library_versions(),
+                   host=socket.gethostname(), versions=library_versions(), provenance=provenance.collect(),
                    resumed_from_round=max(state.round, 0) if self.resume and state else -1)
         if self.resume and state is None:
             self.info(f"run {self.run_id} has no checkpoint yet; starting it over", "warning")

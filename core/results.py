@@ -56,11 +56,17 @@ def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any
         "phases": detect_phases(rounds),
         "branch_phases": branch_phases(rounds),
         "analyses": record.get("analyses") or {},
+        "tags": record.get("tags") or [],
+        "note": record.get("note") or "",
+        "sweep": record.get("sweep"),
+        "provenance": record.get("provenance") or {},
     }
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """Dense accuracy, the best accuracy and the sparsity where it was reached."""
+    if "rounds" not in record and isinstance(record.get("summary"), dict):  # a listed run: computed when stored
+        return dict(record["summary"])
     rounds = sorted(record.get("rounds", []), key=lambda r: r["round"])
     dense = rounds[0]["test_acc"] if rounds and rounds[0]["round"] == 0 else None
     scored = [r for r in rounds if r.get("test_acc") is not None]

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import SddError
 from core.format import pct as _pct
+from core.query import parse_filter_text
 from core.results import summary
 from core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
@@ -20,7 +21,13 @@ from sdd_tui.widgets.tables import OpenTable
 
 # (column title, sort key of a row dict)
 COLUMNS = ("", "name", "status", "dataset", "model", "noise", "dense", "best", "at sparsity", "date", "id")
+PAGE = 100  # rows added to the table at a time
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "dataset", "model", "noise")
+
+
+def first_line(note: str | None) -> str:
+    lines = (note or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def history_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -31,14 +38,20 @@ def history_row(record: dict[str, Any]) -> dict[str, Any]:
         "dataset": s["dataset"] or "?", "model": s["model"] or "?", "noise": s["noise"],
         "dense": s["dense_acc"], "best": s["best_acc"], "at sparsity": s["best_sparsity"],
         "date": record.get("started") or 0.0,
+        "tags": " ".join("#" + tag for tag in record.get("tags") or []), "note": first_line(record.get("note")),
+        "record": record,
     }
 
 
 def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """Rows where every word of `text` appears in the name, status, dataset, model, noise or id."""
-    words = text.lower().split()
-    fields = ("name", "status", "dataset", "model", "noise", "id")
-    return [r for r in rows if all(any(w in str(r[f]).lower() for f in fields) for w in words)]
+    """Rows matching every `field=value` (also != < > <= >=) and `#tag` word of `text` (core.query, as
+    `sdd-tui runs --where`), whose name, status, dataset, model, noise, id, tags or note hold every other word.
+    An unknown field is an SddError."""
+    query, words = parse_filter_text(text, [r.get("record", r) for r in rows])
+    words = [w.lower() for w in words]
+    fields = ("name", "status", "dataset", "model", "noise", "id", "tags", "note")
+    return [r for r in rows if query.matches(r.get("record", r))
+            and all(any(w in str(r.get(f, "")).lower() for f in fields) for w in words)]
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[dict[str, Any]]:
@@ -50,7 +63,8 @@ def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[di
 
 def row_cells(row: dict[str, Any], selected: bool) -> tuple:
     date = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["date"]))
-    return (Text("●", style="bold green") if selected else " ", row["name"], row["status"], row["dataset"],
+    name = " ".join(part for part in (row["name"], row["tags"], row["note"] and f"· {row['note']}") if part)
+    return (Text("●", style="bold green") if selected else " ", Text(name), row["status"], row["dataset"],
             row["model"], row["noise"], _pct(row["dense"]), _pct(row["best"]), _pct(row["at sparsity"]), date,
             row["id"])
 
@@ -70,12 +84,13 @@ class HistoryScreen(Screen):
         super().__init__()
         self.rows: list[dict[str, Any]] = []
         self.selected: set[str] = set()
+        self.shown: list[dict[str, Any]] = []
         self.sort_column = "date"
         self.sort_reverse = True
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter (/): words to match in name, status, data, model, noise", id="filter")
+        yield Input(placeholder="filter (/): words, field=value (noise.rate=0.4, best_acc>0.8), #tag", id="filter")
         yield OpenTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Static(id="history-status")
         yield Footer()
@@ -86,31 +101,46 @@ class HistoryScreen(Screen):
         table = self.query_one("#history", DataTable)
         for title in COLUMNS:
             table.add_column(title, key=title or "selected")
-        self.reload()
         table.focus()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self) -> None:  # also when the screen is first shown
         self.reload()
 
     def reload(self) -> None:
-        self.rows = [history_row(r) for r in self.app.store.list_runs()]
+        self.rows = [history_row(r) for r in self.app.store.summaries()]
         self.selected &= {r["id"] for r in self.rows}
         self.refill()
 
     def refill(self) -> None:
         table = self.query_one("#history", DataTable)
         current = self.highlighted_id()
-        shown = sort_rows(filter_rows(self.rows, self.query_one("#filter", Input).value), self.sort_column,
-                          self.sort_reverse)
+        try:
+            shown = sort_rows(filter_rows(self.rows, self.query_one("#filter", Input).value), self.sort_column,
+                              self.sort_reverse)
+            problem = ""
+        except SddError as error:  # an unknown field or a value of the wrong type, while typing
+            shown, problem = [], f"{error}; "
         table.clear()
-        for row in shown:
-            table.add_row(*row_cells(row, row["id"] in self.selected), key=row["id"])
-        if current is not None and any(r["id"] == current for r in shown):
-            table.move_cursor(row=table.get_row_index(current))
+        self.shown = shown
+        at = next((index for index, row in enumerate(shown) if row["id"] == current), None)
+        self.add_rows((at or 0) + PAGE)
+        if at is not None:
+            table.move_cursor(row=at)
         order = "descending" if self.sort_reverse else "ascending"
         self.query_one("#history-status", Static).update(
-            f"{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
+            f"{problem}{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
             f"{len(self.selected)} selected for compare")
+
+    def add_rows(self, upto: int) -> None:
+        """Put rows of `shown` in the table up to `upto`: a page at a time (a DataTable measures every cell it
+        holds, so 10,000 rows at once take half a minute)."""
+        table = self.query_one("#history", DataTable)
+        for row in self.shown[table.row_count:upto]:
+            table.add_row(*row_cells(row, row["id"] in self.selected), key=row["id"])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= event.data_table.row_count - PAGE // 4:  # near the end: the next page
+            self.add_rows(event.data_table.row_count + PAGE)
 
     def highlighted_id(self) -> str | None:
         table = self.query_one("#history", DataTable)

@@ -83,7 +83,7 @@ class HomeScreen(Screen):
         current = self._highlighted("#runs")
         runs.clear()
         ids = []
-        for record in self.app.store.list_runs()[:RECENT_RUNS]:
+        for record in self.app.store.summaries()[:RECENT_RUNS]:
             runs.add_row(*run_row(record), key=record["id"])
             ids.append(record["id"])
         if current in ids:

@@ -70,11 +70,12 @@ def rounds_like_digits(rng: random.Random) -> list[dict]:
     return rounds
 
 
-def realistic_records(count: int, start: int = 0) -> list[dict]:
+def realistic_records(count: int, start: int, total: int) -> list[dict]:
+    """Records `start` to `start + count` of `total`, a minute apart, the last one starting now."""
     from core import provenance
 
-    config, origin, rng = base_config(), provenance.collect(ROOT), random.Random(0)
-    now = time.time() - count * 60
+    config, origin, rng = base_config(), provenance.collect(ROOT), random.Random(start)
+    now = time.time() - total * 60
     records = []
     for index in range(start, start + count):
         run_config = json.loads(json.dumps(config))
@@ -100,7 +101,7 @@ def build(home: Path, count: int) -> float:
     have = len(store.summaries())
     started = time.perf_counter()
     for first in range(have, count, 2000):  # batches keep memory flat at 10,000 runs
-        store.import_runs(realistic_records(min(2000, count - first), first))
+        store.import_runs(realistic_records(min(2000, count - first), first, count))
     return time.perf_counter() - started
 
 
@@ -111,10 +112,11 @@ def record_one_run(home: Path) -> dict[str, float]:
     from core.store import Store, StoreRecorder
 
     recorder, run_id = StoreRecorder(Store(home)), f"bench-{os.getpid()}-{time.time_ns()}"
+    started = RunStarted(run_id=run_id, time=time.time(), name="bench", preset="digits-noise40", config=base_config(),
+                         device="cpu", rounds=ROUNDS, epochs=100, provenance=provenance.collect(ROOT))
     clock = time.perf_counter
     begin = clock()
-    recorder(RunStarted(run_id=run_id, time=time.time(), name="bench", preset="digits-noise40", config=base_config(),
-                        device="cpu", rounds=ROUNDS, epochs=100, provenance=provenance.collect(ROOT)))
+    recorder(started)
     start_ms = 1000 * (clock() - begin)
     rounds_ms = []
     for result in rounds_like_digits(random.Random(1)):

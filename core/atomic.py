@@ -80,17 +80,21 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def _unwritable(what: Path, error: OSError) -> SddError:
+    return SddError(f"cannot write in {what} ({error.strerror or error}); is it read-only? pass --home DIR")
+
+
 @contextmanager
 def hold(lock: FileLock, what: Path) -> Iterator[None]:
     """Hold a cross-process lock; a timeout or an unwritable folder is a one-line SddError, not a traceback."""
-    try:
+    try:  # filelock retries a lock file it cannot create until the timeout: say why at once instead
+        os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
         lock.acquire()
     except Timeout:
         raise SddError(f"{what} is locked by another process (waited {lock.timeout:.0f} s for {lock.lock_file}); "
                        f"try again when it is done") from None
     except OSError as error:
-        raise SddError(f"cannot write in {what} ({error.strerror or error}); is it read-only? "
-                       f"pass --home DIR") from None
+        raise _unwritable(what, error) from None
     try:
         yield
     finally:

@@ -20,8 +20,8 @@ from core.errors import SddError
 from core.events import RoundEnded, RunEnded, RunStarted, event_from_json
 from core.migrate import META_TABLE, convert, meta_of, with_meta
 from core.paths import RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
-from core.run_folder import RunFolder, merge_round
-from core.run_index import doc_problem, old_record_problem, summary_doc
+from core.run_folder import RunFolder, is_round, merge_round
+from core.run_index import doc_problem, summary_doc
 from core.store import CORRUPT_GLOB, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
 
 REJECTED = "store.json.rejected-{stamp}.json"
@@ -294,34 +294,43 @@ def repair(store: Store) -> list[str]:
 
 
 def _repair_bad_records(store: Store, runs: dict[str, Any], bad: list[tuple[str, Any, str]]) -> list[str]:
+    """Records of the wrong shape: an int id becomes text, `rounds` that are not a list are rebuilt from
+    events.jsonl; what cannot be placed in a run folder is kept in a rejected-*.json file, never dropped."""
     actions, rejected = [], []
     for key, record, problem in bad:
         del runs[key]
-        fixed = dict(record) if isinstance(record, dict) else None
-        if fixed is not None and isinstance(fixed.get("id"), int) and is_valid_id(str(fixed["id"])):
-            fixed["id"] = str(fixed["id"])
-        if fixed is not None and isinstance(fixed.get("id"), str) and is_valid_id(fixed["id"]):
-            if "rounds" in fixed and not isinstance(fixed["rounds"], list):
-                rejected.append(record)
-                fixed["rounds"] = _rounds_from_events(store, fixed["id"])
-            if old_record_problem(fixed) is None:
-                fixed.pop("summary", None)
-                fixed.pop("settings", None)
-                try:
-                    meta, rounds = _folder_or(store, fixed)
-                    store.folder(fixed["id"]).write(meta, rounds)
-                except SddError:  # its folder is refused (a symbolic link): set aside below
-                    pass
-                else:
-                    actions.append(f"record #{key} ({problem}) fixed: run {fixed['id']} with {len(rounds)} round(s)")
-                    continue
-        rejected.append(record)
-        actions.append(f"record #{key} ({problem}) set aside")
+        fixed = _fixable(record)
+        rounds = record.get("rounds", []) if isinstance(record, dict) else []
+        if fixed is not None and not (isinstance(rounds, list) and all(is_round(r) for r in rounds)):
+            rejected.append(record)  # the original, rounds and all
+            fixed["rounds"] = _rounds_from_events(store, fixed["id"])
+        try:
+            if fixed is None:
+                raise SddError("no run id")
+            meta, rounds = _folder_or(store, fixed)
+            store.folder(fixed["id"]).write(meta, rounds)
+        except SddError:  # no usable id, or its folder is refused (a symbolic link)
+            rejected.append(record)
+            actions.append(f"record #{key} ({problem}) set aside")
+            continue
+        actions.append(f"record #{key} ({problem}) fixed: run {fixed['id']} with {len(rounds)} round(s)")
     if rejected:
         path = store.home / REJECTED.format(stamp=int(time.time()))
         path.write_text(json.dumps(rejected, indent=1), encoding="utf-8")
         actions.append(f"kept {len(rejected)} record(s) of the wrong shape in {path.name}")
     return actions
+
+
+def _fixable(record: Any) -> dict[str, Any] | None:
+    """A copy of the record with a text id that can name a run folder, or None."""
+    if not isinstance(record, dict):
+        return None
+    fixed = {k: v for k, v in record.items() if k not in ("summary", "settings", "unset")}
+    if isinstance(fixed.get("id"), int) and not isinstance(fixed.get("id"), bool):
+        fixed["id"] = str(fixed["id"])
+    if not is_valid_id(fixed.get("id")) or not isinstance(fixed.get("config", {}), dict):
+        return None
+    return fixed
 
 
 def _rounds_from_events(store: Store, run_id: str) -> list[dict[str, Any]]:

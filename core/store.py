@@ -34,7 +34,7 @@ from core.atomic import atomic_save, atomic_write_text, hold, write_json  # noqa
 from core.errors import SddError
 from core.events import Event, RoundEnded, RunEnded, RunStarted
 from core.migrate import META_TABLE, convert, keep_backup, meta_of, needs_conversion, with_meta
-from core.paths import RunPaths, sweep_file
+from core.paths import RunPaths, is_valid_id, sweep_file
 from core.run_folder import RunFolder
 from core.run_index import RECORD_FIELDS, doc_problem, rebase, split_record, summary_doc
 
@@ -258,15 +258,19 @@ class Store:
         status are there)."""
         data = self._load_cached()
         baseline = dict(meta_of(data).get("baseline") or {})
-        docs = [doc for doc in (data.get("runs") or {}).values() if doc_problem(doc) is None]
-        docs = [self._live(doc, baseline) if doc.get("status") == "running" else doc for doc in docs]
+        docs = [self._live(doc, baseline) if doc.get("status") == "running" else doc for doc in self._docs(data)]
         docs = [_with_settings(doc, baseline) for doc in docs]
         docs.sort(key=_started, reverse=True)
         return docs, baseline
 
+    @staticmethod
+    def _docs(data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The well-formed summaries of store.json's tables, as stored."""
+        return [doc for doc in (data.get("runs") or {}).values() if doc_problem(doc) is None]
+
     def bad_records(self) -> list[tuple[int, Any, str]]:
         """(doc id, record, problem) of each record of the wrong shape in store.json."""
-        table = self._load(locked=False).get("runs") or {}
+        table = self._load_cached().get("runs") or {}
         return [(int(key) if key.isdigit() else -1, doc, doc_problem(doc)) for key, doc in table.items()
                 if doc_problem(doc) is not None]
 
@@ -301,12 +305,18 @@ class Store:
         return {**public(doc), **meta, "rounds": folder.read_rounds()}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """The whole record of the run whose id is `run_id` or starts with it; SddError if none or several."""
+        """The whole record of the run whose id is `run_id` or starts with it; SddError if none or several.
+        A whole id is read from its folder alone (the truth), without parsing store.json."""
+        if is_valid_id(run_id) and run_id not in self._legacy:
+            folder = self.folder(run_id)
+            meta = folder.read_meta()
+            if meta is not None and meta.get("id") == run_id:
+                return {**meta, "rounds": folder.read_rounds()}
         return self.full_record(self.find(run_id))
 
     def find(self, run_id: str) -> dict[str, Any]:
-        """The summary of the run whose id is `run_id` or starts with it; SddError if none or several."""
-        return _by_id_or_prefix(self.summaries(), run_id, "run")
+        """The stored summary of the run whose id is `run_id` or starts with it; SddError if none or several."""
+        return _by_id_or_prefix(self._docs(self._load_cached()), run_id, "run")
 
     def get_runs(self, run_ids) -> dict[str, dict[str, Any]]:
         """Whole records of those of `run_ids` that exist, by id (one read of store.json)."""
@@ -329,10 +339,11 @@ class Store:
             self._put(db, meta, rounds)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set fields of a run's record: in its folder first (the truth), then in its summary."""
+        """Set fields of a run's record, in its folder and its summary (under the store lock: a store
+        locked by someone else changes neither)."""
         folder = self.folder(run_id)
-        meta = folder.update_meta(fields)
         with self._db() as db:
+            meta = folder.update_meta(fields)
             if meta is not None:
                 self._put(db, meta, folder.read_rounds())
                 return
@@ -340,6 +351,13 @@ class Store:
             found = runs.get(_by_id(run_id))
             if found is not None:  # a run whose folder is gone: its summary alone changes
                 runs.update({k: v for k, v in fields.items() if k in RECORD_FIELDS}, doc_ids=[found.doc_id])
+
+    def end_run(self, run_id: str, **fields: Any) -> None:
+        """A run's end (status, ended, error): written to its folder before the store lock is asked for,
+        so a store locked by another process past the timeout loses nothing (the SddError still says so;
+        listings read a running run from its folder, and `doctor --repair` updates its summary)."""
+        self.folder(run_id).update_meta(fields)
+        self.update_run(run_id, **fields)
 
     def add_round(self, run_id: str, result: dict[str, Any]) -> None:
         """Store a round's result, replacing an earlier copy of the same round (after a resume).
@@ -498,7 +516,7 @@ class StoreRecorder:
             self.store.add_round(event.run_id, event.result)
         elif isinstance(event, RunEnded):
             self.close()
-            self.store.update_run(event.run_id, status=event.status, ended=event.time, error=event.error)
+            self.store.end_run(event.run_id, status=event.status, ended=event.time, error=event.error)
 
     def _start(self, event: RunStarted) -> None:
         import socket

@@ -43,11 +43,15 @@ def first_line(note: str | None) -> str:
 
 def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     """Left-aligned columns two spaces apart; long names and notes cut with '…'."""
-    cut = [tuple(c if len(c) <= WIDEST.get(name, 1_000) else c[: WIDEST[name] - 1] + "…"
-                 for name, c in zip(columns, row)) for row in rows]
-    widths = [max([len(name)] + [len(row[i]) for row in cut]) for i, name in enumerate(columns)]
-    lines = ["  ".join(name.ljust(w) for name, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cut]
+    cells = [list(column) for column in zip(*rows)] if rows else [[] for _ in columns]
+    for index, name in enumerate(columns):
+        widest = WIDEST.get(name)
+        if widest:
+            cells[index] = [c if len(c) <= widest else c[: widest - 1] + "…" for c in cells[index]]
+    widths = [max([len(name)] + [len(c) for c in column]) for name, column in zip(columns, cells)]
+    template = "  ".join(f"{{:<{width}}}" for width in widths)
+    lines = [template.format(*columns).rstrip()]
+    lines += [template.format(*row).rstrip() for row in zip(*cells)]
     return "\n".join(lines)
 
 
@@ -56,9 +60,10 @@ def list_row(doc: dict[str, Any], status: str) -> tuple[str, ...]:
 
     s = doc["summary"]
     started = time.strftime("%m-%d %H:%M", time.localtime(doc.get("started") or 0))
+    note = doc.get("note")
     return (doc["id"], shown(doc.get("name")), status, f"{s.get('rounds_done')}/{s.get('rounds_total')}",
             pct(s.get("dense_acc")), pct(s.get("best_acc")), pct(s.get("best_sparsity")), started,
-            shown(",".join(doc.get("tags") or [])), shown(first_line(doc.get("note"))))
+            shown(",".join(doc.get("tags") or ())), shown(first_line(note)) if note else "")
 
 
 def select(store, where: list[str], statuses: list[str], tags: list[str], sweep: str | None = None) -> list[dict]:

@@ -14,9 +14,9 @@ tags on some runs. A `--home` that already holds N runs is reused. Then:
 - runs_s / where_s / show_s: wall time of `python -m sdd_tui runs` (all N, to /dev/null), `runs --where
   noise.rate=0.4 --where retrain.mode=rewind --status finished --tag paper`, and `runs show ID`: a
   fresh process each, Python's start-up included, the median of 3;
-- history_s: the app (App.run_test, 160x50) opens its history screen on N runs, pages down 5 times
-  and jumps to the end, until the screen has settled; history_empty_s: the same on an empty home
-  (what Textual itself costs, with no run to show);
+- history_open_s: the app (App.run_test, 160x50) opens its history screen on N runs, to its first
+  paint; history_s: that, then 5 page-downs and End, until the screen has settled; history_empty_*:
+  the same on an empty home (what Textual itself costs, with no run to show);
 - startup_s: `python -m sdd_tui --version` (what any command costs before it reads the store).
 Each figure comes with its CPU time (`*_cpu_s`: user + system of the process), which moves far less
 than wall time when other jobs share the CPU.
@@ -147,7 +147,8 @@ def command_seconds(home: Path, *args: str, repeats: int = 3) -> tuple[float, fl
     return statistics.median(walls), statistics.median(cpus)
 
 
-async def history_seconds(home: Path, pages: int = 5) -> tuple[float, float]:
+async def history_seconds(home: Path, pages: int = 5) -> dict[str, tuple[float, float]]:
+    """{"open": (wall, CPU seconds) to the first paint, "scroll": (wall, CPU) of open + pages + End}."""
     from core.store import Store
     from sdd_tui.app import SddApp
     from sdd_tui.screens.history import HistoryScreen
@@ -158,11 +159,12 @@ async def history_seconds(home: Path, pages: int = 5) -> tuple[float, float]:
         begin, cpu = time.perf_counter(), time.process_time()
         app.push_screen(HistoryScreen())
         await pilot.pause()
+        opened = time.perf_counter() - begin, time.process_time() - cpu
         for _ in range(pages):
             await pilot.press("pagedown")
         await pilot.press("end")
         await pilot.pause()
-        return time.perf_counter() - begin, time.process_time() - cpu
+        return {"open": opened, "scroll": (time.perf_counter() - begin, time.process_time() - cpu)}
 
 
 def machine() -> dict[str, object]:
@@ -180,10 +182,12 @@ def measure(home: Path, count: int) -> dict[str, object]:
     some_id = Store(home).summaries()[count // 2]["id"]
     where = ["--where", "noise.rate=0.4", "--where", "retrain.mode=rewind", "--status", "finished", "--tag", "paper"]
     timed = {"runs": command_seconds(home, "runs"), "where": command_seconds(home, "runs", *where),
-             "show": command_seconds(home, "runs", "show", some_id), "startup": command_seconds(home, "--version"),
-             "history": asyncio.run(history_seconds(home))}
+             "show": command_seconds(home, "runs", "show", some_id), "startup": command_seconds(home, "--version")}
+    history = asyncio.run(history_seconds(home))
+    timed.update(history_open=history["open"], history=history["scroll"])
     with tempfile.TemporaryDirectory(prefix="sdd-bench-empty-") as empty:
-        timed["history_empty"] = asyncio.run(history_seconds(Path(empty)))
+        empty_history = asyncio.run(history_seconds(Path(empty)))
+    timed.update(history_empty_open=empty_history["open"], history_empty=empty_history["scroll"])
     for name, (wall, cpu) in timed.items():
         figures[f"{name}_s"], figures[f"{name}_cpu_s"] = round(wall, 3), round(cpu, 3)
     figures["store_json_mb"] = round((home / "store.json").stat().st_size / 1e6, 2)

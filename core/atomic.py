@@ -12,11 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from core.errors import SddError
+
+if TYPE_CHECKING:  # filelock costs a tenth of a second to import: only commands that write pay it
+    from filelock import FileLock
 
 
 def fsync_dir(directory: Path) -> None:
@@ -87,6 +88,8 @@ def _unwritable(what: Path, error: OSError) -> SddError:
 @contextmanager
 def hold(lock: FileLock, what: Path) -> Iterator[None]:
     """Hold a cross-process lock; a timeout or an unwritable folder is a one-line SddError, not a traceback."""
+    from filelock import Timeout
+
     try:  # filelock retries a lock file it cannot create until the timeout: say why at once instead
         os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
         lock.acquire()

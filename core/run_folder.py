@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from core.atomic import hold, write_json
 from core.errors import SddError
 from core.paths import RunPaths
@@ -95,4 +93,6 @@ class RunFolder:
             write_json(self.paths.rounds, merge_round(self.read_rounds(), result))
 
     def _guard(self):
+        from filelock import FileLock
+
         return hold(FileLock(str(self.paths.lock), timeout=self.lock_timeout), self.paths.dir)

@@ -23,10 +23,8 @@ from collections import ChainMap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
-from platformdirs import user_data_dir
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
@@ -38,6 +36,9 @@ from core.paths import RunPaths, is_valid_id, sweep_file
 from core.run_folder import RunFolder
 from core.run_index import RECORD_FIELDS, doc_problem, rebase, split_record, summary_doc
 
+if TYPE_CHECKING:
+    from filelock import FileLock
+
 HOME_ENV = "SDD_TUI_HOME"
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
 LOCK_TIMEOUT_S = 60.0
@@ -48,7 +49,11 @@ MIN_DELETE_ID = 4  # `runs delete ''` once matched every id by prefix
 def default_home() -> Path:
     """`$SDD_TUI_HOME`, or the platform's user data dir for sdd-tui."""
     env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser() if env else Path(user_data_dir("sdd-tui", appauthor=False))
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("sdd-tui", appauthor=False))
 
 
 def keep_corrupt_copy(path: Path) -> str | None:
@@ -165,7 +170,7 @@ class Store:
             raise SddError(f"home {self.home} is not a directory; pass --home DIR")
         self.path = self.home / "store.json"
         self.lock_timeout = LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout
-        self._lock = FileLock(str(self.home / "store.lock"), timeout=self.lock_timeout)
+        self._lock: FileLock | None = None  # made on the first write: reading needs no lock (nor filelock)
         self._legacy: dict[str, dict[str, Any]] = {}  # a first-format store read in a read-only home
         self._cache: tuple[Any, dict[str, Any]] = (None, {})  # (store.json's stat, its tables), see _load_cached
 
@@ -195,7 +200,7 @@ class Store:
         """A first-format store, converted in place on first open (a backup kept), or in memory when the
         home cannot be written (nothing is lost either way: store.json is replaced only at the end)."""
         try:
-            with hold(self._lock, self.home):
+            with hold(self.lock(), self.home):
                 fresh = read_store_file(self.path) or {}
                 if not needs_conversion(fresh):
                     return fresh
@@ -212,7 +217,7 @@ class Store:
     @contextmanager
     def _db(self) -> Iterator[TinyDB]:
         """TinyDB over store.json under the cross-process lock (one read, then a write per change)."""
-        with hold(self._lock, self.home):
+        with hold(self.lock(), self.home):
             data = self._load(locked=True)
             if not meta_of(data):
                 with_meta(data, {})
@@ -220,6 +225,10 @@ class Store:
 
     def lock(self) -> FileLock:
         """The store's cross-process lock (re-entrant: store methods may be called while holding it)."""
+        if self._lock is None:
+            from filelock import FileLock
+
+            self._lock = FileLock(str(self.home / "store.lock"), timeout=self.lock_timeout)
         return self._lock
 
     def paths(self, run_id: str) -> RunPaths:

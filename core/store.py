@@ -280,8 +280,8 @@ class Store:
     def bad_records(self) -> list[tuple[int, Any, str]]:
         """(doc id, record, problem) of each record of the wrong shape in store.json."""
         table = self._load_cached().get("runs") or {}
-        return [(int(key) if key.isdigit() else -1, doc, doc_problem(doc)) for key, doc in table.items()
-                if doc_problem(doc) is not None]
+        found = [(key, doc, doc_problem(doc)) for key, doc in table.items()]
+        return [(int(key) if key.isdigit() else -1, doc, problem) for key, doc, problem in found if problem]
 
     def _live(self, doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
         if doc["id"] in self._legacy:

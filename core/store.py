@@ -418,21 +418,25 @@ class Store:
         return {**record, "note": note}
 
     def import_runs(self, records: list[dict[str, Any]]) -> None:
-        """Add many whole records at once: the run folders synced once, store.json written once."""
-        data = {"runs": {str(index): record for index, record in enumerate(records, 1)}}
+        """Add many whole records at once (the bulk path of a conversion): the run folders synced once,
+        store.json written once, its tables edited in place (TinyDB's format: documents by text id)."""
         with self._db() as db:
-            converted, _ = convert(data, self.home)
-            docs = list(converted["runs"].values())
-            baseline = self._baseline(db)
-            if baseline:
-                fresh = meta_of(converted).get("baseline") or {}
-                rebase(docs, fresh, baseline)
-            else:
-                db.table(META_TABLE).update({"baseline": meta_of(converted).get("baseline") or {}}, doc_ids=[1])
-            ids = {doc["id"] for doc in docs if isinstance(doc, dict)}
-            runs = db.table("runs")
-            runs.remove(lambda doc: isinstance(doc, dict) and doc.get("id") in ids)
-            runs.insert_multiple(docs)
+            data = db.storage.read()
+            converted, _ = convert({"runs": {str(i): r for i, r in enumerate(records, 1)}}, self.home)
+            new_docs = list(converted["runs"].values())
+            baseline, fresh = self._baseline(db), meta_of(converted).get("baseline") or {}
+            runs = data.setdefault("runs", {})
+            if baseline or not fresh:
+                rebase(new_docs, fresh, baseline)
+            else:  # the first real config: the runs already there are expressed against it too
+                rebase(list(runs.values()), {}, fresh)
+                meta_of(data)["baseline"] = fresh
+            ids = {doc.get("id") for doc in new_docs if isinstance(doc, dict)}
+            for key in [k for k, doc in runs.items() if isinstance(doc, dict) and doc.get("id") in ids]:
+                del runs[key]
+            next_key = max([int(key) for key in runs if key.isdigit()] + [0]) + 1
+            runs.update({str(next_key + offset): doc for offset, doc in enumerate(new_docs)})
+            db.storage.write(data)
 
     # -- sweeps (a grid of settings x seeds; each member is an ordinary run with a "sweep" field)
 

@@ -151,6 +151,24 @@ def test_import_runs_adds_many_at_once(home):
     assert sorted(r["id"] for r in selected) == ["run-many-002", "run-many-007", "run-many-012", "run-many-017"]
 
 
+def test_settings_stay_right_when_the_first_real_config_arrives_late(home):
+    store = Store(home)
+    store.create_run({"id": "empty-config", "name": "x", "config": {}, "status": "finished", "started": 0.0,
+                      "rounds": []})
+    store.import_runs([a_run("real-1"), a_run("real-2", rate=0.2)])
+    store.create_run(a_run("real-3", mode="finetune"))
+    assert sorted(r["id"] for r in RunQuery.parse(["noise.rate=0.4"]).select(store.summaries())) == ["real-1",
+                                                                                                      "real-3"]
+    others = RunQuery.parse(["noise.rate!=0.4"]).select(store.summaries())
+    assert sorted(r["id"] for r in others) == ["empty-config", "real-2"]
+    assert {r["id"]: dict(r["settings"]).get("retrain.mode") for r in store.summaries()} == {
+        "empty-config": None, "real-1": "rewind", "real-2": "rewind", "real-3": "finetune"}
+    one_by_one = Store(home / "second")
+    one_by_one.create_run({"id": "empty-config", "name": "x", "config": {}, "status": "finished", "started": 0.0})
+    one_by_one.create_run(a_run("real-1"))
+    assert [r["id"] for r in RunQuery.parse(["noise.rate=0.4"]).select(one_by_one.summaries())] == ["real-1"]
+
+
 # ---------------------------------------------------------------------------- which runs?
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from core import provenance
 from core.errors import SddError
 from core.query import RunQuery
-from core.store import Store, StoreRecorder
+from core.store import Store
 from sdd_tui import load_runs
 from sdd_tui.cli import app
 from sdd_tui.screens.history import filter_rows, history_row

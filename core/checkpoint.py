@@ -145,7 +145,7 @@ class Checkpointer:
 
 def write_checkpoint(payload: dict[str, Any], path: Path, where: str, run_id: str) -> None:
     """Write atomically; on failure raise CheckpointFailed naming the fix (the old file is untouched)."""
-    from core.store import atomic_save
+    from core.atomic import atomic_save
 
     try:
         atomic_save(payload, path)

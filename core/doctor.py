@@ -1,8 +1,10 @@
 """Health checks of a store home, and the repairs that lose nothing.
 
-`diagnose` reads only; `repair` moves a corrupt store aside (never deleting it) and rebuilds it from
-the run folders' events.jsonl, re-adds orphan run folders, and removes temporary files left by
-writes that a kill interrupted.
+`diagnose` reads only and says at most one thing per run. `repair` moves a corrupt store aside (never
+deleting it) and rebuilds it from the run folders (run.json and rounds.json, or events.jsonl) and the
+sweep files; re-adds orphan run folders; brings out-of-date summaries in line with their folders;
+rebuilds a folder's record from its events.jsonl; fixes or sets aside records of the wrong shape; and
+removes temporary files left by writes that a kill interrupted. store.json is written once.
 """
 
 from __future__ import annotations
@@ -13,36 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.atomic import hold, write_json
+from core.errors import SddError
 from core.events import RoundEnded, RunEnded, RunStarted, event_from_json
-from core.store import Store, display_status, pid_alive
+from core.migrate import META_TABLE, convert, meta_of, with_meta
+from core.paths import RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
+from core.run_folder import RunFolder, is_round, merge_round
+from core.run_index import doc_problem, summary_doc
+from core.store import CORRUPT_GLOB, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
 
-CORRUPT_GLOB = "store.json.corrupt-*"
+REJECTED = "store.json.rejected-{stamp}.json"
 
 
 @dataclass(frozen=True)
 class Finding:
     problem: bool  # False: information only
     text: str
-
-
-def read_store(path: Path) -> tuple[list[dict[str, Any]] | None, str]:
-    """(the run records, "") or (None, why the file does not parse); a missing store has no runs."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [], ""
-    except (OSError, UnicodeDecodeError) as error:
-        return None, f"unreadable: {error}"
-    if not text.strip():
-        return [], ""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, f"{error.msg} at line {error.lineno}"
-    runs = data.get("runs", {}) if isinstance(data, dict) else None
-    if not isinstance(runs, dict):
-        return None, "no `runs` table"
-    return [dict(record) for record in runs.values()], ""
 
 
 def record_from_events(path: Path) -> dict[str, Any] | None:
@@ -57,124 +45,377 @@ def record_from_events(path: Path) -> dict[str, Any] | None:
             if record is None:
                 record = {"id": event.run_id, "name": event.name, "preset": event.preset, "config": event.config,
                           "status": "running", "host": event.host, "pid": None, "device": event.device,
-                          "versions": event.versions, "started": event.time, "ended": None, "error": "",
-                          "rounds": []}
+                          "versions": event.versions, "provenance": event.provenance, "started": event.time,
+                          "ended": None, "error": "", "tags": [], "note": "", "rounds": []}
             else:
                 record.update(status="running", device=event.device, ended=None, error="")
         elif record is None:
             continue
         elif isinstance(event, RoundEnded):
-            record["rounds"] = sorted([r for r in record["rounds"] if r["round"] != event.round] + [event.result],
-                                      key=lambda r: r["round"])
+            record["rounds"] = merge_round(record["rounds"], event.result)
         elif isinstance(event, RunEnded):
             record.update(status=event.status, ended=event.time, error=event.error)
     return record
 
 
-def _run_folders(home: Path) -> list[Path]:
-    runs = home / "runs"
-    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+# ---------------------------------------------------------------------------- what is there
 
 
-def _stale_temp_files(home: Path, records: list[dict[str, Any]]) -> list[Path]:
+@dataclass
+class Home:
+    """Everything diagnose and repair look at, read once."""
+
+    data: dict[str, Any] | None  # store.json's tables; None when it does not parse
+    why: str  # why it does not parse
+    docs: dict[str, dict[str, Any]]  # well-formed summaries by run id
+    bad: list[tuple[str, Any, str]]  # (table key, record, problem)
+    folders: dict[str, Path]  # run folders by name
+
+
+def read_home(store: Store) -> Home:
+    try:
+        text = store.path.read_bytes()
+    except FileNotFoundError:
+        text = b"{}"
+    except OSError as error:
+        return Home(None, f"unreadable: {error.strerror}", {}, [], _run_folders(store.home))
+    data, why = store_problem(text)
+    docs, bad = {}, []
+    if data is not None:
+        if meta_of(data).get("format") is None and data.get("runs"):
+            data, _ = convert(data, None)  # read as the next command will convert it
+        for key, doc in (data.get("runs") or {}).items():
+            problem = doc_problem(doc)
+            if problem is None:
+                docs[doc["id"]] = doc
+            else:
+                bad.append((key, doc, problem))
+    return Home(data, why, docs, bad, _run_folders(store.home))
+
+
+def _run_folders(home: Path) -> dict[str, Path]:
+    runs = home / RUNS_DIR
+    if not runs.is_dir():
+        return {}
+    return {path.name: path for path in sorted(runs.iterdir()) if path.is_dir() or path.is_symlink()}
+
+
+def _sweep_files(home: Path) -> dict[str, Path]:
+    folder = home / SWEEPS_DIR
+    return {path.stem: path for path in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def _stale_temp_files(home: Path, docs: dict[str, dict[str, Any]], folders: dict[str, Path]) -> list[Path]:
     """Temporary files of interrupted writes; those of live runs may be writes in progress."""
-    live = {r["id"] for r in records if r.get("status") == "running" and pid_alive(r.get("pid"), r.get("host"))}
-    found = list(home.glob(".store.json.*.tmp"))
-    for folder in _run_folders(home):
-        if folder.name not in live:
+    live = {i for i, d in docs.items() if d.get("status") == "running" and pid_alive(d.get("pid"), d.get("host"))}
+    found = list(home.glob(".store.json.*.tmp")) + list((home / SWEEPS_DIR).glob(".*.tmp"))
+    for name, folder in folders.items():
+        if name not in live and not folder.is_symlink():
             found += folder.glob(".*.tmp")
     return sorted(found)
 
 
-def _last_round(record: dict[str, Any]) -> str:
-    rounds = record.get("rounds") or []
+def folder_state(store: Store, run_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None, str]:
+    """(run.json, rounds.json, what is wrong with the folder or "")."""
+    try:
+        folder = store.folder(run_id)
+        if not folder.exists():
+            return None, None, "no folder"
+        meta = folder.read_meta()
+        rounds = folder.read_rounds()
+    except SddError as error:
+        return None, None, str(error)
+    return meta, rounds, "" if meta is not None else "no run.json"
+
+
+def _live(meta: dict[str, Any]) -> bool:
+    return meta.get("status") == "running" and pid_alive(meta.get("pid"), meta.get("host"))
+
+
+def _last_round(rounds: list[dict[str, Any]] | None) -> str:
     return f"after round {max(r['round'] for r in rounds)}" if rounds else "before its first round ended"
 
 
+# ---------------------------------------------------------------------------- diagnose
+
+
 def diagnose(store: Store) -> list[Finding]:
-    """One finding a line: the store, corrupt copies, interrupted runs, orphan folders, leftovers."""
-    home, findings = store.home, []
-    with store.lock():
-        records, error = read_store(store.path)
-        folders = _run_folders(home)
-        if records is None:
-            rebuildable = sum(1 for f in folders if (f / "events.jsonl").exists())
-            findings.append(Finding(True, f"store {store.path} does not parse ({error}); it is left as it is; "
-                                          f"`sdd-tui doctor --repair` moves it aside and rebuilds it from the "
-                                          f"events.jsonl of {rebuildable} run folder(s)"))
-            records = []
-        else:
-            findings.append(Finding(False, f"store {store.path}: ok, {len(records)} run(s)"))
-        temp_files = _stale_temp_files(home, records)
-    for copy in sorted(home.glob(CORRUPT_GLOB)):
+    """One finding a line: the store, corrupt copies, records of the wrong shape, each run, sweeps, leftovers."""
+    home = read_home(store)
+    findings = [_store_finding(store, home)]
+    for copy in sorted(store.home.glob(CORRUPT_GLOB)):
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(copy.stat().st_mtime))
         findings.append(Finding(False, f"corrupt copy {copy.name} ({copy.stat().st_size} bytes, {stamp}): kept from a "
                                        f"store that failed to parse; delete it once `sdd-tui runs` looks right"))
-    findings += _run_findings(store, records, folders if error == "" else [])
-    for path in temp_files:
+    for key, _record, problem in home.bad:
+        findings.append(Finding(True, f"record #{key} in {store.path.name} {problem}; it is not listed; "
+                                      f"`sdd-tui doctor --repair` {_bad_record_fix(problem)}"))
+    baseline = meta_of(home.data or {}).get("baseline") or {}
+    for run_id in sorted(set(home.docs) | set(home.folders), key=lambda i: (home.docs.get(i, {}).get("started")
+                                                                            or 0, i)):
+        finding = _run_finding(store, run_id, home.docs.get(run_id), home.folders.get(run_id), baseline,
+                               home.data is not None)
+        if finding is not None:
+            findings.append(finding)
+    findings += _sweep_findings(store, home)
+    for path in _stale_temp_files(store.home, home.docs, home.folders):
         findings.append(Finding(True, f"leftover temporary file {path} from an interrupted write; "
                                       f"`sdd-tui doctor --repair` deletes it"))
+    if home.data is not None:
+        findings += _listing_findings(store)
     return findings
 
 
-def _run_findings(store: Store, records: list[dict[str, Any]], folders: list[Path]) -> list[Finding]:
-    findings, known = [], {r["id"] for r in records}
-    for record in sorted(records, key=lambda r: r.get("started") or 0):
-        run_id, status = record["id"], display_status(record)
-        has_folder = store.run_dir(run_id).is_dir()
-        if status == "interrupted":
-            findings.append(Finding(True, f"run {run_id} was interrupted (process {record.get('pid')} on "
-                                          f"{record.get('host')} is gone) {_last_round(record)}; continue it with "
-                                          f"`sdd-tui resume {run_id}`"))
-        elif status in ("stopped", "failed") and has_folder:
-            findings.append(Finding(False, f"run {run_id} {status} {_last_round(record)}; "
-                                           f"`sdd-tui resume {run_id}` continues it"))
-        if not has_folder:
-            findings.append(Finding(False, f"run {run_id} has no folder {store.run_dir(run_id)}; its rounds are in "
-                                           f"the store but it cannot be resumed"))
-    for folder in folders:
-        if folder.name in known:
-            continue
+def _store_finding(store: Store, home: Home) -> Finding:
+    if home.data is None:
+        rebuildable = sum(1 for name in home.folders if _rebuildable(store.home, name))
+        return Finding(True, f"store {store.path} does not parse ({home.why}); it is left as it is; "
+                             f"`sdd-tui doctor --repair` moves it aside and rebuilds it from {rebuildable} run "
+                             f"folder(s) and {len(_sweep_files(store.home))} sweep file(s)")
+    sweeps = len(home.data.get("sweeps") or {})
+    return Finding(False, f"store {store.path}: ok, {len(home.docs)} run(s), {sweeps} sweep(s)")
+
+
+def _rebuildable(home: Path, name: str) -> bool:
+    folder = home / RUNS_DIR / name
+    return not folder.is_symlink() and ((folder / "run.json").exists() or (folder / "events.jsonl").exists())
+
+
+def _bad_record_fix(problem: str) -> str:
+    if "int id" in problem:
+        return "gives it the id as text"
+    if "`rounds`" in problem:
+        return "rebuilds its rounds from the run's events.jsonl (the record is kept in a rejected-*.json file)"
+    return "moves it to a store.json.rejected-*.json file next to the store (kept, not deleted)"
+
+
+def _run_finding(store: Store, run_id: str, doc: dict[str, Any] | None, folder: Path | None,
+                 baseline: dict[str, Any], store_ok: bool) -> Finding | None:
+    """At most one thing to say about a run (or a folder under runs/)."""
+    if not is_valid_id(run_id):
+        return Finding(False, f"folder {folder} under runs/ is not named like a run; it is ignored")
+    if folder is not None and folder.is_symlink():
+        return Finding(True, f"run folder {folder} is a symbolic link; sdd-tui refuses to follow it; replace it with "
+                             f"the folder it points to")
+    meta, rounds, wrong = folder_state(store, run_id)
+    if doc is None:
+        if not store_ok:
+            return None  # the store line says it is rebuilt from the folders
+        if meta is not None:
+            return Finding(True, f"orphan folder {folder}: no summary in the store; `sdd-tui doctor --repair` re-adds "
+                                 f"it from its run.json")
         if (folder / "events.jsonl").exists():
-            findings.append(Finding(True, f"orphan folder {folder}: no record in the store; "
-                                          f"`sdd-tui doctor --repair` re-adds it from its events.jsonl"))
-        else:
-            findings.append(Finding(True, f"orphan folder {folder}: no record and no events.jsonl; "
-                                          f"delete it if you do not need its files"))
+            return Finding(True, f"orphan folder {folder}: no record in the store; `sdd-tui doctor --repair` "
+                                 f"re-adds it from its events.jsonl")
+        return Finding(True, f"orphan folder {folder}: no record and no events.jsonl; delete it if you do not need "
+                             f"its files")
+    if wrong == "no folder":
+        return Finding(False, f"run {run_id} has no folder {store.home / RUNS_DIR / run_id}; only its summary is "
+                              f"left (`sdd-tui runs` shows it); it cannot be resumed or shown round by round")
+    if wrong:
+        fix = ("rebuilds it from its events.jsonl" if (folder / "events.jsonl").exists()
+               else "cannot rebuild it (no events.jsonl)")
+        return Finding(True, f"run {run_id}: {wrong.split(';')[0]}; `sdd-tui doctor --repair` {fix}")
+    status = display_status(meta)
+    if summary_doc(meta, rounds, baseline) != doc and meta.get("status") != "running":
+        return Finding(True, f"run {run_id}: its summary in the store is out of date (store: {doc.get('status')}, "
+                             f"folder: {meta.get('status')}); `sdd-tui doctor --repair` updates it")
+    return _status_finding(store, run_id, meta, rounds, status)
+
+
+def _status_finding(store: Store, run_id: str, meta: dict[str, Any], rounds: list[dict[str, Any]],
+                    status: str) -> Finding | None:
+    resumable = store.paths(run_id).checkpoint.exists()
+    how = f"`sdd-tui resume {run_id}` continues it" if resumable else f"`sdd-tui resume {run_id}` starts it over " \
+                                                                      f"(no checkpoint)"
+    if status == "interrupted":
+        return Finding(True, f"run {run_id} was interrupted (process {meta.get('pid')} on {meta.get('host')} is "
+                             f"gone) {_last_round(rounds)}; {how}")
+    if status in ("stopped", "failed"):
+        return Finding(False, f"run {run_id} {status} {_last_round(rounds)}; {how}")
+    return None
+
+
+def _sweep_findings(store: Store, home: Home) -> list[Finding]:
+    files = _sweep_files(store.home)
+    table = {s.get("id"): s for s in ((home.data or {}).get("sweeps") or {}).values() if isinstance(s, dict)}
+    findings = []
+    for sweep_id in sorted(set(files) - set(table)):
+        if home.data is not None:
+            findings.append(Finding(True, f"sweep {sweep_id} is missing from the store; `sdd-tui doctor --repair` "
+                                          f"re-adds it from {files[sweep_id]}"))
+    for sweep_id in sorted(set(table) - set(files)):
+        if is_valid_id(sweep_id):
+            findings.append(Finding(True, f"sweep {sweep_id} has no copy in {SWEEPS_DIR}/ (what a repair rebuilds "
+                                          f"it from); `sdd-tui doctor --repair` writes one"))
     return findings
+
+
+def _listing_findings(store: Store) -> list[Finding]:
+    """What `sdd-tui runs` and `sdd-tui sweeps` would fail with: doctor never says all is well while they fail."""
+    try:
+        store.summaries()
+        store.list_sweeps()
+    except SddError as error:
+        return [Finding(True, f"`sdd-tui runs` fails: {error}")]
+    return []
+
+
+# ---------------------------------------------------------------------------- repair
 
 
 def repair(store: Store) -> list[str]:
     """Fix what can be fixed without losing anything; returns one line per action."""
     actions: list[str] = []
-    with store.lock():
-        records, _error = read_store(store.path)
-        if records is None:
-            actions.append(_move_aside(store.path))
-            records = []
-        known = {r["id"] for r in records}
-        for folder in _run_folders(store.home):
-            events = folder / "events.jsonl"
-            if folder.name in known or not events.exists():
-                continue
-            record = record_from_events(events)
-            if record is not None and record["id"] == folder.name:
-                store.create_run(record)
-                actions.append(f"re-added run {record['id']} ({record['status']}, {len(record['rounds'])} "
-                               f"round(s)) from {events}")
-        for path in _stale_temp_files(store.home, records):
+    with hold(store.lock(), store.home):
+        home = read_home(store)
+        data = home.data
+        if data is None:
+            copy = keep_corrupt_copy(store.path)
+            if copy is None:
+                raise SddError(f"cannot keep a copy of the corrupt store {store.path}; make the home writable first")
+            store.path.unlink()
+            actions.append(f"moved the corrupt store aside (its bytes are kept in {copy})")
+            data = {}
+        elif meta_of(data).get("format") is None and store.path.exists():
+            data = store._load(locked=True)  # the first format: converted, with its backup
+            actions.append("converted the store to the current format (a backup is kept next to it)")
+        if not meta_of(data):
+            with_meta(data, {})
+        runs = data.setdefault("runs", {})
+        actions += _repair_bad_records(store, runs, home.bad)
+        actions += _repair_folders(store, data, runs, home)
+        actions += _repair_sweeps(store, data.setdefault("sweeps", {}))
+        write_json(store.path, data)
+        for path in _stale_temp_files(store.home, home.docs, home.folders):
             path.unlink(missing_ok=True)
             actions.append(f"deleted leftover temporary file {path}")
     return actions
 
 
-def _move_aside(path: Path) -> str:
-    """Keep the corrupt store's bytes under a corrupt-* name (one copy is enough), then free its name."""
-    content = path.read_bytes()
-    for copy in path.parent.glob(CORRUPT_GLOB):
-        if copy.read_bytes() == content:
-            path.unlink()
-            return f"moved the corrupt store aside (its bytes are kept in {copy.name})"
-    target = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-    path.rename(target)
-    return f"moved the corrupt store aside to {target.name}"
+def _repair_bad_records(store: Store, runs: dict[str, Any], bad: list[tuple[str, Any, str]]) -> list[str]:
+    """Records of the wrong shape: an int id becomes text, `rounds` that are not a list are rebuilt from
+    events.jsonl; what cannot be placed in a run folder is kept in a rejected-*.json file, never dropped."""
+    actions, rejected = [], []
+    for key, record, problem in bad:
+        del runs[key]
+        fixed = _fixable(record)
+        rounds = record.get("rounds", []) if isinstance(record, dict) else []
+        if fixed is not None and not (isinstance(rounds, list) and all(is_round(r) for r in rounds)):
+            rejected.append(record)  # the original, rounds and all
+            fixed["rounds"] = _rounds_from_events(store, fixed["id"])
+        try:
+            if fixed is None:
+                raise SddError("no run id")
+            meta, rounds = _folder_or(store, fixed)
+            store.folder(fixed["id"]).write(meta, rounds)
+        except SddError:  # no usable id, or its folder is refused (a symbolic link)
+            rejected.append(record)
+            actions.append(f"record #{key} ({problem}) set aside")
+            continue
+        actions.append(f"record #{key} ({problem}) fixed: run {fixed['id']} with {len(rounds)} round(s)")
+    if rejected:
+        path = store.home / REJECTED.format(stamp=int(time.time()))
+        path.write_text(json.dumps(rejected, indent=1), encoding="utf-8")
+        actions.append(f"kept {len(rejected)} record(s) of the wrong shape in {path.name}")
+    return actions
+
+
+def _fixable(record: Any) -> dict[str, Any] | None:
+    """A copy of the record with a text id that can name a run folder, or None."""
+    if not isinstance(record, dict):
+        return None
+    fixed = {k: v for k, v in record.items() if k not in ("summary", "settings", "unset")}
+    if isinstance(fixed.get("id"), int) and not isinstance(fixed.get("id"), bool):
+        fixed["id"] = str(fixed["id"])
+    if not is_valid_id(fixed.get("id")) or not isinstance(fixed.get("config", {}), dict):
+        return None
+    return fixed
+
+
+def _rounds_from_events(store: Store, run_id: str) -> list[dict[str, Any]]:
+    try:
+        events = store.paths(run_id).events
+        record = record_from_events(events) if events.exists() else None
+    except SddError:
+        return []
+    return record["rounds"] if record else []
+
+
+def _folder_or(store: Store, record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The folder's run.json and rounds when they are there, else the record's."""
+    meta, rounds, _ = folder_state(store, record["id"])
+    if meta is not None:
+        return meta, rounds or []
+    fields = {k: v for k, v in record.items() if k != "rounds"}
+    return {"tags": [], "note": "", **fields}, list(record.get("rounds") or [])
+
+
+def _repair_folders(store: Store, data: dict[str, Any], runs: dict[str, Any], home: Home) -> list[str]:
+    """Every run folder's record rebuilt if it must be, and its summary put in the store if missing or stale."""
+    actions = []
+    baseline = meta_of(data).get("baseline") or {}
+    by_id = {doc["id"]: key for key, doc in runs.items() if doc_problem(doc) is None}
+    for run_id, folder in _run_folders(store.home).items():
+        if not is_valid_id(run_id) or folder.is_symlink():
+            continue
+        meta, rounds, wrong = folder_state(store, run_id)
+        if meta is None:
+            meta, rounds = _rebuild_folder(store, run_id, runs.get(by_id.get(run_id, "")), wrong, actions)
+            if meta is None:
+                continue
+        if not baseline and meta.get("config"):
+            baseline = summary_doc(meta, [], {})["settings"]
+            data[META_TABLE]["1"]["baseline"] = baseline
+        doc = summary_doc(meta, rounds, baseline)
+        if run_id not in by_id:
+            key = str(max([int(k) for k in runs if k.isdigit()] + [0]) + 1)
+            runs[key] = doc
+            by_id[run_id] = key
+            actions.append(f"re-added run {run_id} ({meta.get('status')}, {len(rounds)} round(s)) from {folder}")
+        elif runs[by_id[run_id]] != doc and not _live(meta):
+            runs[by_id[run_id]] = doc
+            actions.append(f"updated run {run_id}'s summary from its folder ({meta.get('status')}, "
+                           f"{len(rounds)} round(s))")
+    return actions
+
+
+def _rebuild_folder(store: Store, run_id: str, doc: dict[str, Any] | None, wrong: str,
+                    actions: list[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """run.json and rounds.json from events.jsonl, with the store's tags, note and sweep; (None, []) if impossible."""
+    paths = RunPaths(store.home, run_id)
+    record = record_from_events(paths.events) if paths.events.exists() else None
+    if record is None or record["id"] != run_id:
+        return None, []
+    for kept in ("tags", "note", "sweep"):
+        if doc and doc.get(kept):
+            record[kept] = doc[kept]
+    for name in (paths.record, paths.rounds):
+        if name.exists():
+            name.rename(name.with_name(f"{name.name}.corrupt-{int(time.time())}"))
+    meta = {k: v for k, v in record.items() if k != "rounds"}
+    RunFolder(paths, store.lock_timeout).write(meta, record["rounds"])
+    actions.append(f"rebuilt run {run_id}'s record from its events.jsonl ({wrong or 'missing'}; "
+                   f"{len(record['rounds'])} round(s))")
+    return meta, record["rounds"]
+
+
+def _repair_sweeps(store: Store, sweeps: dict[str, Any]) -> list[str]:
+    actions = []
+    table = {s.get("id"): key for key, s in sweeps.items() if isinstance(s, dict)}
+    for sweep_id, path in _sweep_files(store.home).items():
+        if sweep_id in table:
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            actions.append(f"sweep file {path} is unreadable; left as it is")
+            continue
+        key = str(max([int(k) for k in sweeps if k.isdigit()] + [0]) + 1)
+        sweeps[key] = record
+        actions.append(f"re-added sweep {sweep_id} from {path}")
+    for sweep_id, key in table.items():
+        if is_valid_id(sweep_id) and not sweep_file(store.home, sweep_id).exists():
+            write_json(sweep_file(store.home, sweep_id), sweeps[key])
+            actions.append(f"wrote sweep {sweep_id}'s copy to {SWEEPS_DIR}/{sweep_id}.json")
+    return actions

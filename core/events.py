@@ -40,6 +40,7 @@ class RunStarted(Event):
     host: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     resumed_from_round: int = -1
+    provenance: dict[str, Any] = field(default_factory=dict)  # core/provenance.py
 
 
 @dataclass(frozen=True)

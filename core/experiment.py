@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core import pruning
+from core import provenance, pruning
 from core.branch_training import BranchTrainer
 from core.checkpoint import Checkpointer
 from core.config import ExperimentConfig
@@ -77,7 +77,7 @@ class Experiment:
         self.branches = BranchTrainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink, self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
-                   host=socket.gethostname(), versions=library_versions(),
+                   host=socket.gethostname(), versions=library_versions(), provenance=provenance.collect(),
                    resumed_from_round=max(state.round, 0) if self.resume and state else -1)
         if self.resume and state is None:
             self.info(f"run {self.run_id} has no checkpoint yet; starting it over", "warning")

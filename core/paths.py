@@ -1,25 +1,54 @@
 """Every file of a run folder, named in one place (open_lth's foundations/paths.py does the same).
 
+    <home>/runs/<id>/run.json            the run's record: name, status, config, provenance, tags, note...
+    <home>/runs/<id>/rounds.json         each finished round's results (rewritten atomically per round)
+    <home>/runs/<id>/run.lock            serialises writes of run.json and rounds.json
     <home>/runs/<id>/events.jsonl        every event, one JSON object a line
     <home>/runs/<id>/checkpoint.pt       the latest checkpoint
     <home>/runs/<id>/rounds/round-<r>.pt each finished round's weights and masks
     <home>/runs/<id>/output.log          a sweep member's output (local engine)
     <home>/runs/<id>/detached.log        the output of a run detached from the app
+    <home>/sweeps/<id>.json              a sweep's record (the store's copy can be rebuilt from it)
+
+A run id comes from the command line and from store records alike; both go through `RunPaths`, which
+refuses an id that could leave `<home>/runs/` and a run folder that is a symbolic link.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import SddError
+
 RUNS_DIR = "runs"
+SWEEPS_DIR = "sweeps"
+RUN_FILE = "run.json"
+ROUNDS_FILE = "rounds.json"
+RUN_LOCK = "run.lock"
 EVENTS = "events.jsonl"
 CHECKPOINT = "checkpoint.pt"
 ROUNDS_DIR = "rounds"
 OUTPUT_LOG = "output.log"
 DETACHED_LOG = "detached.log"
+
+# letters, digits, '.', '_', '-', starting with a letter or digit: no '/', no '..', no hidden name
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+def check_id(value: object, kind: str = "run") -> str:
+    """`value` if it can name a folder under the home; else SddError."""
+    if not is_valid_id(value):
+        raise SddError(f"{kind} id {value!r} is not valid (letters, digits, '.', '_' and '-', at most 128, "
+                       f"starting with a letter or digit); `sdd-tui doctor` lists records of the wrong shape")
+    return value  # type: ignore[return-value]
 
 
 def new_run_id() -> str:
@@ -34,9 +63,29 @@ class RunPaths:
     home: Path
     run_id: str
 
+    def __post_init__(self) -> None:
+        check_id(self.run_id)
+
     @property
     def dir(self) -> Path:
-        return Path(self.home) / RUNS_DIR / self.run_id
+        """The run folder; SddError when it is a symbolic link (it could point anywhere)."""
+        path = Path(self.home) / RUNS_DIR / self.run_id
+        if path.is_symlink():
+            raise SddError(f"run folder {path} is a symbolic link; refused (move the run's files into a real "
+                           f"folder of that name)")
+        return path
+
+    @property
+    def record(self) -> Path:
+        return self.dir / RUN_FILE
+
+    @property
+    def rounds(self) -> Path:
+        return self.dir / ROUNDS_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / RUN_LOCK
 
     @property
     def events(self) -> Path:
@@ -65,6 +114,10 @@ class RunPaths:
 
 def runs_root(home: Path) -> Path:
     return Path(home) / RUNS_DIR
+
+
+def sweep_file(home: Path, sweep_id: str) -> Path:
+    return Path(home) / SWEEPS_DIR / f"{check_id(sweep_id, 'sweep')}.json"
 
 
 def checkpoint_exists(home: Path, run_id: str) -> bool:

@@ -56,6 +56,10 @@ def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any
         "phases": detect_phases(rounds),
         "branch_phases": branch_phases(rounds),
         "analyses": record.get("analyses") or {},
+        "tags": record.get("tags") or [],
+        "note": record.get("note") or "",
+        "sweep": record.get("sweep"),
+        "provenance": record.get("provenance") or {},
     }
 
 
@@ -65,6 +69,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     Rounds are counted one way on every face: `rounds_total` pruning rounds after the dense round 0
     (prune.rounds), and `rounds_done` the last finished one ("30/30": finished; "0/30": at most the
     dense round is done), as the progress line's "round r/R" counts them."""
+    if "rounds" not in record and isinstance(record.get("summary"), dict):  # a listed run: computed when stored
+        return dict(record["summary"])
     rounds = sorted(record.get("rounds", []), key=lambda r: r["round"])
     dense = rounds[0]["test_acc"] if rounds and rounds[0]["round"] == 0 else None
     scored = [r for r in rounds if r.get("test_acc") is not None]

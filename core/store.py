@@ -1,10 +1,16 @@
-"""The run history: TinyDB summaries (atomic writes, cross-process lock) and a folder per run.
+"""The run history: a small summary per run in TinyDB (store.json) and a folder per run.
 
 Layout under the home directory:
-    store.json            TinyDB: one record per run (config, status, rounds, ...)
-    store.lock            file lock shared by every process using the store
-    runs/<id>/events.jsonl  every event of the run, one JSON object a line
-    runs/<id>/checkpoint.pt the latest checkpoint
+    store.json        TinyDB: `runs` (a summary per run, see core/run_index.py), `sweeps`, `meta`
+    store.lock        file lock shared by every process that writes store.json
+    runs/<id>/        the run's record (run.json), rounds (rounds.json), events and checkpoints (core/paths.py)
+    sweeps/<id>.json  each sweep's record
+
+A round's end writes only its run's folder; store.json is written when a run starts, ends or changes
+status, and when tags, notes or settings change. Reads take no lock (every write replaces a file
+atomically), so `sdd-tui runs` never waits for a writer and works in a read-only home. The folder is
+the truth: a listed run that is recorded as running is summarised from its folder, and
+`sdd-tui doctor --repair` rebuilds either side from the other.
 """
 
 from __future__ import annotations
@@ -12,159 +18,217 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
+from collections import ChainMap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
-from platformdirs import user_data_dir
-from tinydb import Query, TinyDB
+from tinydb import TinyDB
 from tinydb.storages import Storage
 
+from core.atomic import atomic_save, atomic_write_text, hold, write_json  # noqa: F401 (re-exported)
 from core.errors import SddError
 from core.events import Event, RoundEnded, RunEnded, RunStarted
-from core.paths import RunPaths
+from core.migrate import META_TABLE, convert, keep_backup, meta_of, needs_conversion, with_meta
+from core.paths import RunPaths, is_valid_id, sweep_file
+from core.run_folder import RunFolder
+from core.run_index import RECORD_FIELDS, doc_problem, rebase, split_record, summary_doc
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 HOME_ENV = "SDD_TUI_HOME"
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
+LOCK_TIMEOUT_S = 60.0
+CORRUPT_GLOB = "store.json.corrupt-*"
+MIN_DELETE_ID = 4  # `runs delete ''` once matched every id by prefix
 
 
 def default_home() -> Path:
     """`$SDD_TUI_HOME`, or the platform's user data dir for sdd-tui."""
     env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser() if env else Path(user_data_dir("sdd-tui", appauthor=False))
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("sdd-tui", appauthor=False))
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: without it a power cut can bring the old name back."""
+def keep_corrupt_copy(path: Path) -> str | None:
+    """A copy of a store that does not parse, next to it; one copy per content, never one per command."""
+    content = path.read_bytes()
+    for copy in sorted(path.parent.glob(CORRUPT_GLOB)):
+        if copy.stat().st_size == len(content) and copy.read_bytes() == content:
+            return copy.name
+    target = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    while target.exists():
+        target = target.with_name(target.name + "x")
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # platforms that cannot open directories
-        return
+        shutil.copy2(path, target)
+    except OSError:  # a read-only home: the store itself is untouched all the same
+        return None
+    return target.name
+
+
+def store_problem(text: bytes) -> tuple[dict[str, Any] | None, str]:
+    """(the parsed tables, "") or (None, why store.json's content is not a store)."""
+    if not text.strip():
+        return None, "it is empty"
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" at line {error.lineno}" if isinstance(error, json.JSONDecodeError) else ""
+        return None, f"{getattr(error, 'msg', error)}{where}"
+    if not isinstance(data, dict):
+        return None, f"it holds {json.dumps(data)[:20]} instead of tables"
+    if any(not isinstance(table, dict) for table in data.values()):
+        return None, "a table is not an object"
+    return data, ""
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def read_store_file(path: Path) -> dict[str, Any] | None:
+    """store.json's tables; None when there is none yet; SddError (a copy kept) when it is corrupt."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SddError(f"store {path} is unreadable ({error.strerror}); check its permissions") from None
+    data, why = store_problem(text)
+    if data is None:
+        copy = keep_corrupt_copy(path)
+        kept = f"copied to {copy}" if copy else "not copied (read-only home)"
+        raise SddError(f"store {path} is corrupt ({why}); it was left untouched and {kept}; "
+                       f"run `sdd-tui doctor` for how to recover")
+    return data
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save through a temporary file, fsync and rename: the old file survives any failure."""
-    import torch
+class IndexStorage(Storage):
+    """TinyDB storage over data read once per open (under the store lock when writing); atomic writes."""
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer = _WriteErrors(handle)
-            try:
-                torch.save(obj, writer)
-            except RuntimeError:  # torch's zip writer reports a full disk as 'unexpected pos': say what it was
-                if writer.error is not None:
-                    raise writer.error from None
-                raise
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class _WriteErrors:
-    """A file's write() that remembers the OSError (ENOSPC, EDQUOT, EIO) torch.save would turn into a
-    RuntimeError about positions."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.error: OSError | None = None
-
-    def write(self, data) -> int:
-        try:
-            return self.handle.write(data)
-        except OSError as error:
-            self.error = error
-            raise
-
-    def flush(self) -> None:
-        self.handle.flush()
-
-
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that never leaves a half-written file and never overwrites one it cannot read."""
-
-    def __init__(self, path: str):
+    def __init__(self, path: str, data: dict[str, Any]):
         self.path = Path(path)
+        self.data = data
 
-    def read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        if not text.strip():
-            return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            copy = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            if not copy.exists():
-                shutil.copy2(self.path, copy)
-            raise SddError(
-                f"store {self.path} is corrupt ({error.msg} at line {error.lineno}); it was left untouched "
-                f"and copied to {copy.name}; run `sdd-tui doctor` for how to recover"
-            ) from None
+    def read(self) -> dict[str, Any]:
+        return self.data
 
     def write(self, data: dict[str, Any]) -> None:
-        atomic_write_text(self.path, json.dumps(data, separators=(",", ":")))
+        write_json(self.path, data)
+        self.data = data
 
     def close(self) -> None:
         pass
 
 
-class Store:
-    """Run records in TinyDB plus run folders. Safe to share between processes."""
+def _replace_with(new: dict[str, Any]):
+    def transform(doc: dict[str, Any]) -> None:
+        doc.clear()
+        doc.update(new)
 
-    def __init__(self, home: Path | str | None = None):
+    return transform
+
+
+def _by_id(run_id: str):
+    return lambda doc: isinstance(doc, dict) and doc.get("id") == run_id
+
+
+def _started(doc: dict[str, Any]) -> float:
+    started = doc.get("started")
+    return started if isinstance(started, (int, float)) else 0.0
+
+
+def _with_settings(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a summary whose `settings` reads as the run's whole flattened config (a view over the
+    baseline: copying 50 fields for each of 10,000 runs would cost more than reading store.json)."""
+    listed = dict(doc)
+    unset = listed.pop("unset", None)
+    below = {k: v for k, v in baseline.items() if k not in unset} if unset else baseline
+    listed["settings"] = ChainMap(listed.get("settings") or {}, below)
+    return listed
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    """A summary's run fields, without the index's own keys."""
+    return {key: value for key, value in doc.items() if key in RECORD_FIELDS}
+
+
+class Store:
+    """Run summaries in TinyDB plus run folders. Safe to share between processes."""
+
+    def __init__(self, home: Path | str | None = None, lock_timeout: float | None = None):
+        if isinstance(home, str) and not home.strip():
+            raise SddError("--home is empty; give a directory, or leave --home out for $SDD_TUI_HOME or the default")
         self.home = Path(home).expanduser() if home else default_home()
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SddError(f"cannot create the home directory {self.home} ({error.strerror}); pass --home DIR") from None
+        if not self.home.is_dir():
+            raise SddError(f"home {self.home} is not a directory; pass --home DIR")
         self.path = self.home / "store.json"
-        self._lock = FileLock(str(self.home / "store.lock"), timeout=60)
+        self.lock_timeout = LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout
+        self._lock: FileLock | None = None  # made on the first write: reading needs no lock (nor filelock)
+        self._legacy: dict[str, dict[str, Any]] = {}  # a first-format store read in a read-only home
+        self._cache: tuple[Any, dict[str, Any]] = (None, {})  # (store.json's stat, its tables), see _load_cached
+
+    # -- store.json
+
+    def _load(self, locked: bool) -> dict[str, Any]:
+        data = read_store_file(self.path) or {}
+        if needs_conversion(data):
+            data = self._convert(data, locked)
+        return data
+
+    def _load_cached(self) -> dict[str, Any]:
+        """store.json's tables for reading, parsed again only when the file changed (the app's screens
+        list the runs every few seconds; at 10,000 runs a parse costs a tenth of a second). Every write
+        replaces the file, so a new inode, size or mtime means new content. Callers must not mutate it."""
+        try:
+            stat = self.path.stat()
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            key = None
+        if key is None or key != self._cache[0]:
+            data = self._load(locked=False)
+            self._cache = (key if not self._legacy else None, data)
+        return self._cache[1]
+
+    def _convert(self, data: dict[str, Any], locked: bool) -> dict[str, Any]:
+        """A first-format store, converted in place on first open (a backup kept), or in memory when the
+        home cannot be written (nothing is lost either way: store.json is replaced only at the end)."""
+        try:
+            with hold(self.lock(), self.home):
+                fresh = read_store_file(self.path) or {}
+                if not needs_conversion(fresh):
+                    return fresh
+                keep_backup(self.path)
+                converted, _records = convert(fresh, self.home)
+                write_json(self.path, converted)
+                return converted
+        except (SddError, OSError):
+            if locked:
+                raise
+        converted, self._legacy = convert(data, None)
+        return converted
 
     @contextmanager
     def _db(self) -> Iterator[TinyDB]:
-        with self._lock:
-            db = TinyDB(str(self.path), storage=AtomicJSONStorage)
-            try:
-                yield db
-            finally:
-                db.close()
+        """TinyDB over store.json under the cross-process lock (one read, then a write per change)."""
+        with hold(self.lock(), self.home):
+            data = self._load(locked=True)
+            if not meta_of(data):
+                with_meta(data, {})
+            yield TinyDB(str(self.path), data, storage=IndexStorage)
 
     def lock(self) -> FileLock:
         """The store's cross-process lock (re-entrant: store methods may be called while holding it)."""
+        if self._lock is None:
+            from filelock import FileLock
+
+            self._lock = FileLock(str(self.home / "store.lock"), timeout=self.lock_timeout)
         return self._lock
 
     def paths(self, run_id: str) -> RunPaths:
@@ -173,39 +237,141 @@ class Store:
     def run_dir(self, run_id: str) -> Path:
         return self.paths(run_id).dir
 
-    # -- records
+    def folder(self, run_id: str) -> RunFolder:
+        return RunFolder(self.paths(run_id), self.lock_timeout)
 
-    def create_run(self, record: dict[str, Any]) -> None:
-        with self._db() as db:
-            runs = db.table("runs")
-            runs.remove(Query().id == record["id"])
-            runs.insert(record)
-        self.run_dir(record["id"]).mkdir(parents=True, exist_ok=True)
+    @staticmethod
+    def _baseline(db: TinyDB) -> dict[str, Any]:
+        return dict(meta_of(db.storage.read()).get("baseline") or {})
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        with self._db() as db:
-            db.table("runs").update(fields, Query().id == run_id)
+    def _put(self, db: TinyDB, meta: dict[str, Any], rounds: list[dict[str, Any]]) -> None:
+        """Insert or replace the run's summary, built from its folder's content."""
+        runs, baseline = db.table("runs"), self._baseline(db)
+        if not baseline and meta.get("config"):  # the first real config becomes the baseline
+            new_baseline = summary_doc(meta, [], {})["settings"]
+            runs.update(lambda doc: rebase([doc], baseline, new_baseline))
+            db.table(META_TABLE).update({"baseline": new_baseline}, doc_ids=[1])
+            baseline = new_baseline
+        doc = summary_doc(meta, rounds, baseline)
+        found = runs.get(_by_id(doc["id"]))
+        if found is None:
+            runs.insert(doc)
+        elif found != doc:
+            runs.update(_replace_with(doc), doc_ids=[found.doc_id])
 
-    def add_round(self, run_id: str, result: dict[str, Any]) -> None:
-        """Store a round's result, replacing an earlier copy of the same round (after a resume)."""
-        with self._db() as db:
-            runs = db.table("runs")
-            record = runs.get(Query().id == run_id)
-            if record is None:
-                raise KeyError(run_id)
-            rounds = [r for r in record.get("rounds", []) if r["round"] != result["round"]]
-            rounds.append(result)
-            rounds.sort(key=lambda r: r["round"])
-            runs.update({"rounds": rounds}, Query().id == run_id)
+    # -- reading
+
+    def index(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(every well-formed summary with its full `settings`, the settings baseline): one read of
+        store.json, no lock. A summary recorded as running is rebuilt from its folder (its rounds and
+        status are there)."""
+        data = self._load_cached()
+        baseline = dict(meta_of(data).get("baseline") or {})
+        docs = [self._live(doc, baseline) if doc.get("status") == "running" else doc for doc in self._docs(data)]
+        docs = [_with_settings(doc, baseline) for doc in docs]
+        docs.sort(key=_started, reverse=True)
+        return docs, baseline
+
+    @staticmethod
+    def _docs(data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The well-formed summaries of store.json's tables, as stored."""
+        return [doc for doc in (data.get("runs") or {}).values() if doc_problem(doc) is None]
+
+    def bad_records(self) -> list[tuple[int, Any, str]]:
+        """(doc id, record, problem) of each record of the wrong shape in store.json."""
+        table = self._load_cached().get("runs") or {}
+        found = [(key, doc, doc_problem(doc)) for key, doc in table.items()]
+        return [(int(key) if key.isdigit() else -1, doc, problem) for key, doc, problem in found if problem]
+
+    def _live(self, doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+        if doc["id"] in self._legacy:
+            return doc
+        try:
+            folder = self.folder(doc["id"])
+            meta = folder.read_meta()
+            return summary_doc(meta, folder.read_rounds(), baseline) if meta is not None else doc
+        except SddError:  # a corrupt or refused folder: doctor reports it; the listing shows the summary
+            return doc
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every run's summary, newest first: no config or rounds (`core.results.summary` reads the stored
+        summary), so listing 10,000 runs reads store.json alone."""
+        return self.index()[0]
 
     def list_runs(self) -> list[dict[str, Any]]:
-        with self._db() as db:
-            runs = [dict(r) for r in db.table("runs").all()]
-        return sorted(runs, key=lambda r: r.get("started", 0), reverse=True)
+        """Every run's whole record, newest first (reads every run folder: prefer `summaries`)."""
+        return [self.full_record(doc) for doc in self.summaries()]
+
+    def full_record(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A summary completed from its run folder: config, rounds, provenance, analyses..."""
+        run_id = doc["id"]
+        if run_id in self._legacy:
+            return {**self._legacy[run_id], **public(doc)}
+        folder = self.folder(run_id)
+        meta = folder.read_meta()
+        if meta is None:  # the folder is gone: only the summary is left
+            return {**public(doc), "summary": doc.get("summary") or {}}
+        return {**public(doc), **meta, "rounds": folder.read_rounds()}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """The run whose id is `run_id` or starts with it; SddError if none or several."""
-        return _by_id_or_prefix(self.list_runs(), run_id, "run")
+        """The whole record of the run whose id is `run_id` or starts with it; SddError if none or several.
+        A whole id is read from its folder alone (the truth), without parsing store.json."""
+        if is_valid_id(run_id) and run_id not in self._legacy:
+            folder = self.folder(run_id)
+            meta = folder.read_meta()
+            if meta is not None and meta.get("id") == run_id:
+                return {**meta, "rounds": folder.read_rounds()}
+        return self.full_record(self.find(run_id))
+
+    def find(self, run_id: str) -> dict[str, Any]:
+        """The stored summary of the run whose id is `run_id` or starts with it; SddError if none or several."""
+        return _by_id_or_prefix(self._docs(self._load_cached()), run_id, "run")
+
+    def get_runs(self, run_ids) -> dict[str, dict[str, Any]]:
+        """Whole records of those of `run_ids` that exist, by id (one read of store.json)."""
+        wanted = set(run_ids)
+        return {doc["id"]: self.full_record(doc) for doc in self.summaries() if doc["id"] in wanted}
+
+    def has_run(self, run_id: str) -> bool:
+        return any(doc["id"] == run_id for doc in self.summaries())
+
+    def events_path(self, run_id: str) -> Path:
+        return self.paths(run_id).events
+
+    # -- writing
+
+    def create_run(self, record: dict[str, Any]) -> None:
+        """A new run (or one recorded afresh): its folder's files, then its summary."""
+        meta, rounds = split_record(record)
+        with self._db() as db:  # the lock first: a store locked by someone else gets no folder either
+            self.folder(meta["id"]).write(meta, rounds)
+            self._put(db, meta, rounds)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set fields of a run's record, in its folder and its summary (under the store lock: a store
+        locked by someone else changes neither)."""
+        folder = self.folder(run_id)
+        with self._db() as db:
+            meta = folder.update_meta(fields)
+            if meta is not None:
+                self._put(db, meta, folder.read_rounds())
+                return
+            runs = db.table("runs")
+            found = runs.get(_by_id(run_id))
+            if found is not None:  # a run whose folder is gone: its summary alone changes
+                runs.update({k: v for k, v in fields.items() if k in RECORD_FIELDS}, doc_ids=[found.doc_id])
+
+    def end_run(self, run_id: str, **fields: Any) -> None:
+        """A run's end (status, ended, error): written to its folder before the store lock is asked for,
+        so a store locked by another process past the timeout loses nothing (the SddError still says so;
+        listings read a running run from its folder, and `doctor --repair` updates its summary)."""
+        self.folder(run_id).update_meta(fields)
+        self.update_run(run_id, **fields)
+
+    def add_round(self, run_id: str, result: dict[str, Any]) -> None:
+        """Store a round's result, replacing an earlier copy of the same round (after a resume).
+        The hot path (a round ends, in the training thread): only the run's folder is written."""
+        self.folder(run_id).add_round(result)
 
     def claim_run(self, run_id: str) -> dict[str, Any]:
         """Mark a run `running` in this process before resuming it; refuse one that a live process holds.
@@ -215,45 +381,86 @@ class Store:
         import socket
 
         record = self.get_run(run_id)
-        with self._db() as db:
-            runs = db.table("runs")
-            current = runs.get(Query().id == record["id"]) or record
+        folder = self.folder(record["id"])
+        with self._db():
+            current = folder.read_meta() or record
             if current.get("status") == "running" and pid_alive(current.get("pid"), current.get("host")):
                 where = f"pid {current.get('pid')} on {current.get('host')}"
                 raise SddError(f"run {record['id']} is still running ({where}); stop it first with "
                                f"`kill {current.get('pid')}` (it checkpoints and stops), then resume it")
-            runs.update({"status": "running", "pid": os.getpid(), "host": socket.gethostname()},
-                        Query().id == record["id"])
+            self.update_run(record["id"], status="running", pid=os.getpid(), host=socket.gethostname())
         return dict(current)
 
     def delete_run(self, run_id: str) -> str:
-        record = self.get_run(run_id)
+        if len(run_id) < MIN_DELETE_ID:
+            raise SddError(f"run id {run_id!r} is too short to delete by; give at least {MIN_DELETE_ID} "
+                           f"characters (`sdd-tui runs` lists the ids)")
+        record = self.find(run_id)
         if record.get("status") == "running" and pid_alive(record.get("pid"), record.get("host")):
             raise SddError(f"run {record['id']} is running; stop it first (Ctrl-C, or `kill {record.get('pid')}`)")
+        folder = self.run_dir(record["id"])  # refuses a folder that is a symbolic link, before anything goes
         with self._db() as db:
-            db.table("runs").remove(Query().id == record["id"])
-        shutil.rmtree(self.run_dir(record["id"]), ignore_errors=True)
+            db.table("runs").remove(_by_id(record["id"]))
+        shutil.rmtree(folder, ignore_errors=True)
         return record["id"]
 
-    def events_path(self, run_id: str) -> Path:
-        return self.paths(run_id).events
+    def set_tags(self, run_id: str, add: list[str] = (), remove: list[str] = ()) -> dict[str, Any]:
+        """Add and remove tags of a run; returns its summary as it now is."""
+        record = self.find(run_id)
+        tags = [tag for tag in record.get("tags") or [] if tag not in remove]
+        tags += [tag for tag in dict.fromkeys(add) if tag not in tags]
+        self.update_run(record["id"], tags=tags)
+        return {**record, "tags": tags}
+
+    def set_note(self, run_id: str, note: str) -> dict[str, Any]:
+        record = self.find(run_id)
+        self.update_run(record["id"], note=note)
+        return {**record, "note": note}
+
+    def import_runs(self, records: list[dict[str, Any]]) -> None:
+        """Add many whole records at once (the bulk path of a conversion): the run folders synced once,
+        store.json written once, its tables edited in place (TinyDB's format: documents by text id)."""
+        with self._db() as db:
+            data = db.storage.read()
+            converted, _ = convert({"runs": {str(i): r for i, r in enumerate(records, 1)}}, self.home)
+            new_docs = list(converted["runs"].values())
+            baseline, fresh = self._baseline(db), meta_of(converted).get("baseline") or {}
+            runs = data.setdefault("runs", {})
+            if baseline or not fresh:
+                rebase(new_docs, fresh, baseline)
+            else:  # the first real config: the runs already there are expressed against it too
+                rebase(list(runs.values()), {}, fresh)
+                meta_of(data)["baseline"] = fresh
+            ids = {doc.get("id") for doc in new_docs if isinstance(doc, dict)}
+            for key in [k for k, doc in runs.items() if isinstance(doc, dict) and doc.get("id") in ids]:
+                del runs[key]
+            next_key = max([int(key) for key in runs if key.isdigit()] + [0]) + 1
+            runs.update({str(next_key + offset): doc for offset, doc in enumerate(new_docs)})
+            db.storage.write(data)
 
     # -- sweeps (a grid of settings x seeds; each member is an ordinary run with a "sweep" field)
 
     def create_sweep(self, record: dict[str, Any]) -> None:
+        path = sweep_file(self.home, record["id"])
         with self._db() as db:
+            write_json(path, record)
             sweeps = db.table("sweeps")
-            sweeps.remove(Query().id == record["id"])
+            sweeps.remove(_by_id(record["id"]))
             sweeps.insert(record)
 
     def update_sweep(self, sweep_id: str, **fields: Any) -> None:
+        path = sweep_file(self.home, sweep_id)
         with self._db() as db:
-            db.table("sweeps").update(fields, Query().id == sweep_id)
+            sweeps = db.table("sweeps")
+            sweeps.update(fields, _by_id(sweep_id))
+            found = sweeps.get(_by_id(sweep_id))
+            if found is not None:
+                write_json(path, dict(found))
 
     def list_sweeps(self) -> list[dict[str, Any]]:
-        with self._db() as db:
-            sweeps = [dict(s) for s in db.table("sweeps").all()]
-        return sorted(sweeps, key=lambda s: s.get("created", 0), reverse=True)
+        table = self._load(locked=False).get("sweeps") or {}
+        sweeps = [dict(s) for s in table.values() if isinstance(s, dict) and isinstance(s.get("id"), str)]
+        return sorted(sweeps, key=lambda s: s.get("created") or 0, reverse=True)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         """The sweep whose id is `sweep_id` or starts with it; SddError if none or several."""
@@ -262,6 +469,8 @@ class Store:
 
 def _by_id_or_prefix(records: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
     """The record whose id is `wanted` or starts with it; SddError if none or several."""
+    if not wanted:
+        raise SddError(f"give a {kind} id (`sdd-tui {kind}s` lists them)")
     exact = [r for r in records if r["id"] == wanted]
     matches = exact or [r for r in records if r["id"].startswith(wanted)]
     if not matches:
@@ -284,7 +493,7 @@ def pid_alive(pid: int | None, host: str | None = None) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError, ValueError, TypeError):
         return True
     return True
 
@@ -319,8 +528,8 @@ class StoreRecorder:
         if isinstance(event, RoundEnded):
             self.store.add_round(event.run_id, event.result)
         elif isinstance(event, RunEnded):
-            self.store.update_run(event.run_id, status=event.status, ended=event.time, error=event.error)
             self.close()
+            self.store.end_run(event.run_id, status=event.status, ended=event.time, error=event.error)
 
     def _start(self, event: RunStarted) -> None:
         import socket
@@ -332,8 +541,8 @@ class StoreRecorder:
             self.store.create_run({
                 "id": event.run_id, "name": event.name, "preset": event.preset, "config": event.config,
                 "status": "running", "host": event.host or socket.gethostname(), "pid": os.getpid(),
-                "device": event.device, "versions": event.versions, "started": event.time,
-                "ended": None, "error": "", "rounds": [],
+                "device": event.device, "versions": event.versions, "provenance": run_provenance(event),
+                "started": event.time, "ended": None, "error": "", "tags": [], "note": "", "rounds": [],
             })
         self.close()
         path = self.store.events_path(event.run_id)
@@ -346,3 +555,11 @@ class StoreRecorder:
         if self._events_file is not None:
             self._events_file.close()
             self._events_file = None
+
+
+def run_provenance(event: RunStarted) -> dict[str, Any]:
+    """Where a run came from (core/provenance.py), with the plugins it used when the engine lists them."""
+    provenance = dict(getattr(event, "provenance", None) or {})
+    if event.versions.get("plugins"):
+        provenance["plugins"] = event.versions["plugins"]
+    return provenance

@@ -219,13 +219,12 @@ class MemberRecorder(StoreRecorder):
 
 
 def _has_run(store: Store, run_id: str) -> bool:
-    return any(record["id"] == run_id for record in store.list_runs())
+    return store.has_run(run_id)
 
 
 def member_records(store: Store, sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Run records of the sweep's members that exist, by run id."""
-    ids = {member["run_id"] for member in sweep["members"]}
-    return {record["id"]: record for record in store.list_runs() if record["id"] in ids}
+    return store.get_runs(member["run_id"] for member in sweep["members"])
 
 
 def member_status(record: dict[str, Any] | None) -> str:

@@ -128,7 +128,7 @@ def _stop_all(running, exit_codes, report: Report, poll_seconds: float, grace_se
 def settle_records(store: Store, exit_codes: dict[str, int]) -> None:
     """A member process that died without recording its end (killed, crashed): mark its run
     stopped (killed by us or a signal) or failed (any other exit), so the record does not say running."""
-    records = {record["id"]: record for record in store.list_runs() if record["id"] in exit_codes}
+    records = {record["id"]: record for record in store.summaries() if record["id"] in exit_codes}
     for run_id, code in exit_codes.items():
         record = records.get(run_id)
         if record is None or record.get("status") != "running":

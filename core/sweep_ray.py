@@ -252,7 +252,7 @@ class RayDriver:
             except self.ray.exceptions.RayError as error:  # retries used up, cancelled, or a bug in the task
                 outcome = {"status": "failed", "error": _error_line(error)}
             self.outcomes[run_id] = outcome
-            record = next((r for r in self.store.list_runs() if r["id"] == run_id), None)
+            record = next((r for r in self.store.summaries() if r["id"] == run_id), None)
             if record is not None and record.get("status") == "running":  # its RunEnded never arrived
                 self.store.update_run(run_id, status=outcome["status"], ended=time.time(), error=outcome["error"])
 
@@ -280,7 +280,7 @@ class RayDriver:
 
     def _mark_stopped(self, keep: dict[str, dict[str, str]]) -> None:
         """Every member that did not finish (and had not failed before the Ctrl-C) is recorded as stopped."""
-        records = {r["id"]: r for r in self.store.list_runs() if r["id"] in self.members}
+        records = {r["id"]: r for r in self.store.summaries() if r["id"] in self.members}
         for run_id in self.members:
             if run_id in keep:
                 continue

@@ -1,3 +1,39 @@
-"""sdd-tui: the command line and the Textual app over the `core` engine."""
+"""sdd-tui: the command line and the Textual app over the `core` engine.
+
+`from sdd_tui import load_runs` gives the run history as a table in a notebook; importing this
+package imports nothing else (the CLI's start-up time depends on it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 __version__ = "0.1.0"
+
+
+def load_runs(home: str | Path | None = None, where: list[str] | tuple[str, ...] = (),
+              status: list[str] | tuple[str, ...] = (), tags: list[str] | tuple[str, ...] = (),
+              sweep: str | None = None, epochs: bool = False, as_frame: bool = False) -> Any:
+    """The runs of a store as one row per run and round: the run's fields, config fields as
+    `noise.rate`, every round metric, tags and `provenance.*` (oldest run first).
+
+    `where` takes `sdd-tui runs --where` conditions ("noise.rate=0.4", "best_acc>0.8"); `status`,
+    `tags` and `sweep` (an id or unique prefix) select too. `epochs=True` adds a row per epoch from
+    each run's events.jsonl (column `row`: "round" or "epoch"). Returns a list of dicts, or with
+    `as_frame=True` a pandas DataFrame (`pip install 'sdd-tui[pandas]'`).
+    """
+    from core.errors import SddError
+    from core.query import RunQuery
+    from core.run_table import load_rows
+    from core.store import Store
+
+    if as_frame:
+        try:
+            import pandas
+        except ImportError:
+            raise SddError("load_runs(as_frame=True) needs pandas: pip install 'sdd-tui[pandas]'") from None
+    store = Store(home)
+    sweep_id = store.get_sweep(sweep)["id"] if sweep else None
+    rows = load_rows(store, RunQuery.parse(list(where), list(status), list(tags), sweep_id), epochs)
+    return pandas.DataFrame(rows) if as_frame else rows

@@ -92,7 +92,7 @@ class SddApp(App):
         return [s for s in self.screen_stack if isinstance(s, DashboardScreen) and s.run_id == run_id]
 
     def latest_running_run(self) -> str | None:
-        running = [r for r in self.store.list_runs() if display_status(r) == "running"]
+        running = [r for r in self.store.summaries() if display_status(r) == "running"]
         return running[0]["id"] if running else None
 
     def on_engine_events(self, message: EngineEvents) -> None:

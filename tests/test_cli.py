@@ -69,7 +69,7 @@ def test_smoke_end_to_end_then_runs_show_export_delete(home, tmp_path):
     assert json.loads(out_json.read_text())["id"] == run_id
     assert invoke("runs", "export", run_id, "--format", "xml", "-o", str(out_json), "--home", str(home)).exit_code == 2
 
-    assert invoke("runs", "delete", run_id, "--home", str(home)).exit_code == 0
+    assert invoke("runs", "delete", run_id, "--yes", "--home", str(home)).exit_code == 0  # no TTY: --yes
     assert Store(home).list_runs() == []
     assert invoke("runs", "show", run_id, "--home", str(home)).exit_code == 2
 

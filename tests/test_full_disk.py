@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-from core.store import atomic_save
+from core.atomic import atomic_save
 
 
 class FillsUp(io.RawIOBase):

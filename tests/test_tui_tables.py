@@ -22,10 +22,11 @@ def stored_run(store: Store, run_id: str, name: str, seed: int, rate: float, mod
     config = {"name": name, "noise": {"kind": "symmetric", "rate": rate}, "prune": {"rounds": 30},
               "retrain": {"mode": mode}, "runtime": {"seed": seed}, "data": {"name": "digits"},
               "model": {"name": "mlp"}}
-    store.create_run({"id": run_id, "name": name, "config": config, "status": "finished", "started": time.time(),
+    store.create_run({"id": run_id, "name": name, "config": config, "status": "running", "started": time.time(),
                       "rounds": [], "pid": None, "host": None})
     for index in range(done + 1):
         store.add_round(run_id, {"round": index, "sparsity": 1 - 0.8**index, "test_acc": 0.5 + index / 100})
+    store.end_run(run_id, status="finished", ended=time.time(), error="")  # as a run's RunEnded does
 
 
 def look_alike_runs(home) -> Store:

@@ -98,7 +98,7 @@ def plot(
         raise SddError("give run ids, --sweep ID or --interpolation ID (flatness figure), one of them")
     if sweep:
         members = [m["run_id"] for m in store.get_sweep(sweep)["members"]]
-        stored = {r["id"]: r for r in store.list_runs()}
+        stored = store.get_runs(members)
         run_ids = [m for m in members if stored.get(m, {}).get("rounds")]
         if not run_ids:
             raise SddError(f"sweep {sweep!r} has no finished rounds yet; `sdd-tui sweeps show {sweep}`")

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 HOME_HELP = "Where runs are stored (default: $SDD_TUI_HOME or the user data dir)"
 
 
-HOME: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP)  # the default of every command's `home`
+def parse_home(value: str) -> Path | str:
+    """A Path, but '' stays '' (a Path would read it as '.'): `Store` refuses an empty home."""
+    return Path(value) if value else ""
+
+
+# the default of every command's `home`
+HOME: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP, parser=parse_home, metavar="DIR")
 
 
 def user_errors(command):

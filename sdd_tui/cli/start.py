@@ -25,6 +25,8 @@ def root(
     ctx: typer.Context,
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Run this bundled preset headless"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run the experiment in this TOML file"),
+    from_run: Optional[str] = typer.Option(None, "--from-run", help="Start a new run with this stored run's config "
+                                                                     "(--set changes fields)"),
     overrides: list[str] = typer.Option([], "--set", "-s", help="Override a field: section.field=value"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N"),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the run (default: the preset's)"),
@@ -37,7 +39,7 @@ def root(
     ctx.obj = {"home": home}
     if ctx.invoked_subcommand:
         return
-    if not (preset or config):
+    if not (preset or config or from_run):
         open_app(home)
         return
     from core.config import override, resolve_config
@@ -49,13 +51,29 @@ def root(
         extra.append(override("runtime.device", device))
     if name:
         extra.append(override("name", name))
-    experiment_config = resolve_config(preset, config, extra)
+    if from_run:
+        experiment_config, preset = config_from_run(Store(home), from_run, preset or config, extra)
+    else:
+        experiment_config = resolve_config(preset, config, extra)
     if tui:
         open_app(home, start=(experiment_config, preset))
         return
     status = run_headless(experiment_config, Store(home), preset)
     if status != "finished":
         raise typer.Exit(130 if status == "stopped" else 1)
+
+
+def config_from_run(store, run_id: str, other_source, overrides: list[str]):
+    """(the stored run's config with `overrides`, its preset) for `--from-run ID`."""
+    from core.config import apply_overrides, validate_config
+
+    if other_source:
+        raise SddError("give --from-run, --preset or --config, one of them")
+    record = store.get_run(run_id)
+    if not record.get("config"):
+        raise SddError(f"run {record['id']} has no stored config (its folder is gone); start from a preset instead")
+    source = f"run {record['id']}'s config" + (" with --set" if overrides else "")
+    return validate_config(apply_overrides(record["config"], overrides), source), record.get("preset")
 
 
 def open_app(home: Path | None, start=None, watch: str | None = None) -> None:
@@ -81,6 +99,9 @@ def resume(
     run_id = record["id"]
     if display_status(record) == "finished":
         raise SddError(f"run {run_id} is finished; nothing to resume (`sdd-tui runs show {run_id}` shows it)")
+    if not store.run_dir(run_id).is_dir():
+        raise SddError(f"run {run_id}'s folder {store.run_dir(run_id)} is gone (with its checkpoint); it cannot be "
+                       f"resumed; start it again: sdd-tui --preset {record.get('preset') or 'NAME'}")
     config = validate_config(record.get("config") or {}, f"run {run_id}'s stored config")
     before = store.claim_run(run_id)
     try:

@@ -1,4 +1,8 @@
-"""History: every stored run, sortable and filterable; open, delete, select several and compare."""
+"""History: every stored run, sortable and filterable; open, delete, select several and compare.
+
+Rows are added to the table a page at a time as the cursor nears the end (a DataTable measures every
+cell it holds: 10,000 rows at once take half a minute); column widths come from every shown row.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,23 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import SddError
 from core.format import elide, noise_short, pct as _pct, printable, rounds_text, short_ids
+from core.query import parse_filter_text
 from core.results import summary
 from core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
-from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
+from sdd_tui.widgets.tables import OpenTable, add_rows, elastic_width, set_columns
 
 # Column titles, each also the sort key of a row dict; the id holds the date and time a run started.
 COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "dataset",
            "model")
 NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit the width
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
+PAGE = 100  # rows added to the table at a time
+
+
+def first_line(note: str | None) -> str:
+    lines = (note or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def history_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -33,14 +44,20 @@ def history_row(record: dict[str, Any]) -> dict[str, Any]:
         "mode": s["retrain_mode"] or "?", "dataset": s["dataset"] or "?", "model": s["model"] or "?",
         "dense": s["dense_acc"], "best": s["best_acc"], "at sparsity": s["best_sparsity"],
         "date": record.get("started") or 0.0,
+        "tags": " ".join("#" + tag for tag in record.get("tags") or []), "note": first_line(record.get("note")),
+        "record": record,
     }
 
 
 def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """Rows where every word of `text` appears in the name, status, dataset, model, noise, mode or id."""
-    words = text.lower().split()
-    fields = ("name", "status", "dataset", "model", "noise", "mode", "id")
-    return [r for r in rows if all(any(w in str(r.get(f, "")).lower() for f in fields) for w in words)]
+    """Rows matching every `field=value` (also != < > <= >=) and `#tag` word of `text` (core.query, as
+    `sdd-tui runs --where`), whose id, name, status, dataset, model, noise, mode, tags or note hold every
+    other word. An unknown field is an SddError."""
+    query, words = parse_filter_text(text, [r.get("record", r) for r in rows])
+    words = [w.lower() for w in words]
+    fields = ("name", "status", "dataset", "model", "noise", "mode", "id", "tags", "note")
+    return [r for r in rows if query.matches(r.get("record", r))
+            and all(any(w in str(r.get(f, "")).lower() for f in fields) for w in words)]
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[dict[str, Any]]:
@@ -51,9 +68,11 @@ def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[di
 
 
 def row_cells(row: dict[str, Any], selected: bool, short_id: str) -> tuple:
+    """The cells of a row; its name cell also holds its tags and the first line of its note."""
     short_id = printable(short_id)
     marked = Text(short_id) + Text("●", style="bold green") if selected else short_id  # selected for compare
-    return (marked, printable(row["name"]), row["status"],
+    name = " ".join(part for part in (row["name"], row["tags"], row["note"] and f"· {row['note']}") if part)
+    return (marked, printable(name), row["status"],
             str(row["seed"]), row["rounds"], row["noise"], row["mode"], _pct(row["best"]), _pct(row["dense"]),
             _pct(row["at sparsity"], 2), row["dataset"], row["model"])
 
@@ -79,13 +98,14 @@ class HistoryScreen(Screen):
         super().__init__()
         self.rows: list[dict[str, Any]] = []
         self.selected: set[str] = set()
+        self.cells: list[tuple] = []  # of the shown rows, in order; the table holds the first pages
+        self.keys: list[str] = []
         self.sort_column = "date"
         self.sort_reverse = True
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter (/): words to match in id, name, status, data, model, noise, mode",
-                    id="filter")
+        yield Input(placeholder="filter (/): words, field=value (noise.rate=0.4, best_acc>0.8), #tag", id="filter")
         yield OpenTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Static(id="history-status")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
@@ -93,11 +113,9 @@ class HistoryScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "history"
         self.query_one("#filter", Input).cursor_blink = self.app.blink
-        table = self.query_one("#history", DataTable)
-        self.reload()
-        table.focus()
+        self.query_one("#history", DataTable).focus()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self) -> None:  # also when the screen is first shown
         self.reload()
 
     def on_resize(self) -> None:
@@ -105,21 +123,42 @@ class HistoryScreen(Screen):
             self.refill()  # names are elided to the width
 
     def reload(self) -> None:
-        self.rows = [history_row(r) for r in self.app.store.list_runs()]
+        self.rows = [history_row(r) for r in self.app.store.summaries()]
         self.selected &= {r["id"] for r in self.rows}
         self.refill()
 
     def refill(self) -> None:
-        shown = sort_rows(filter_rows(self.rows, self.query_one("#filter", Input).value), self.sort_column,
-                          self.sort_reverse)
+        table = self.query_one("#history", DataTable)
+        current = self.highlighted_id()
+        try:
+            shown = sort_rows(filter_rows(self.rows, self.query_one("#filter", Input).value), self.sort_column,
+                              self.sort_reverse)
+            problem = ""
+        except SddError as error:  # an unknown field or a value of the wrong type, while typing
+            shown, problem = [], f"{error}; "
         short = short_ids([r["id"] for r in self.rows])
-        cells = fit_names([row_cells(row, row["id"] in self.selected, short[row["id"]]) for row in shown],
-                          self.size.width or self.app.size.width)
-        fill_table(self.query_one("#history", DataTable), COLUMNS, cells, [row["id"] for row in shown])
+        self.cells = fit_names([row_cells(row, row["id"] in self.selected, short[row["id"]]) for row in shown],
+                               self.size.width or self.app.size.width)
+        self.keys = [row["id"] for row in shown]
+        set_columns(table, COLUMNS, self.cells)
+        at = self.keys.index(current) if current in self.keys else None
+        self.add_page((at or 0) + PAGE)
+        if at is not None:
+            table.move_cursor(row=at, animate=False)
         order = "descending" if self.sort_reverse else "ascending"
-        self.query_one("#history-status", Static).update(
-            f"{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
-            f"{len(self.selected)} selected for compare")
+        self.query_one("#history-status", Static).update(Text(
+            f"{printable(problem)}{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
+            f"{len(self.selected)} selected for compare"))
+
+    def add_page(self, upto: int) -> None:
+        """Put the shown rows in the table up to `upto`."""
+        table = self.query_one("#history", DataTable)
+        start = table.row_count
+        add_rows(table, self.cells[start:upto], self.keys[start:upto])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= event.data_table.row_count - PAGE // 4:  # near the end: the next page
+            self.add_page(event.data_table.row_count + PAGE)
 
     def highlighted_id(self) -> str | None:
         table = self.query_one("#history", DataTable)

@@ -31,17 +31,26 @@ def column_widths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> l
     return [max([len(header), *(_width(row[index]) for row in rows)]) for index, header in enumerate(headers)]
 
 
-def fill_table(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[object]], keys: Sequence[str]) -> None:
-    """Replace the table's columns and rows, keeping the cursor on the same key. Columns get their
-    width from these rows (DataTable's own widths only ever grow, and are measured after a paint)."""
-    current = None
-    if table.row_count:
-        current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+def set_columns(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Empty the table and give it these columns, each as wide as its widest cell in `rows` (DataTable's
+    own widths only ever grow, and are measured after a paint)."""
     table.clear(columns=True)
     for header, width in zip(headers, column_widths(headers, rows)):
         table.add_column(header, width=width, key=header)
+
+
+def add_rows(table: DataTable, rows: Sequence[Sequence[object]], keys: Sequence[str]) -> None:
     for key, row in zip(keys, rows):
         table.add_row(*(Text(printable(cell)) if isinstance(cell, str) else cell for cell in row), key=key)
+
+
+def fill_table(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[object]], keys: Sequence[str]) -> None:
+    """Replace the table's columns and rows, keeping the cursor on the same key."""
+    current = None
+    if table.row_count:
+        current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    set_columns(table, headers, rows)
+    add_rows(table, rows, keys)
     if current in keys:
         table.move_cursor(row=list(keys).index(current), animate=False)
 

@@ -1,0 +1,99 @@
+"""store.json of the first format (every record holding its config and rounds) to the second (a small
+summary per run in store.json; config, rounds and the rest in the run's folder).
+
+`convert` is also the bulk import: it writes every run folder without an fsync each and syncs once,
+then the caller replaces store.json atomically. Records of the wrong shape are kept as they are, for
+`sdd-tui doctor` to report and `doctor --repair` to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from core.atomic import write_json
+from core.errors import SddError
+from core.paths import RunPaths, is_valid_id, sweep_file
+from core.run_folder import RunFolder
+from core.run_index import config_settings, old_record_problem, split_record, summary_doc
+
+FORMAT = 2
+META_TABLE = "meta"
+
+
+def meta_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The store's meta document ({} for a store of the first format)."""
+    table = data.get(META_TABLE)
+    if isinstance(table, dict):
+        for doc in table.values():
+            if isinstance(doc, dict):
+                return doc
+    return {}
+
+
+def needs_conversion(data: dict[str, Any]) -> bool:
+    return bool(data) and meta_of(data).get("format") != FORMAT
+
+
+def with_meta(data: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    data[META_TABLE] = {"1": {"format": FORMAT, "baseline": baseline}}
+    return data
+
+
+def first_baseline(records: list[Any]) -> dict[str, Any]:
+    """The flattened config of the first convertible record that has one."""
+    for record in records:
+        if old_record_problem(record) is None and record.get("config"):
+            return config_settings(record["config"])
+    return {}
+
+
+def convert(data: dict[str, Any], home: Path | None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(the store's data in the current format, the convertible records by id).
+
+    With `home`, every convertible record's run folder gets its run.json and rounds.json (synced once
+    at the end); without, nothing is written (a read-only home is read as if converted)."""
+    runs = data.get("runs") if isinstance(data.get("runs"), dict) else {}
+    baseline = first_baseline(list(runs.values()))
+    converted: dict[str, Any] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for key, record in runs.items():
+        if old_record_problem(record) is not None:
+            converted[key] = record  # kept for doctor to report and repair
+            continue
+        meta, rounds = split_record(record)
+        if home is not None:
+            try:
+                RunFolder(RunPaths(home, meta["id"])).write(meta, rounds, durable=False)
+            except SddError:  # its folder is a symbolic link: kept as it is, for doctor to report
+                converted[key] = record
+                continue
+        converted[key] = summary_doc(meta, rounds, baseline)
+        records[meta["id"]] = record
+    new = {name: table for name, table in data.items() if name not in ("runs", META_TABLE)}
+    new["runs"] = converted
+    if home is not None:
+        write_sweep_files(home, new.get("sweeps"))
+        os.sync()  # every folder file is on disk before store.json stops holding the rounds
+    return with_meta(new, baseline), records
+
+
+def write_sweep_files(home: Path, sweeps: Any) -> None:
+    for sweep in (sweeps or {}).values() if isinstance(sweeps, dict) else ():
+        if isinstance(sweep, dict) and is_valid_id(sweep.get("id")):
+            write_json(sweep_file(home, sweep["id"]), sweep, durable=False)
+
+
+def keep_backup(path: Path) -> Path:
+    """A copy of the first-format store.json next to it (never overwriting an earlier backup)."""
+    target = path.with_name(f"{path.name}.format1-backup")
+    stamp = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.format1-backup-{stamp}")
+        stamp += 1
+    shutil.copy2(path, target)
+    with open(target, "rb") as handle:
+        os.fsync(handle.fileno())
+    return target

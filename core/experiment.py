@@ -6,6 +6,7 @@ ends when its clock says so); a resumed run goes on from the last one.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from pathlib import Path
@@ -112,13 +113,14 @@ class Experiment:
         raise error
 
     def _end(self, status: str, started: float, error: str = "") -> None:
-        try:
-            if error:
+        """Say how the run ended; a full disk or a closed terminal may refuse either event (the first error
+        goes on up; without RunEnded the record stays `running` and shows `interrupted`)."""
+        if error:
+            with contextlib.suppress(OSError, SddError):
                 self.info(error, "error" if status == "failed" else "warning")
+        with contextlib.suppress(OSError, SddError):
             self._emit(RunEnded, status=status, error=error if status == "failed" else "",
                        seconds=time.perf_counter() - started)
-        except OSError:  # a full disk or a closed terminal: the record stays `running` and shows `interrupted`
-            pass
 
     # ------------------------------------------------------------------ the round schedule
 

@@ -15,6 +15,7 @@ the truth: a listed run that is recorded as running is summarised from its folde
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -520,16 +521,27 @@ class StoreRecorder:
         self._events_file = None
 
     def __call__(self, event: Event) -> None:
+        try:
+            self._record(event)
+        except OSError as error:  # a full disk: one line naming the fix, and the run stops with it
+            reason = "the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else error.strerror or str(error)
+            where = self.store.paths(event.run_id).dir
+            raise SddError(f"cannot record run {event.run_id} in {where} ({reason}); its finished rounds and last "
+                           f"checkpoint are kept; free space there, then `sdd-tui resume {event.run_id}`") from None
+
+    def _record(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._start(event)
-        if self._events_file is not None:
-            self._events_file.write(event.to_json() + "\n")
-            self._events_file.flush()
-        if isinstance(event, RoundEnded):
-            self.store.add_round(event.run_id, event.result)
-        elif isinstance(event, RunEnded):
-            self.close()
-            self.store.end_run(event.run_id, status=event.status, ended=event.time, error=event.error)
+        try:
+            if self._events_file is not None:
+                self._events_file.write(event.to_json() + "\n")
+                self._events_file.flush()
+        finally:  # a round or a run's end is kept in the run's folder even when events.jsonl cannot grow
+            if isinstance(event, RoundEnded):
+                self.store.add_round(event.run_id, event.result)
+            elif isinstance(event, RunEnded):
+                self.close()
+                self.store.end_run(event.run_id, status=event.status, ended=event.time, error=event.error)
 
     def _start(self, event: RunStarted) -> None:
         import socket

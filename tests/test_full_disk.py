@@ -60,3 +60,44 @@ def test_atomic_save_says_the_disk_is_full_and_keeps_the_old_file(tmp_path, monk
     assert raised.value.errno == errno.ENOSPC
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left behind
+
+
+class EventsFillUp:
+    """events.jsonl on a disk that fills up after `room` more lines."""
+
+    def __init__(self, handle, room: list[int]):
+        self.handle, self.room = handle, room
+
+    def write(self, text: str) -> int:
+        if self.room[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room[0] -= 1
+        return self.handle.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def test_a_full_disk_while_recording_events_is_one_line_and_resume_finishes(tmp_path, monkeypatch):
+    import builtins
+
+    from typer.testing import CliRunner
+
+    import core.store
+    from core.store import Store
+    from sdd_tui.cli import app
+
+    home = tmp_path / "home"
+    room = [12]  # RunStarted, a message, round 0's epochs and its end... then the disk is full
+    monkeypatch.setattr(core.store, "open", lambda *a, **k: EventsFillUp(builtins.open(*a, **k), room),
+                        raising=False)
+    result = CliRunner().invoke(app, ["--preset", "smoke", "--set", "train.epochs=2", "--home", str(home)])
+    monkeypatch.undo()
+    assert result.exit_code == 2, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: cannot record run ") and "(the disk is full)" in line
+    assert "then `sdd-tui resume" in line
+    (record,) = Store(home).list_runs()
+    resumed = CliRunner().invoke(app, ["resume", record["id"], "--home", str(home)])
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["round"] for r in Store(home).get_run(record["id"])["rounds"]] == [0, 1, 2, 3]

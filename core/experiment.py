@@ -25,6 +25,7 @@ from core.errors import SddError, StopRequested
 from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import build_model, prunable_names
 from core.paths import RunPaths
+from core.plugins import plugin_provenance
 from core.training import Control, EpochStats, RoundTraining, Trainer, compile_model, evaluate, snapshot
 
 
@@ -149,7 +150,7 @@ class Experiment:
             self._restore_labels(data, state)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
-                   host=socket.gethostname(), versions=library_versions(),
+                   host=socket.gethostname(), versions={**library_versions(), **plugin_provenance(cfg)},
                    resumed_from_round=max(state.round, 0) if self.resume and state else -1)
         if self.resume and state is None:
             self.info(f"run {self.run_id} has no checkpoint yet; starting it over", "warning")

@@ -96,7 +96,8 @@ def check_plugin_data(result: Any, spec: str) -> tuple[torch.Tensor, torch.Tenso
     """(x_train, y_train, x_test, y_test) as returned by a dataset plugin, with integer labels as int64;
     SddError naming the fix for a wrong type, shape or label."""
     where = f"data.name={spec!r}"
-    if not (isinstance(result, (tuple, list)) and len(result) == 4 and all(isinstance(t, torch.Tensor) for t in result)):
+    four_tensors = isinstance(result, (tuple, list)) and len(result) == 4
+    if not (four_tensors and all(isinstance(t, torch.Tensor) for t in result)):
         raise SddError(f"{where} returned {_describe(result)}; return (x_train, y_train, x_test, y_test) as torch "
                        f"tensors (torch.as_tensor converts arrays)")
     x_train, y_train, x_test, y_test = result

@@ -16,7 +16,8 @@ from core.config import (
 from core.errors import SddError
 
 PAPER_PRESETS = {"resnet18-noise20", "resnet18-cifar100-noise20", "vgg16-noise20", "lenet300-noise20",
-                 "digits-noise40", "smoke"}
+                 "digits-noise40", "smoke", "lenet300-fashion-noise20", "lenet300-fashion-cpu",
+                 "mlp-mnist1d-noise30"}
 
 
 def test_every_preset_loads_and_has_a_description():
@@ -164,3 +165,21 @@ def test_image_models_refuse_vector_datasets():
     for data in ("digits", "mnist1d"):
         with pytest.raises(SddError, match="need image data"):
             validate_config({"data": {"name": data}, "model": {"name": "resnet18"}})
+
+
+def test_fashion_presets_follow_the_papers_lenet_recipe():
+    paper, cpu = load_preset("lenet300-fashion-noise20"), load_preset("lenet300-fashion-cpu")
+    for config in (paper, cpu):
+        assert (config.data.name, config.model.name) == ("fashion_mnist", "lenet300_100")
+        assert (config.train.optimizer, config.train.lr, config.train.momentum) == ("sgd", 0.1, 0.0)
+        assert (config.train.batch_size, config.train.weight_decay, config.train.milestones) == (128, 0.0, [])
+        assert (config.retrain.mode, config.retrain.rewind_iteration) == ("rewind", 0)
+        assert (config.noise.kind, config.noise.rate, config.prune.fraction) == ("symmetric", 0.2, 0.2)
+    assert (paper.train.epochs, paper.prune.rounds, paper.data.train_size) == (200, 24, None)
+    assert cpu.data.train_size < 60_000 and cpu.train.epochs < 200  # shrunk to fit a laptop
+
+
+def test_mnist1d_preset_is_an_mlp_on_generated_data():
+    config = load_preset("mlp-mnist1d-noise30")
+    assert (config.data.name, config.model.name, config.noise.rate) == ("mnist1d", "mlp", 0.3)
+    assert config.data.data_dir is None and not config.data.download  # generated, never downloaded

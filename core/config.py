@@ -10,16 +10,20 @@ import json
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from core.errors import SddError
+from core.plugins import check_spec, is_plugin
 from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
 
-DataName = Literal["mnist", "cifar10", "cifar100", "digits", "synthetic"]
+# The built-in names; `data.name` and `model.name` also take a plugin, `module.path:function`.
+DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "digits", "synthetic"]
 NoiseKind = Literal["none", "symmetric", "asymmetric", "pairflip"]
 ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
+VECTOR_DATA = ("digits", "mnist1d")  # built-in datasets of (N, D) samples
 PruneMethod = Literal["magnitude", "gradient", "random"]
 PruneScope = Literal["global", "layer"]
 RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
@@ -37,8 +41,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Section):
-    name: DataName = Field("digits", description="Dataset: mnist | cifar10 | cifar100 | digits | synthetic")
+def _builtin_or_plugin(name: str, builtins: Any, field: str) -> str:
+    """A built-in name, or a well-formed `module.path:function`; else a ValueError listing both."""
+    if is_plugin(name):
+        return check_spec(name, field)
+    if name not in get_args(builtins):
+        raise ValueError(f"unknown name {name!r}; use one of {', '.join(get_args(builtins))}, "
+                         f"or module.path:function for your own")
+    return name
+
+
+class _PluginSection(_Section):
+    """A section whose `name` may be a plugin: then any extra keys are kept and handed to it."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @model_validator(mode="after")
+    def _extras_only_for_plugins(self):
+        if self.model_extra and not is_plugin(self.name):
+            raise PydanticCustomError("unknown_field", "unknown field; allowed: {allowed}",
+                                      {"field": next(iter(self.model_extra)),
+                                       "allowed": ", ".join(type(self).model_fields)})
+        return self
+
+
+class DataConfig(_PluginSection):
+    name: str = Field("digits", description="Dataset: mnist | fashion_mnist | mnist1d | cifar10 | cifar100 | "
+                                            "digits | synthetic | module.path:function (your own)")
     data_dir: Path | None = Field(
         None, description="Where torchvision datasets live (default: <home>/data)"
     )
@@ -47,6 +76,9 @@ class DataConfig(_Section):
         None, ge=10, description="Use only the first N training samples (after a seeded shuffle)"
     )
     test_size: int | None = Field(None, ge=10, description="Use only the first N test samples")
+    normalize: bool = Field(
+        True, description="Your own dataset: standardise inputs per channel (images) or feature (vectors)"
+    )
     num_classes: int = Field(10, ge=2, le=1000, description="Classes of the synthetic data")
     shape: list[int] = Field(
         default_factory=lambda: [1, 8, 8],
@@ -54,6 +86,11 @@ class DataConfig(_Section):
     )
     synthetic_train: int = Field(512, ge=10, le=10_000_000, description="Synthetic training samples")
     synthetic_test: int = Field(256, ge=10, le=10_000_000, description="Synthetic test samples")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, name: str) -> str:
+        return _builtin_or_plugin(name, DataName, "data.name")
 
     @field_validator("shape")
     @classmethod
@@ -69,12 +106,18 @@ class NoiseConfig(_Section):
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Noise seed (default: runtime.seed)")
 
 
-class ModelConfig(_Section):
-    name: ModelName = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | vgg16")
+class ModelConfig(_PluginSection):
+    name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | vgg16 | "
+                                                  "module.path:function (your own)")
     width: float = Field(1.0, gt=0.0, le=16.0, description="Width multiplier (tests shrink models with it)")
     hidden: list[int] = Field(
         default_factory=lambda: [300, 100], description="Hidden layer widths of the mlp"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, name: str) -> str:
+        return _builtin_or_plugin(name, ModelName, "model.name")
 
     @field_validator("hidden")
     @classmethod
@@ -164,8 +207,9 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
-        if self.model.name in ("resnet18", "vgg16") and self.data.name == "digits":
-            raise ValueError("model.name: resnet18 and vgg16 need image data (mnist, cifar10, cifar100, synthetic)")
+        if self.model.name in ("resnet18", "vgg16") and self.data.name in VECTOR_DATA:
+            raise ValueError("model.name: resnet18 and vgg16 need image data "
+                             "(mnist, fashion_mnist, cifar10, cifar100, synthetic)")
         return self
 
 
@@ -176,7 +220,10 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "config"
     message = first["msg"]
-    if first["type"] == "extra_forbidden":
+    if first["type"] == "unknown_field":  # an extra key in a section whose name is not a plugin
+        field = f"{field}.{first['ctx']['field']}"
+        message = first["msg"]
+    elif first["type"] == "extra_forbidden":
         section = ".".join(str(part) for part in first["loc"][:-1])
         allowed = _field_names(section)
         message = f"unknown field; allowed: {', '.join(allowed)}"
@@ -265,6 +312,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
+def _plugin_extra(raw: dict[str, Any], path: list[str]) -> bool:
+    """Whether `path` is a key of its own in a section whose name (so far) is a plugin."""
+    section = raw.get(path[0]) if len(path) == 2 else None
+    return isinstance(section, dict) and is_plugin(str(section.get("name", "")))
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `--set` overrides to raw config data; unknown sections or fields are SddErrors."""
     result = {key: (dict(value) if isinstance(value, dict) else value) for key, value in raw.items()}
@@ -275,7 +328,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise SddError(f"--set {text!r}: unknown section {path[0]!r}; "
                            f"sections: {', '.join(_field_names(''))}")
         allowed = _field_names(section_path)
-        if path[-1] not in allowed:
+        if path[-1] not in allowed and not _plugin_extra(result, path):
             where = f"section {section_path!r}" if section_path else "the top level"
             hint = ", ".join(allowed)
             raise SddError(f"--set {text!r}: unknown field {path[-1]!r} in {where}; allowed: {hint}")

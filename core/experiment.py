@@ -24,6 +24,7 @@ from core.errors import SddError, StopRequested, allocation_failure, too_big
 from core.events import Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from core.models import prunable_names
 from core.paths import RunPaths, new_run_id
+from core.plugins import plugin_provenance
 from core.retrain import RETRAIN_MODES, round_start
 from core.round_result import with_reinit
 from core.run_models import RunModels
@@ -78,7 +79,8 @@ class Experiment:
         self.branches = BranchTrainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink, self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
-                   host=socket.gethostname(), versions=library_versions(), provenance=provenance.collect(),
+                   host=socket.gethostname(), versions=library_versions(),
+                   provenance=provenance.collect(plugins=plugin_provenance(cfg)),
                    resumed_from_round=max(state.round, 0) if self.resume and state else -1)
         if self.resume and state is None:
             self.info(f"run {self.run_id} has no checkpoint yet; starting it over", "warning")

@@ -11,6 +11,8 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from core.config import ModelConfig
 from core.errors import SddError
+from core.plugin_checks import check_plugin_model, check_prunable
+from core.plugins import is_plugin, load_function
 
 Builder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
 MODELS: dict[str, Builder] = {}
@@ -146,6 +148,8 @@ def initialise(model: nn.Module, generator: torch.Generator | None = None) -> No
 
 
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
+    if is_plugin(config.name):
+        return _plugin_model(config, tuple(input_shape), num_classes, seed)
     if config.name not in MODELS:
         raise SddError(f"model.name: unknown model {config.name!r}; choose one of: {', '.join(MODELS)}")
     model = MODELS[config.name](config, tuple(input_shape), num_classes)
@@ -153,12 +157,42 @@ def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: 
     return model
 
 
+def _plugin_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
+    """The user's `module.path:function(model_config, input_shape, num_classes)`, checked. It keeps its own
+    init, drawn from torch's generator seeded with `seed` (the caller's generator state is left as it was)."""
+    builder = load_function(config.name, "model.name")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = builder(config, input_shape, num_classes)
+    check_plugin_model(model, config.name, input_shape, num_classes)
+    prunable_names(model)  # a prunable() naming a missing parameter fails here, before any training
+    return model
+
+
+CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def prunable_names(model: nn.Module, layers: str = "default") -> list[str]:
-    """Names of the weight tensors that pruning may touch. Biases and BN are never included."""
+    """Names of the weight tensors that pruning may touch. Biases and BN are never included.
+
+    default: a built-in model's own set; a plugin's `prunable()` list, else every Linear and Conv weight.
+    """
     if layers == "default":
-        return model.default_prunable()
-    kinds = {"all": (nn.Conv2d, nn.Linear), "linear": (nn.Linear,), "conv": (nn.Conv2d,)}[layers]
-    names = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, kinds)]
+        if hasattr(model, "default_prunable"):
+            return model.default_prunable()
+        if hasattr(model, "prunable"):
+            return check_prunable(model, model.prunable())
+        names = _weights_of(model, (*CONV_LAYERS, nn.Linear))
+        if not names:
+            raise SddError(f"{type(model).__name__} has no Linear or Conv layer; name its prunable weights "
+                           f"in a prunable() method")
+        return names
+    kinds = {"all": (*CONV_LAYERS, nn.Linear), "linear": (nn.Linear,), "conv": CONV_LAYERS}[layers]
+    names = _weights_of(model, kinds)
     if not names:
         raise SddError(f"prune.layers={layers}: this model has no such layers; use default or all")
     return names
+
+
+def _weights_of(model: nn.Module, kinds: tuple[type[nn.Module], ...]) -> list[str]:
+    return [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, kinds)]

@@ -72,10 +72,12 @@ def git_state(folder: Path) -> dict[str, Any] | None:
             "root": _git(folder, "rev-parse", "--show-toplevel")}
 
 
-def collect(cwd: Path | None = None) -> dict[str, Any]:
-    """The provenance of a run started now, in `cwd` (default: the current directory)."""
+def collect(cwd: Path | None = None, plugins: dict[str, str] | None = None) -> dict[str, Any]:
+    """The provenance of a run started now, in `cwd` (default: the current directory); `plugins` names the
+    code of a plugin dataset or model (core.plugins.plugin_provenance: module, function, file, sha256)."""
     folder = Path(cwd) if cwd is not None else Path.cwd()
     return {
+        **({"plugins": plugins} if plugins else {}),
         "sdd_tui": package_version("sdd-tui"),
         "command": shlex.join(sys.argv),
         "cwd": str(folder),

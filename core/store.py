@@ -570,8 +570,5 @@ class StoreRecorder:
 
 
 def run_provenance(event: RunStarted) -> dict[str, Any]:
-    """Where a run came from (core/provenance.py), with the plugins it used when the engine lists them."""
-    provenance = dict(getattr(event, "provenance", None) or {})
-    if event.versions.get("plugins"):
-        provenance["plugins"] = event.versions["plugins"]
-    return provenance
+    """Where a run came from (core/provenance.py), with the plugins it used (core.plugins.plugin_provenance)."""
+    return dict(getattr(event, "provenance", None) or {})

@@ -43,3 +43,27 @@ def _run_experiment(config, home: Path, **kwargs):
     run = build_run(config, home, sinks=[events.append], **kwargs)
     status = run.run()
     return run.run_id, status, events
+
+
+@pytest.fixture
+def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """write(source) -> a module name importable from the working directory (tmp_path), as a plugin."""
+    import importlib
+    import sys
+    import textwrap
+    import uuid
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the plugin loader may add the working directory
+    names: list[str] = []
+
+    def write(source: str) -> str:
+        name = f"sdd_plugin_{uuid.uuid4().hex[:8]}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        importlib.invalidate_caches()  # the file is newer than the import system's listing of the folder
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,13 @@ from core.config import (
     parse_override,
     preset_names,
     resolve_config,
+    validate_config,
 )
 from core.errors import SddError
 
 PAPER_PRESETS = {"resnet18-noise20", "resnet18-cifar100-noise20", "vgg16-noise20", "lenet300-noise20",
-                 "digits-noise40", "smoke"}
+                 "digits-noise40", "smoke", "lenet300-fashion-noise20", "lenet300-fashion-cpu",
+                 "mlp-mnist1d-noise30"}
 
 
 def test_every_preset_loads_and_has_a_description():
@@ -121,3 +124,62 @@ def test_every_field_has_a_description():
                 assert field.description, f"{model.__name__}.{name} has no description"
 
     walk(ExperimentConfig)
+
+
+def test_plugin_names_keep_their_own_keys_and_survive_a_round_trip():
+    raw = {"data": {"name": "my_data.sets:load", "csv": "a.csv", "window": 3},
+           "model": {"name": "nets:tiny", "channels": 8}}
+    config = validate_config(raw)
+    assert (config.data.csv, config.data.window, config.model.channels) == ("a.csv", 3, 8)
+    stored = config.model_dump(mode="json")  # what a run record keeps, and `resume` validates again
+    assert validate_config(stored) == config and stored["data"]["window"] == 3
+
+
+def test_extra_keys_are_refused_for_built_in_names():
+    with pytest.raises(SddError, match=r"data\.window: unknown field; allowed: name, data_dir"):
+        validate_config({"data": {"name": "digits", "window": 3}})
+    with pytest.raises(SddError, match=r"model\.channels: unknown field"):
+        validate_config({"model": {"name": "mlp", "channels": 3}})
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("imagenet", "unknown name 'imagenet'; use one of mnist, fashion_mnist, mnist1d"),
+    ("my data:load", "is not module.path:function"),
+    ("my_data:", "is not module.path:function"),
+    ("a:b:c", "is not module.path:function"),
+])
+def test_data_names_are_built_in_or_module_colon_function(name, fragment):
+    with pytest.raises(SddError, match=re.escape(fragment)) as error:
+        validate_config({"data": {"name": name}})
+    assert "\n" not in str(error.value)
+
+
+def test_set_reaches_a_plugins_own_keys_only():
+    config = resolve_config("smoke", overrides=["data.name=my_data:load", "data.window=5"])
+    assert config.data.window == 5
+    with pytest.raises(SddError, match="unknown field 'window'"):
+        resolve_config("smoke", overrides=["data.window=5"])
+
+
+def test_image_models_refuse_vector_datasets():
+    for data in ("digits", "mnist1d"):
+        with pytest.raises(SddError, match="need image data"):
+            validate_config({"data": {"name": data}, "model": {"name": "resnet18"}})
+
+
+def test_fashion_presets_follow_the_papers_lenet_recipe():
+    paper, cpu = load_preset("lenet300-fashion-noise20"), load_preset("lenet300-fashion-cpu")
+    for config in (paper, cpu):
+        assert (config.data.name, config.model.name) == ("fashion_mnist", "lenet300_100")
+        assert (config.train.optimizer, config.train.lr, config.train.momentum) == ("sgd", 0.1, 0.0)
+        assert (config.train.batch_size, config.train.weight_decay, config.train.milestones) == (128, 0.0, [])
+        assert (config.retrain.mode, config.retrain.rewind_iteration) == ("rewind", 0)
+        assert (config.noise.kind, config.noise.rate, config.prune.fraction) == ("symmetric", 0.2, 0.2)
+    assert (paper.train.epochs, paper.prune.rounds, paper.data.train_size) == (200, 24, None)
+    assert cpu.data.train_size < 60_000 and cpu.train.epochs < 200  # shrunk to fit a laptop
+
+
+def test_mnist1d_preset_is_an_mlp_on_generated_data():
+    config = load_preset("mlp-mnist1d-noise30")
+    assert (config.data.name, config.model.name, config.noise.rate) == ("mnist1d", "mlp", 0.3)
+    assert config.data.data_dir is None and not config.data.download  # generated, never downloaded

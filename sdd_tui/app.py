@@ -92,8 +92,17 @@ class SddApp(App):
         return [s for s in self.screen_stack if isinstance(s, DashboardScreen) and s.run_id == run_id]
 
     def latest_running_run(self) -> str | None:
-        running = [r for r in self.store.summaries() if display_status(r) == "running"]
+        running = [r for r in self.stored_runs() if display_status(r) == "running"]
         return running[0]["id"] if running else None
+
+    def stored_runs(self) -> list[dict]:
+        """The store's run summaries, newest first; a store that cannot be read (corrupt, truncated while
+        the app is open) is an error notification and no runs, and the app goes on."""
+        try:
+            return self.store.summaries()
+        except SddError as error:
+            self.notify(str(error), severity="error", timeout=15)
+            return []
 
     def on_engine_events(self, message: EngineEvents) -> None:
         if self.live is not None and message.run_id == self.live.run_id:

@@ -262,3 +262,21 @@ async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, sm
         await pilot.pause(0.3)
         assert "error: runtime.device=cuda:99" in str(dashboard.query_one("#progress", Static).render())
     assert Store(home).list_runs() == []
+
+
+async def test_a_store_corrupted_while_the_app_is_open_is_an_error_and_the_app_goes_on(run_experiment, home,
+                                                                                        smoke_config):
+    run_experiment(smoke_config("prune.rounds=1", "train.epochs=1"), home)
+    app = make_app(home)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        (home / "store.json").write_text('{"runs": {"1": ')  # truncated by another process or a full disk
+        await pilot.press("r")
+        await pilot.press("h")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, HistoryScreen) and app.is_running
+        messages = [n.message for n in app._notifications]
+        assert any("is corrupt" in m and "sdd-tui doctor" in m for m in messages)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running

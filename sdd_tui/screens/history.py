@@ -123,7 +123,7 @@ class HistoryScreen(Screen):
             self.refill()  # names are elided to the width
 
     def reload(self) -> None:
-        self.rows = [history_row(r) for r in self.app.store.summaries()]
+        self.rows = [history_row(r) for r in self.app.stored_runs()]
         self.selected &= {r["id"] for r in self.rows}
         self.refill()
 

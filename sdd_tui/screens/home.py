@@ -91,7 +91,7 @@ class HomeScreen(Screen):
     def action_refresh(self) -> None:
         width = self.size.width or self.app.size.width
         self._fill("#presets", PRESET_COLUMNS, fit_rows(self._presets, PRESET_COLUMNS, 4, width, high=200))
-        records = self.app.store.summaries()
+        records = self.app.stored_runs()
         short = short_ids([r["id"] for r in records])
         recent = records[:RECENT_RUNS]
         rows = fit_rows([run_row(r, short[r["id"]]) for r in recent], RUN_COLUMNS, RUN_NAME, width, RUN_MUST_FIT)

@@ -10,7 +10,7 @@ import json
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -52,9 +52,16 @@ def _builtin_or_plugin(name: str, builtins: Any, field: str) -> str:
 
 
 class _PluginSection(_Section):
-    """A section whose `name` may be a plugin: then any extra keys are kept and handed to it."""
+    """A section whose `name` is a built-in one or a plugin: then any extra keys are kept and handed to it."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
+    BUILTINS: ClassVar[Any]  # the Literal of built-in names
+    SECTION: ClassVar[str]
+
+    @field_validator("name", check_fields=False)  # each subclass declares `name`
+    @classmethod
+    def _name_ok(cls, name: str) -> str:
+        return _builtin_or_plugin(name, cls.BUILTINS, f"{cls.SECTION}.name")
 
     @model_validator(mode="after")
     def _extras_only_for_plugins(self):
@@ -66,6 +73,7 @@ class _PluginSection(_Section):
 
 
 class DataConfig(_PluginSection):
+    BUILTINS, SECTION = DataName, "data"
     name: str = Field("digits", description="Dataset: mnist | fashion_mnist | mnist1d | cifar10 | cifar100 | "
                                             "digits | synthetic | module.path:function (your own)")
     data_dir: Path | None = Field(
@@ -87,11 +95,6 @@ class DataConfig(_PluginSection):
     synthetic_train: int = Field(512, ge=10, le=10_000_000, description="Synthetic training samples")
     synthetic_test: int = Field(256, ge=10, le=10_000_000, description="Synthetic test samples")
 
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, name: str) -> str:
-        return _builtin_or_plugin(name, DataName, "data.name")
-
     @field_validator("shape")
     @classmethod
     def _shape_ok(cls, shape: list[int]) -> list[int]:
@@ -107,17 +110,13 @@ class NoiseConfig(_Section):
 
 
 class ModelConfig(_PluginSection):
+    BUILTINS, SECTION = ModelName, "model"
     name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | vgg16 | "
                                                   "module.path:function (your own)")
     width: float = Field(1.0, gt=0.0, le=16.0, description="Width multiplier (tests shrink models with it)")
     hidden: list[int] = Field(
         default_factory=lambda: [300, 100], description="Hidden layer widths of the mlp"
     )
-
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, name: str) -> str:
-        return _builtin_or_plugin(name, ModelName, "model.name")
 
     @field_validator("hidden")
     @classmethod

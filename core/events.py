@@ -54,11 +54,9 @@ class RoundStarted(Event):
 
 
 @dataclass(frozen=True)
-class EpochEnded(Event):
-    round: int
-    rounds: int
-    epoch: int
-    epochs: int
+class EpochMetrics:
+    """What one epoch measured: core.training's EpochStats and the EpochEnded event carry these fields."""
+
     train_loss: float
     train_acc: float
     test_loss: float
@@ -66,6 +64,14 @@ class EpochEnded(Event):
     lr: float
     seconds: float
     samples_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event, EpochMetrics):
+    round: int
+    rounds: int
+    epoch: int
+    epochs: int
     branch: str = "main"
 
     @classmethod

@@ -20,6 +20,7 @@ from torch import nn
 from core.config import TrainConfig
 from core.data import Dataset, batches_per_epoch, iterate_batches
 from core.errors import SddError, StopRequested
+from core.events import EpochMetrics
 from core.pruning import MaskApplier
 
 
@@ -122,17 +123,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 @dataclass(frozen=True)
-class EpochStats:
-    """What one epoch measured; `epoch` counts from 0 (EpochEnded.from_stats counts from 1)."""
+class EpochStats(EpochMetrics):
+    """What one epoch measured, and which epoch: counted from 0 here (EpochEnded.from_stats counts from 1)."""
 
     epoch: int
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    lr: float
-    seconds: float
-    samples_per_s: float
 
 
 @dataclass
@@ -322,5 +316,6 @@ class Trainer:
         test = evaluate(self.runner, self.data.x_test, self.data.y_test,
                         self.config.eval_batch_size, self.autocast())
         seconds = time.perf_counter() - started
-        return EpochStats(epoch, train_loss, float(correct) / max(seen, 1), test.loss, test.acc, lr, seconds,
-                          seen / max(seconds, 1e-9))
+        return EpochStats(epoch=epoch, train_loss=train_loss, train_acc=float(correct) / max(seen, 1),
+                          test_loss=test.loss, test_acc=test.acc, lr=lr, seconds=seconds,
+                          samples_per_s=seen / max(seconds, 1e-9))

@@ -259,11 +259,7 @@ def runs_tag(
     home: Optional[Path] = HOME,
 ) -> None:
     """Tag a run (`sdd-tui runs --tag TAG` selects by tag)."""
-    from core.query import check_tag
-
-    checked = [check_tag(tag) for tag in tags]
-    record = open_store(ctx, home).set_tags(run_id, add=checked)
-    typer.echo(f"{record['id']}: tags {', '.join(record['tags']) or '(none)'}")
+    _change_tags(ctx, home, run_id, add=tags)
 
 
 @app.command("untag")
@@ -275,11 +271,16 @@ def runs_untag(
     home: Optional[Path] = HOME,
 ) -> None:
     """Remove tags from a run."""
+    _change_tags(ctx, home, run_id, remove=tags)
+
+
+def _change_tags(ctx: typer.Context, home: Path | None, run_id: str, add: list[str] = (), remove: list[str] = ()):
+    """Check every tag first (a tag with a space changes nothing), then change them and say the run's tags."""
     from core.query import check_tag
 
-    checked = [check_tag(tag) for tag in tags]
-    record = open_store(ctx, home).set_tags(run_id, remove=checked)
-    typer.echo(f"{record['id']}: tags {', '.join(record['tags']) or '(none)'}")
+    add, remove = [check_tag(tag) for tag in add], [check_tag(tag) for tag in remove]
+    record = open_store(ctx, home).set_tags(run_id, add=add, remove=remove)
+    typer.echo(f"{record['id']}: tags {shown(', '.join(record['tags'])) or '(none)'}")
 
 
 @app.command("note")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,7 +35,8 @@ class Experiment:
     """One sparse double descent run. `run()` blocks; drive it from a thread to keep a UI live."""
 
     def __init__(self, config: ExperimentConfig, sink: Sink, home: Path, preset: str | None = None,
-                 run_id: str | None = None, control: Control | None = None, resume: bool = False):
+                 run_id: str | None = None, control: Control | None = None, resume: bool = False,
+                 branch_trainer: type[BranchTrainer] | Callable[..., BranchTrainer] = BranchTrainer):
         self.config = config
         self.sink = sink
         self.home = Path(home)
@@ -42,6 +44,7 @@ class Experiment:
         self.run_id = run_id or new_run_id()
         self.control = control or Control()
         self.resume = resume
+        self.branch_trainer = branch_trainer  # builds self.branches (a cohort member's hands its training over)
         self.checkpoints = Checkpointer(RunPaths(self.home, self.run_id), config)
         self.round: RoundInProgress | None = None  # the round being trained
         self.data: Dataset | None = None  # run() loads it, then builds:
@@ -69,7 +72,8 @@ class Experiment:
         if state is not None:
             self.checkpoints.restore_labels(self.data, state)
         self.models = RunModels(cfg, self.data, device, self.info)
-        self.branches = BranchTrainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink, self.info)
+        self.branches = self.branch_trainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink,
+                                            self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
                    host=socket.gethostname(), versions=library_versions(),

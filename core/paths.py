@@ -5,6 +5,7 @@
     <home>/runs/<id>/rounds/round-<r>.pt each finished round's weights and masks
     <home>/runs/<id>/output.log          a sweep member's output (local engine)
     <home>/runs/<id>/detached.log        the output of a run detached from the app
+    <home>/runs/<id>/cohort.log          a packed cohort's own lines, in its first member's folder
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ CHECKPOINT = "checkpoint.pt"
 ROUNDS_DIR = "rounds"
 OUTPUT_LOG = "output.log"
 DETACHED_LOG = "detached.log"
+COHORT_LOG = "cohort.log"
 
 
 def new_run_id() -> str:
@@ -61,6 +63,10 @@ class RunPaths:
     @property
     def detached_log(self) -> Path:
         return self.dir / DETACHED_LOG
+
+    @property
+    def cohort_log(self) -> Path:
+        return self.dir / COHORT_LOG
 
 
 def runs_root(home: Path) -> Path:

@@ -12,7 +12,7 @@ member's test accuracy at every round, packed against alone (on the CPU they are
 
 Cases:
 - digits (default): the `digits-noise40` preset (MLP 64-300-100-10, batch 64, 100 epochs a round), 5 seeds,
-  shortened to 3 rounds (`prune.rounds=2`);
+  shortened to 3 rounds (`prune.rounds=2`; on a GPU 2 rounds, to stay within gpu_check's 90 s);
 - lenet300: `lenet300-noise20`-shaped: LeNet-300-100 on generated MNIST-shaped data (60,000 x 1x28x28
   training samples, 10,000 test, each seed its own data), batch 128, 2 rounds x 2 epochs; for GPUs, with
   `--members 5` and `--members 10`.
@@ -44,6 +44,7 @@ class Case:
     preset: str
     members: int
     rounds: int  # prune.rounds: the sweep trains rounds + 1 rounds
+    gpu_rounds: int  # on a GPU (within gpu_check's time limit for this section)
     epochs: int | None  # None: the preset's
     overrides: tuple[str, ...] = ()
     quick: tuple[str, ...] = field(default=())  # overrides of --quick
@@ -51,22 +52,24 @@ class Case:
 
 LENET_DATA = ("data.name='synthetic'", "data.shape=[1, 28, 28]", "data.num_classes=10", "data.download=false")
 CASES = {
-    "digits": Case("digits-noise40", members=5, rounds=2, epochs=None, quick=("prune.rounds=1", "train.epochs=2")),
-    "lenet300": Case("lenet300-noise20", members=5, rounds=1, epochs=2,
+    "digits": Case("digits-noise40", members=5, rounds=2, gpu_rounds=1, epochs=None, quick=("prune.rounds=1", "train.epochs=2")),
+    "lenet300": Case("lenet300-noise20", members=5, rounds=1, gpu_rounds=1, epochs=2,
                      overrides=(*LENET_DATA, "data.synthetic_train=60000", "data.synthetic_test=10000"),
                      quick=("data.synthetic_train=3000", "data.synthetic_test=1000", "prune.rounds=1", "train.epochs=1")),
 }
 
 
-def sweep_overrides(case: Case, args: argparse.Namespace) -> list[str]:
-    sets = [*case.overrides, f"prune.rounds={args.rounds if args.rounds is not None else case.rounds}",
+def sweep_overrides(case: Case, args: argparse.Namespace, on_gpu: bool) -> list[str]:
+    rounds = args.rounds if args.rounds is not None else case.gpu_rounds if on_gpu else case.rounds
+    sets = [*case.overrides, f"prune.rounds={rounds}",
             f"runtime.device='{args.device}'", "runtime.checkpoint_minutes=0"]
     epochs = args.epochs or case.epochs
     if epochs:
         sets.append(f"train.epochs={epochs}")
     if args.quick:
         sets.extend(case.quick)
-    return [*sets, *args.set]
+    merged = {item.partition("=")[0]: item for item in [*sets, *args.set]}  # a later value of a field wins
+    return list(merged.values())
 
 
 def run_sweep(case: Case, members: int, sets: list[str], pack: bool) -> tuple[float, dict[int, list[float]]]:
@@ -114,8 +117,8 @@ def main() -> None:
 
     case = CASES[args.case]
     members = args.members or (2 if args.quick else case.members)
-    sets = sweep_overrides(case, args)
     device = resolve_device(args.device)
+    sets = sweep_overrides(case, args, device.type == "cuda")
     print(f"bench_cohort: {args.case} ({case.preset}), {members} seeds, {' '.join(sets)}; {device} "
           f"({device_name(device)}), torch {torch.__version__}", flush=True)
     alone_s, packed_s = [], []

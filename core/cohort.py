@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -51,7 +52,7 @@ class _Request:
         trainer = self.member.trainer
         return trainer.round_index, trainer.branch.stream, self.member.schedule.start_iteration, self.order
 
-    @property
+    @cached_property
     def key(self) -> tuple | None:
         """Equal for requests that train as one packed model; None for one that trains alone."""
         trainer, config = self.member.trainer, self.member.config
@@ -75,6 +76,7 @@ class Cohort:
         self.live: set[str] = set()
         self.closed = False
         self.statuses: dict[str, str] = {}
+        self.errors: dict[str, BaseException] = {}  # what ended a failed member's run
 
     def branch_trainer(self, *args) -> MemberBranchTrainer:
         """For build_run(branch_trainer=...): the member's branches train in this cohort."""
@@ -98,8 +100,9 @@ class Cohort:
     def _member(self, handle: RunHandle) -> None:
         try:
             self.statuses[handle.run_id] = handle.run()
-        except BaseException:  # the run recorded RunEnded(failed) with its error: the others go on
+        except BaseException as error:  # the run recorded RunEnded(failed) with it (when it had started)
             self.statuses[handle.run_id] = "failed"
+            self.errors[handle.run_id] = error
         finally:
             with self.changed:
                 self.live.discard(handle.run_id)
@@ -143,7 +146,7 @@ class Cohort:
         try:
             if len(group) > 1:
                 torch.set_num_threads(self.threads)
-                self.say(f"{where}: {len(group)} members packed ({self.threads} threads): "
+                self.say(f"{where}: {len(group)} members packed ({self.threads} CPU thread(s)): "
                          + ", ".join(r.member.run_id for r in group))
                 results = CohortTrainer([r.member for r in group]).train()
             else:

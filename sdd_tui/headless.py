@@ -193,21 +193,29 @@ def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run
 def run_cohort_headless(runs: list[tuple[ExperimentConfig, str, bool]], store: Store, preset: str | None,
                         recorder: Callable[[], StoreRecorder]) -> dict[str, str]:
     """Run (config, run id, resume) triples as one packed cohort in this process (core.cohort); each run's
-    lines go to its own runs/<id>/output.log, the cohort's to stdout. Returns each run's final status."""
+    lines go to its own runs/<id>/output.log, the cohort's to stdout; a run that fails also ends its log
+    with `error: ...`, as a lone member's would. Returns each run's final status."""
     from core.cohort import Cohort
+    from core.device import resolve_device
+    from core.errors import SddError
     from core.launch import build_run
 
     cohort = Cohort(say=lambda text: print(text, flush=True), threads=runs[0][0].runtime.threads)
     with contextlib.ExitStack() as logs:
-        handles = []
+        handles, streams = [], {}
         for config, run_id, resume in runs:
             log_path = store.paths(run_id).output_log
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = logs.enter_context(open(log_path, "a", encoding="utf-8"))
+            log = streams[run_id] = logs.enter_context(open(log_path, "a", encoding="utf-8"))
             handles.append(build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
                                      recorder=recorder(), branch_trainer=cohort.branch_trainer,
                                      sinks=[hangup_safe(HeadlessReporter(log, rich_progress=False))]))
-        print(f"cohort of {len(handles)} on {runs[0][0].runtime.device}: " + ", ".join(h.run_id for h in handles),
-              flush=True)
+        device = resolve_device(runs[0][0].runtime.device)
+        print(f"cohort of {len(handles)} on {device}: " + ", ".join(h.run_id for h in handles), flush=True)
         with stop_on_signals([handle.control for handle in handles]):
-            return cohort.run(handles)
+            statuses = cohort.run(handles)
+        for run_id, error in cohort.errors.items():
+            text = str(error) if isinstance(error, SddError) else f"{type(error).__name__}: {error}"
+            print(f"error: {text}", file=streams[run_id], flush=True)
+            print(f"{run_id}: error: {text}", flush=True)
+        return statuses

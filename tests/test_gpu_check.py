@@ -27,15 +27,6 @@ def gpu_check():
         sys.modules.pop("gpu_check", None)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks run no faster on two threads, and one thread is immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _strict_json(path: Path) -> dict:
     def reject(constant: str):
         raise AssertionError(f"{constant} in {path}: the report must be strict JSON")

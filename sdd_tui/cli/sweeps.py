@@ -214,7 +214,8 @@ def sweeps_show(
         typer.echo(json.dumps({"sweep": head, "members": members, "curves": curves}, indent=2))
         return
     console = Console(highlight=False)
-    console.print(f"{sweep['id']}  {display_sweep_status(sweep)} ({sweep.get('engine')})  {sweep['name']}")
+    engine = sweep.get("engine", "") + (", packed" if sweep.get("pack") else "")
+    console.print(f"{sweep['id']}  {display_sweep_status(sweep)} ({engine})  {sweep['name']}")
     console.print(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
                   + "".join(f" --set {o}" for o in sweep.get("overrides", []))
                   + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())

@@ -496,10 +496,19 @@ def summary(report: dict[str, Any]) -> list[str]:
         elif name in ("correctness", "bf16_vs_fp32"):
             lines.append(runs_line(name, result))
         else:
-            lines.append(f"{name:<34} {result.get('status', 'ran')}"
+            lines.append(f"{name:<34} {_cohort_figures(result.get('json')) or result.get('status', 'ran')}"
                          + (f", peak {result['peak_gpu_allocated_mib']} MiB" if result.get("peak_gpu_allocated_mib")
                             else ""))
     return lines
+
+
+def _cohort_figures(found: Any) -> str:
+    """bench_cohort.py's figures in a few words, when its JSON has them."""
+    if not isinstance(found, dict) or "ratio" not in found:
+        return ""
+    return (f"{found['ratio']}x packed: {found.get('members')} members, member by member "
+            f"{statistics.median(found.get('member_by_member_s') or [0]):.1f} s, packed "
+            f"{statistics.median(found.get('packed_s') or [0]):.1f} s")
 
 
 def _matches(name: str, pattern: str) -> bool:

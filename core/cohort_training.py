@@ -52,8 +52,7 @@ def shared_sources(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], tor
     distinct: list[torch.Tensor] = []
     index = []
     for tensor in tensors:
-        found = next((i for i, seen in enumerate(distinct)
-                      if seen is tensor or (seen.shape == tensor.shape and torch.equal(seen, tensor))), None)
+        found = next((i for i, seen in enumerate(distinct) if _same(seen, tensor)), None)
         if found is None:
             distinct.append(tensor)
             found = len(distinct) - 1
@@ -61,8 +60,21 @@ def shared_sources(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], tor
     return distinct, torch.tensor(index, device=tensors[0].device)
 
 
-def _stacked(distinct: list[torch.Tensor]) -> torch.Tensor:
-    return distinct[0].unsqueeze(0) if len(distinct) == 1 else torch.stack(distinct)
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a is b or (a.shape == b.shape and a.data_ptr() == b.data_ptr() and a.stride() == b.stride()):
+        return True
+    return a.shape == b.shape and torch.equal(a[:1], b[:1]) and torch.equal(a, b)  # the first row settles most
+
+
+def stacked_sources(distinct: list[torch.Tensor]) -> torch.Tensor:
+    """(U, N, ...): one tensor as a view; the rows of an earlier round's stack as that stack; else a stack."""
+    if len(distinct) == 1:
+        return distinct[0].unsqueeze(0)
+    base = distinct[0]._base
+    if base is not None and len(base) == len(distinct) and all(
+            t._base is base and t.data_ptr() == base[i].data_ptr() for i, t in enumerate(distinct)):
+        return base
+    return torch.stack(distinct)
 
 
 class CohortTrainer:
@@ -81,11 +93,13 @@ class CohortTrainer:
         self.y_test = torch.stack([t.data.y_test for t in self.trainers])
 
     def _share(self, field: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Members' equal inputs as one tensor (U, N, ...); each member's Dataset then holds that one copy too."""
+        """Members' inputs as one tensor (U, N, ...), equal ones once; each member's Dataset then holds its row
+        of it, so the data are in memory once and the next round finds them stacked already."""
         distinct, index = shared_sources([getattr(t.data, field) for t in self.trainers])
+        stacked = stacked_sources(distinct)
         for trainer, which in zip(self.trainers, index.tolist()):
-            setattr(trainer.data, field, distinct[which])
-        return _stacked(distinct), index
+            setattr(trainer.data, field, stacked[which])
+        return stacked, index
 
     @property
     def active(self) -> list[int]:

@@ -13,6 +13,7 @@ from core.checkpoint import read_checkpoint, read_round_file
 from core.cohort import Cohort
 from core.cohort_model import PackedMasks, PackedMLP, PackedSGD
 from core.cohort_plan import pack_key, plan_cohorts, unpackable_reason
+from core.cohort_training import shared_sources, stacked_sources
 from core.config import TrainConfig, resolve_config
 from core.events import EpochEnded, RunEnded
 from core.launch import build_run
@@ -159,6 +160,18 @@ def test_packed_sgd_steps_each_member_as_torch_sgd_with_its_own_settings(one_thr
     fresh = PackedSGD(PackedMLP(_mlps(3)), configs)
     fresh.load_member(0, alone[0].state_dict())
     assert torch.equal(fresh.buffers[0][0], alone[0].state[copies[0].hidden[0].weight]["momentum_buffer"])
+
+
+def test_equal_data_are_held_once_and_a_later_round_finds_them_stacked():
+    first, other = torch.randn(50, 8), torch.randn(50, 8)
+    copy = first.clone()
+    distinct, index = shared_sources([first, copy, other, first])
+    assert len(distinct) == 2 and index.tolist() == [0, 0, 1, 0]
+    stacked = stacked_sources(distinct)
+    rows = [stacked[which] for which in index.tolist()]  # what the members' datasets then hold
+    again, same_index = shared_sources(rows)
+    assert same_index.tolist() == [0, 0, 1, 0] and stacked_sources(again) is stacked  # no copy the next round
+    assert stacked_sources([first]).data_ptr() == first.data_ptr()
 
 
 def test_masks_keep_pruned_weights_exactly_zero():

@@ -12,6 +12,7 @@ Between trainings the members' own threads do the rest (evaluation, pruning, che
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,8 +164,9 @@ class Cohort:
 
     def _deliver(self, group: list[_Request], results: list) -> None:
         with self.changed:
-            for request, result in zip(group, results):
-                request.result, request.done = result, True
+            for request, result in zip(group, results):  # each thread raises an error of its own
+                request.result = copy.copy(result) if isinstance(result, BaseException) else result
+                request.done = True
             self.changed.notify_all()
 
     def _close(self, handles: list[RunHandle]) -> None:

@@ -290,7 +290,7 @@ def bench_line(name: str, result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- correctness runs
 
 
-def run_config(device: str, sizes: Sizes, fast: bool):
+def run_config(device: str, sizes: Sizes, fast: bool, amp: bool = True):
     """The resnet18-noise20 recipe, shrunk: generated CIFAR-shaped data, two short rounds, the same seed."""
     from core.config import resolve_config
 
@@ -300,21 +300,8 @@ def run_config(device: str, sizes: Sizes, fast: bool):
         f"model.width={sizes.run_width}", f"train.epochs={sizes.run_epochs}", "train.milestones=[]",
         f"train.batch_size={sizes.run_batch_size}", f"train.eval_batch_size={sizes.eval_batch_size}",
         "prune.rounds=1", f"retrain.rewind_iteration={sizes.run_rewind}", f"runtime.device='{device}'",
-        "runtime.seed=0", f"runtime.fast={str(fast).lower()}", "runtime.checkpoint_minutes=0"])
-
-
-def _fp32_experiment():
-    from core.experiment import Experiment
-
-    class Fp32Experiment(Experiment):
-        """The fast path with autocast off: what bf16 alone changes."""
-
-        def _trainer(self, *args, **kwargs):
-            trainer = super()._trainer(*args, **kwargs)
-            trainer.amp = False
-            return trainer
-
-    return Fp32Experiment
+        "runtime.seed=0", f"runtime.fast={str(fast).lower()}", f"runtime.amp={str(amp).lower()}",
+        "runtime.checkpoint_minutes=0"])
 
 
 def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
@@ -327,10 +314,10 @@ def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
 
     torch.backends.cudnn.benchmark = False  # the fast Trainer turns it on process-wide: each run starts as new
     _reset_peak(device)
-    experiment_class = _fp32_experiment() if variant == "fast_fp32" else Experiment
     events: list = []
     with tempfile.TemporaryDirectory() as home:
-        experiment = experiment_class(run_config(device, sizes, fast=variant != "slow"), events.append, Path(home))
+        config = run_config(device, sizes, fast=variant != "slow", amp=variant != "fast_fp32")
+        experiment = Experiment(config, events.append, Path(home))
         status = experiment.run()
         saved = torch.load(RunPaths(Path(home), experiment.run_id).round_file(1), map_location="cpu",
                            weights_only=False)
@@ -496,10 +483,19 @@ def summary(report: dict[str, Any]) -> list[str]:
         elif name in ("correctness", "bf16_vs_fp32"):
             lines.append(runs_line(name, result))
         else:
-            lines.append(f"{name:<34} {result.get('status', 'ran')}"
+            lines.append(f"{name:<34} {_cohort_figures(result.get('json')) or result.get('status', 'ran')}"
                          + (f", peak {result['peak_gpu_allocated_mib']} MiB" if result.get("peak_gpu_allocated_mib")
                             else ""))
     return lines
+
+
+def _cohort_figures(found: Any) -> str:
+    """bench_cohort.py's figures in a few words, when its JSON has them."""
+    if not isinstance(found, dict) or "ratio" not in found:
+        return ""
+    return (f"{found['ratio']}x packed: {found.get('members')} members, member by member "
+            f"{statistics.median(found.get('member_by_member_s') or [0]):.1f} s, packed "
+            f"{statistics.median(found.get('packed_s') or [0]):.1f} s")
 
 
 def _matches(name: str, pattern: str) -> bool:

@@ -17,7 +17,7 @@ from core.events import EpochEnded, Sink
 from core.round_result import round_result
 from core.run_models import RunModels
 from core.run_state import PartialRound, RoundInProgress, restore_rng
-from core.training import Branch, Control, EpochStats, RoundTraining, Trainer, autocast_for
+from core.training import Branch, Control, EpochStats, RoundTraining, Trainer, TrainSchedule, autocast_for
 
 
 class BranchTrainer:
@@ -49,13 +49,16 @@ class BranchTrainer:
                 branch, epoch, model, optimizer, [*previous, *training.epochs],
                 captured if captured is not None else training.captured))
 
-        training = self._trainer(current, model, branch, epoch_end).train(
-            start_iteration=start, fixed_lr=fixed_lr, capture_iteration=capture_iteration,
-            optimizer_state=optimizer_state)
+        training = self._run(self._trainer(current, model, branch, epoch_end),
+                             TrainSchedule(start, fixed_lr, capture_iteration, optimizer_state))
         training.epochs = previous + training.epochs
         if captured is not None:
             training.captured = captured
         return training
+
+    def _run(self, trainer: Trainer, schedule: TrainSchedule) -> RoundTraining:
+        """Train one branch here and now (a cohort's members hand theirs to the cohort instead)."""
+        return trainer.train(**vars(schedule))
 
     def result(self, current: RoundInProgress, model: nn.Module, init, epochs: list[EpochStats]) -> dict[str, Any]:
         cfg = self.config
@@ -71,6 +74,6 @@ class BranchTrainer:
             self.sink(EpochEnded.from_stats(stats, run_id=run_id, time=time.time(), round=current.index,
                                             rounds=cfg.prune.rounds, epochs=cfg.train.epochs, branch=branch))
 
-        return Trainer(model, self.data, cfg.train, current.masks, self.control, amp=cfg.runtime.fast,
+        return Trainer(model, self.data, cfg.train, current.masks, self.control, amp=cfg.runtime.fast and cfg.runtime.amp,
                        round_index=current.index, seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch,
                        on_epoch_end=epoch_end, fast=cfg.runtime.fast, forward=self.models.forward_of(model))

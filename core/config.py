@@ -178,6 +178,8 @@ class RuntimeConfig(_Section):
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of init, noise, data order and masks")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch")
     fast: bool = Field(True, description="Fast path: device-resident data, AMP on CUDA")
+    amp: bool = Field(True, description="Mixed precision on CUDA in the fast path (bf16 autocast, fp16 with loss "
+                                        "scaling where bf16 is missing); false trains in fp32 as the paper's code")
     compile: bool = Field(False, description="torch.compile the model once per run")
     checkpoint_every: int = Field(0, ge=0, description="Also checkpoint every N epochs (0: rounds only)")
     checkpoint_minutes: float = Field(

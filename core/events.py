@@ -53,7 +53,7 @@ class RoundStarted(Event):
     start_epoch: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keywords only: a positional call would silently mix the fields up
 class EpochMetrics:
     """What one epoch measured: core.training's EpochStats and the EpochEnded event carry these fields."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,7 +37,8 @@ class Experiment:
     """One sparse double descent run. `run()` blocks; drive it from a thread to keep a UI live."""
 
     def __init__(self, config: ExperimentConfig, sink: Sink, home: Path, preset: str | None = None,
-                 run_id: str | None = None, control: Control | None = None, resume: bool = False):
+                 run_id: str | None = None, control: Control | None = None, resume: bool = False,
+                 branch_trainer: type[BranchTrainer] | Callable[..., BranchTrainer] = BranchTrainer):
         self.config = config
         self.sink = sink
         self.home = Path(home)
@@ -44,6 +46,7 @@ class Experiment:
         self.run_id = run_id or new_run_id()
         self.control = control or Control()
         self.resume = resume
+        self.branch_trainer = branch_trainer  # builds self.branches (a cohort member's hands its training over)
         self.checkpoints = Checkpointer(RunPaths(self.home, self.run_id), config)
         self.round: RoundInProgress | None = None  # the round being trained
         self.data: Dataset | None = None  # run() loads it, then builds:
@@ -76,7 +79,8 @@ class Experiment:
             if (asked := allocation_failure(error)) is None:
                 raise
             raise too_big(asked, "loading the data or building the model") from None
-        self.branches = BranchTrainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink, self.info)
+        self.branches = self.branch_trainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink,
+                                            self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),
                    device=str(device), rounds=cfg.prune.rounds, epochs=cfg.train.epochs,
                    host=socket.gethostname(), versions=library_versions(),

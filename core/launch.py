@@ -7,11 +7,12 @@ the extra sinks (a headless printer, the app's queue, a test's list).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from core.branch_training import BranchTrainer
 from core.config import ExperimentConfig
 from core.events import Event, Sink, fanout
 from core.experiment import Experiment
@@ -48,13 +49,15 @@ class RunHandle:
 
 def build_run(config: ExperimentConfig, home: Path, *, preset: str | None = None, run_id: str | None = None,
               resume: bool = False, recorder: Recorder | None = None, sinks: Iterable[Sink] = (),
-              control: Control | None = None) -> RunHandle:
+              control: Control | None = None,
+              branch_trainer: Callable[..., BranchTrainer] = BranchTrainer) -> RunHandle:
     """The engine for `config` under `home`; each event goes to `recorder` (default: a StoreRecorder on the
-    store at `home`), then to each of `sinks` in order."""
+    store at `home`), then to each of `sinks` in order. `branch_trainer` builds what trains its branches
+    (core.cohort's, for a member of a packed cohort)."""
     from core.store import Store, StoreRecorder
 
     control = control or Control()
     recorder = recorder if recorder is not None else StoreRecorder(Store(home))
     experiment = Experiment(config, fanout(recorder, *sinks), home, preset=preset, run_id=run_id, control=control,
-                            resume=resume)
+                            resume=resume, branch_trainer=branch_trainer)
     return RunHandle(experiment, control, recorder)

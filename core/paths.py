@@ -8,6 +8,7 @@
     <home>/runs/<id>/rounds/round-<r>.pt each finished round's weights and masks
     <home>/runs/<id>/output.log          a sweep member's output (local engine)
     <home>/runs/<id>/detached.log        the output of a run detached from the app
+    <home>/runs/<id>/cohort.log          a packed cohort's own lines, in its first member's folder
     <home>/sweeps/<id>.json              a sweep's record (the store's copy can be rebuilt from it)
 
 A run id comes from the command line and from store records alike; both go through `RunPaths`, which
@@ -34,6 +35,7 @@ CHECKPOINT = "checkpoint.pt"
 ROUNDS_DIR = "rounds"
 OUTPUT_LOG = "output.log"
 DETACHED_LOG = "detached.log"
+COHORT_LOG = "cohort.log"
 
 # letters, digits, '.', '_', '-', starting with a letter or digit: no '/', no '..', no hidden name
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -110,6 +112,10 @@ class RunPaths:
     @property
     def detached_log(self) -> Path:
         return self.dir / DETACHED_LOG
+
+    @property
+    def cohort_log(self) -> Path:
+        return self.dir / COHORT_LOG
 
 
 def runs_root(home: Path) -> Path:

@@ -1,7 +1,8 @@
 """The local engine: members as separate `sdd-tui sweep-member` processes, one per visible GPU at a time.
 
-Which slot runs on which device is a pure function (`local_slots`, `member_device`); `run_local` is
-a small queue that launches a member whenever a slot is free. A process is started in its own
+A job is one member, or (with `--pack`) a cohort of members trained as one packed model by one
+`sdd-tui sweep-cohort` process. Which slot runs on which device is a pure function (`local_slots`,
+`member_device`); `run_local` is a small queue that launches a job whenever a slot is free. A process is started in its own
 session, so a Ctrl-C in the terminal reaches only this driver, which then asks each member to stop
 (SIGINT: the member finishes its batch, keeps its checkpoint and records itself as stopped).
 """
@@ -54,42 +55,55 @@ def threads_per_member(cpu_count: int, slot_count: int) -> int:
     return max(1, cpu_count // max(1, slot_count))
 
 
+Job = list[dict[str, Any]]  # one member, or the members of one packed cohort
+
+
 def member_command(home: Path, sweep_id: str, run_id: str, device: str) -> list[str]:
     return sdd_tui_command("sweep-member", sweep_id, run_id, "--device", device, "--home", str(home))
 
 
-def launch_member(store: Store, sweep_id: str, member: dict[str, Any], device: str, threads: int) -> subprocess.Popen:
-    """Start one member with `threads` CPU threads (unless OMP_NUM_THREADS or runtime.threads say otherwise);
-    its output goes to runs/<id>/output.log."""
-    return spawn(member_command(store.home, sweep_id, member["run_id"], device),
-                 store.paths(member["run_id"]).output_log, env_defaults={"OMP_NUM_THREADS": str(threads)})
+def cohort_command(home: Path, sweep_id: str, run_ids: list[str], device: str) -> list[str]:
+    return sdd_tui_command("sweep-cohort", sweep_id, ",".join(run_ids), "--device", device, "--home", str(home))
+
+
+def launch_job(store: Store, sweep_id: str, job: Job, device: str, threads: int) -> subprocess.Popen:
+    """Start one member, or one cohort, with `threads` CPU threads (unless OMP_NUM_THREADS or runtime.threads
+    say otherwise). A member's output goes to runs/<id>/output.log; a cohort's members write theirs there
+    themselves, and the cohort's own lines go to runs/<first id>/cohort.log."""
+    paths = store.paths(job[0]["run_id"])
+    if len(job) == 1:
+        command, log_path = member_command(store.home, sweep_id, job[0]["run_id"], device), paths.output_log
+    else:
+        command, log_path = cohort_command(store.home, sweep_id, [m["run_id"] for m in job], device), paths.cohort_log
+    return spawn(command, log_path, env_defaults={"OMP_NUM_THREADS": str(threads)})
 
 
 Report = Callable[[str, dict[str, Any], Any], None]  # ("started", member, device) / ("ended", member, exit code)
 
 
 def run_local(
-    members: list[dict[str, Any]],
+    jobs: list[Job],
     slots: list[str | None],
-    launch: Callable[[dict[str, Any], str], MemberProcess],
+    launch: Callable[[Job, str], MemberProcess],
     report: Report | None = None,
     poll_seconds: float = 0.5,
     grace_seconds: float = 60.0,
 ) -> tuple[dict[str, int], bool]:
-    """Run every member, at most one per slot at a time. Returns (exit code by run id, interrupted).
-    On KeyboardInterrupt nothing new starts; running members get SIGINT and `grace_seconds` to stop."""
+    """Run every job, at most one per slot at a time. Returns (exit code by member run id, interrupted).
+    On KeyboardInterrupt nothing new starts; running jobs get SIGINT and `grace_seconds` to stop."""
     report = report or (lambda kind, member, detail: None)
-    pending = deque(members)
-    running: dict[int, tuple[dict[str, Any], MemberProcess]] = {}
+    pending = deque(jobs)
+    running: dict[int, tuple[Job, MemberProcess]] = {}
     exit_codes: dict[str, int] = {}
     try:
         while pending or running:
             for slot in range(len(slots)):
                 if slot not in running and pending:
-                    member = pending.popleft()
-                    device = member_device(member["config"]["runtime"]["device"], slots[slot])
-                    running[slot] = (member, launch(member, device))
-                    report("started", member, device)
+                    job = pending.popleft()
+                    device = member_device(job[0]["config"]["runtime"]["device"], slots[slot])
+                    running[slot] = (job, launch(job, device))
+                    for member in job:
+                        report("started", member, device)
             _collect(running, exit_codes, report)
             if running:
                 time.sleep(poll_seconds)
@@ -100,16 +114,21 @@ def run_local(
 
 
 def _collect(running, exit_codes: dict[str, int], report: Report) -> None:
-    for slot, (member, process) in list(running.items()):
+    for slot, (job, process) in list(running.items()):
         code = process.poll()
         if code is not None:
             del running[slot]
-            exit_codes[member["run_id"]] = code
-            report("ended", member, code)
+            _ended(job, code, exit_codes, report)
+
+
+def _ended(job: Job, code: int, exit_codes: dict[str, int], report: Report) -> None:
+    for member in job:
+        exit_codes[member["run_id"]] = code
+        report("ended", member, code)
 
 
 def _stop_all(running, exit_codes, report: Report, poll_seconds: float, grace_seconds: float) -> None:
-    for _member, process in running.values():
+    for _job, process in running.values():
         process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + grace_seconds
     try:
@@ -118,10 +137,9 @@ def _stop_all(running, exit_codes, report: Report, poll_seconds: float, grace_se
             time.sleep(poll_seconds)
     except KeyboardInterrupt:  # a second Ctrl-C: do not wait for the batch to end
         pass
-    for member, process in running.values():
+    for job, process in running.values():
         process.kill()
-        exit_codes[member["run_id"]] = -signal.SIGKILL
-        report("ended", member, -signal.SIGKILL)
+        _ended(job, -signal.SIGKILL, exit_codes, report)
     running.clear()
 
 

@@ -27,7 +27,8 @@ EXIT_CODES = {"finished": 0, "stopped": 130}  # of `sdd-tui sweep`; any other st
 
 
 def engine_options(sweep: dict | None, engine: str | None, address: str | None, max_parallel: int | None,
-                   cpus_per_member: float | None, worker_home: Path | None, store: Store) -> dict[str, Any]:
+                   cpus_per_member: float | None, worker_home: Path | None, store: Store, pack: bool | None = None,
+                   pack_size: int | None = None) -> dict[str, Any]:
     """The engine settings: what was given, else what the sweep used before, else the defaults."""
     previous = sweep or {}
     engine = engine or previous.get("engine") or "local"
@@ -35,7 +36,13 @@ def engine_options(sweep: dict | None, engine: str | None, address: str | None, 
         raise SddError(f"--engine {engine!r}: use local or ray")
     if engine == "local" and address is not None:
         raise SddError("--address is for --engine ray; add --engine ray or drop --address")
+    from core.cohort_plan import DEFAULT_PACK_SIZE
+
+    pack = pack if pack is not None else bool(previous.get("pack"))
+    if pack and engine == "ray":
+        raise SddError("--pack packs members into cohorts with the local engine; drop --pack or use --engine local")
     return {
+        "pack": pack, "pack_size": pack_size or previous.get("pack_size") or DEFAULT_PACK_SIZE,
         "engine": engine,
         "address": address if address is not None else previous.get("address"),
         "max_parallel": max_parallel or previous.get("max_parallel"),
@@ -62,7 +69,7 @@ def run_sweep(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]]
     say(f"sweep {sweep['id']}: {len(members)} of {len(sweep['members'])} member(s) to run, engine {options['engine']}")
     with _sigterm_as_interrupt():
         if options["engine"] == "local":
-            outcomes, interrupted = _run_local(store, sweep, members, options["max_parallel"], say)
+            outcomes, interrupted = _run_local(store, sweep, members, options, say)
         else:
             from core.sweep_ray import run_ray
 
@@ -100,13 +107,20 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_local(store: Store, sweep: dict, members: list[dict], max_parallel: int | None, say: Say):
-    from core.sweep_local import launch_member, local_slots, run_local, settle_records, threads_per_member, visible_gpus
+def _run_local(store: Store, sweep: dict, members: list[dict], options: dict[str, Any], say: Say):
+    from core.sweep_local import launch_job, local_slots, run_local, settle_records, threads_per_member, visible_gpus
 
-    slots = local_slots(visible_gpus(), max_parallel)
+    slots = local_slots(visible_gpus(), options["max_parallel"])
     threads = threads_per_member(os.cpu_count() or 1, len(slots))
     where = ", ".join(slots) if slots[0] else "devices as configured"
-    say(f"{len(slots)} member(s) at a time ({where}); each member's output: <home>/runs/<id>/output.log")
+    unit = "job(s) (a member or a cohort)" if options["pack"] else "member(s)"
+    say(f"{len(slots)} {unit} at a time ({where}); each member's output: <home>/runs/<id>/output.log")
+    jobs = [[member] for member in members]
+    if options["pack"]:
+        plan = pack_plan(members, len(slots), options["pack_size"])
+        for line in plan.lines():
+            say(line)
+        jobs = plan.jobs(members)
 
     def report(kind: str, member: dict, detail: Any) -> None:
         if kind == "started":
@@ -117,11 +131,19 @@ def _run_local(store: Store, sweep: dict, members: list[dict], max_parallel: int
         say(f"{status:<8} {member['run_id']}  {member['name']}{member_result_text(record)}")
 
     exit_codes, interrupted = run_local(
-        members, slots, lambda member, device: launch_member(store, sweep["id"], member, device, threads), report)
+        jobs, slots, lambda job, device: launch_job(store, sweep["id"], job, device, threads), report)
     settle_records(store, exit_codes)
     outcomes = {run_id: {"status": "failed", "error": _last_line(store, run_id)}
                 for run_id, code in exit_codes.items() if code not in (0, 130)}
     return outcomes, interrupted
+
+
+def pack_plan(members: list[dict], slots: int, pack_size: int):
+    """How `--pack` groups these members into cohorts (core.cohort_plan), each one's config validated."""
+    from core.cohort_plan import plan_cohorts
+    from core.sweep import member_config
+
+    return plan_cohorts(members, [member_config(m) for m in members], slots, pack_size)
 
 
 def _last_line(store: Store, run_id: str) -> str:

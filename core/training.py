@@ -49,6 +49,22 @@ def lr_at(iteration: int, iterations_per_epoch: int, base_lr: float, milestones:
     return base_lr * gamma ** sum(1 for m in milestones if epoch >= m)
 
 
+def lr_schedule(config: TrainConfig, iterations_per_epoch: int, fixed_lr: float | None) -> Callable[[int], float]:
+    """The LR of each iteration: `fixed_lr` throughout (finetuning), else the config's step schedule."""
+    if fixed_lr is not None:
+        return lambda iteration: fixed_lr
+    return lambda iteration: lr_at(iteration, iterations_per_epoch, config.lr, config.milestones, config.gamma)
+
+
+def check_finite(train_loss: float, round_index: int, epoch: int, lr: float) -> None:
+    """TrainingDiverged when an epoch's mean training loss is NaN or infinite."""
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(
+            f"loss became {train_loss} in round {round_index}, epoch {epoch + 1}; "
+            f"lower train.lr (now {lr}) or check the data"
+        )
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig, lr: float, fused: bool = False) -> torch.optim.Optimizer:
     """SGD or Adam stepping all tensors at once: `fused` (one kernel, CUDA) or foreach."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -122,11 +138,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return Evaluation(float(loss_sum) / len(y), acc, predicted)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EpochStats(EpochMetrics):
     """What one epoch measured, and which epoch: counted from 0 here (EpochEnded.from_stats counts from 1)."""
 
     epoch: int
+
+
+@dataclass
+class TrainSchedule:
+    """Where `Trainer.train` starts and what it carries over: its keyword arguments, as one value."""
+
+    start_iteration: int = 0
+    fixed_lr: float | None = None
+    capture_iteration: int | None = None
+    optimizer_state: dict | None = None
 
 
 @dataclass
@@ -265,8 +291,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # shapes repeat every batch: pick the fastest kernels once
         applier = MaskApplier(model, self.masks)
         applier.weights()
-        lr_of = (lambda it: fixed_lr) if fixed_lr is not None else (
-            lambda it: lr_at(it, per_epoch, config.lr, config.milestones, config.gamma))
+        lr_of = lr_schedule(config, per_epoch, fixed_lr)
         optimizer = make_optimizer(model, config, lr_of(start_iteration), fused=self.fast and device.type == "cuda")
         if optimizer_state is not None:  # resuming mid-round: momentum and Adam moments carry on
             optimizer.load_state_dict(optimizer_state)
@@ -308,11 +333,7 @@ class Trainer:
                    started: float) -> EpochStats:
         """Read the epoch's device-side sums (the one host synchronisation) and evaluate on the test set."""
         train_loss = float(loss_sum) / max(seen, 1)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"loss became {train_loss} in round {self.round_index}, epoch {epoch + 1}; "
-                f"lower train.lr (now {self.config.lr}) or check the data"
-            )
+        check_finite(train_loss, self.round_index, epoch, self.config.lr)
         test = evaluate(self.runner, self.data.x_test, self.data.y_test,
                         self.config.eval_batch_size, self.autocast())
         seconds = time.perf_counter() - started

@@ -7,8 +7,10 @@ turning SIGINT, SIGTERM and SIGHUP into a clean stop.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
@@ -23,6 +25,7 @@ from core.progress import Progress as RunProgress
 if TYPE_CHECKING:
     from core.config import ExperimentConfig
     from core.store import Store, StoreRecorder
+    from core.training import Control
 
 
 def _pct(value: float | None) -> str:
@@ -139,6 +142,37 @@ def hangup_safe(sink: Sink) -> Sink:
     return safe
 
 
+@contextlib.contextmanager
+def stop_on_signals(controls: list[Control]):
+    """Within the block, SIGINT/SIGTERM/SIGHUP stop every run of `controls` at its next batch; a second
+    Ctrl-C raises KeyboardInterrupt (no more waiting for the batch). Under nohup SIGHUP stays ignored."""
+    previous = {}
+
+    def stop(signum, _frame):
+        stopping = all(control.stop.is_set() for control in controls)
+        if stopping and signum == signal.SIGINT:  # a second Ctrl-C: give up waiting for the batch
+            signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        if stopping:  # SIGHUP then SIGTERM when a session closes: one stop is enough
+            return
+        for control in controls:
+            control.stop.set()
+        try:  # after SIGHUP the terminal may be gone
+            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
+            print(f"\nstopping after this batch ({signal.Signals(signum).name}){again}", file=sys.stderr)
+        except OSError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup ignores SIGHUP: keep it so
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run_id: str | None = None,
                  resume: bool = False, recorder: StoreRecorder | None = None) -> str:
     """Run in the foreground; SIGINT/SIGTERM/SIGHUP stop at the next batch and keep finished rounds.
@@ -150,28 +184,39 @@ def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run
 
     built = build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
                       recorder=recorder or StoreRecorder(store), sinks=[hangup_safe(HeadlessReporter())])
-    experiment, control, recorder = built.experiment, built.control, built.recorder
-    previous = {}
-
-    def stop(signum, _frame):
-        if control.stop.is_set() and signum == signal.SIGINT:  # a second Ctrl-C: give up waiting for the batch
-            signal.signal(signum, previous.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
-        if control.stop.is_set():  # SIGHUP then SIGTERM when a session closes: one stop is enough
-            return
-        control.stop.set()
-        try:  # after SIGHUP the terminal may be gone
-            again = "; Ctrl-C again to abort" if signum == signal.SIGINT else ""
-            print(f"\nstopping after this batch ({signal.Signals(signum).name}){again}", file=sys.stderr)
-        except OSError:
-            pass
-
-    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup ignores SIGHUP: keep it so
-            previous[signum] = signal.signal(signum, stop)
     try:
-        return experiment.run()
+        with stop_on_signals([built.control]):
+            return built.experiment.run()
     finally:
-        recorder.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        built.recorder.close()
+
+
+def run_cohort_headless(runs: list[tuple[ExperimentConfig, str, bool]], store: Store, preset: str | None,
+                        recorder: Callable[[], StoreRecorder]) -> dict[str, str]:
+    """Run (config, run id, resume) triples as one packed cohort in this process (core.cohort); each run's
+    lines go to its own runs/<id>/output.log, the cohort's to stdout; a run that fails also ends its log
+    with `error: ...`, as a lone member's would. Returns each run's final status."""
+    from core.cohort import Cohort
+    from core.device import resolve_device
+    from core.errors import SddError
+    from core.launch import build_run
+
+    cohort = Cohort(say=lambda text: print(text, flush=True), threads=runs[0][0].runtime.threads)
+    with contextlib.ExitStack() as logs:
+        handles, streams = [], {}
+        for config, run_id, resume in runs:
+            log_path = store.paths(run_id).output_log
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = streams[run_id] = logs.enter_context(open(log_path, "a", encoding="utf-8"))
+            handles.append(build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
+                                     recorder=recorder(), branch_trainer=cohort.branch_trainer,
+                                     sinks=[hangup_safe(HeadlessReporter(log, rich_progress=False))]))
+        device = resolve_device(runs[0][0].runtime.device)
+        print(f"cohort of {len(handles)} on {device}: " + ", ".join(h.run_id for h in handles), flush=True)
+        with stop_on_signals([handle.control for handle in handles]):
+            statuses = cohort.run(handles)
+        for run_id, error in cohort.errors.items():
+            text = str(error) if isinstance(error, SddError) else f"{type(error).__name__}: {error}"
+            print(f"error: {text}", file=streams[run_id], flush=True)
+            print(f"{run_id}: error: {text}", flush=True)
+        return statuses

@@ -18,6 +18,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread while the test runs: tiny networks run no faster on two, one thread is immune to a
+    busy machine, and a GEMM split over two threads may round differently from the same GEMM in one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def smoke_config():
     from core.config import resolve_config
 

@@ -27,15 +27,6 @@ def gpu_check():
         sys.modules.pop("gpu_check", None)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks run no faster on two threads, and one thread is immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _strict_json(path: Path) -> dict:
     def reject(constant: str):
         raise AssertionError(f"{constant} in {path}: the report must be strict JSON")
@@ -125,6 +116,10 @@ def test_the_cohort_bench_runs_as_a_child_with_the_options_it_knows(gpu_check, t
     monkeypatch.setattr(gpu_check, "COHORT_SCRIPT", script)
     result = gpu_check.cohort("cpu", quick=True, limit=60)
     assert result["json"] == {"argv": ["--device", "cpu", "--json"]}  # no --quick: its source does not name it
+    figures = {"ratio": 3.1, "members": 5, "member_by_member_s": [62.0], "packed_s": [20.0]}
+    report = {"sections": {"cohort": {"status": "ok", "result": {**result, "json": figures}}}}
+    assert gpu_check.summary(report) == [f"{'cohort':<34} 3.1x packed: 5 members, member by member 62.0 s, "
+                                         "packed 20.0 s"]
     assert result["returncode"] == 0 and result["stdout_tail"][0] == "working"
     script.write_text("import sys\nprint('no GPU', file=sys.stderr)\nsys.exit(3)\n")
     with pytest.raises(RuntimeError, match="exited 3: no GPU"):

@@ -135,3 +135,20 @@ def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
         assert torch.equal(image, expected) and label == expected_label == int(labels[index])
     colour, colour_labels = synthetic_images((3, 32, 32), 10, 8)
     assert isinstance(pil_loader(colour, colour_labels, 4, augment=True, workers=0).dataset, PilImageDataset)
+
+
+@pytest.mark.parametrize(("amp", "expected"), [("true", True), ("false", False)])
+def test_runtime_amp_false_trains_without_mixed_precision(run_experiment, home, smoke_config, monkeypatch, amp,
+                                                          expected):
+    import core.branch_training
+
+    built = []
+    real = core.branch_training.Trainer
+
+    def recording(*args, **kwargs):
+        built.append(kwargs["amp"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.branch_training, "Trainer", recording)
+    _, status, _ = run_experiment(smoke_config("prune.rounds=1", "train.epochs=1", f"runtime.amp={amp}"), home)
+    assert status == "finished" and built and set(built) == {expected}

@@ -152,7 +152,8 @@ def test_local_queue_runs_one_member_per_gpu_at_a_time():
     running: dict[str, tuple[str, FakeProcess]] = {}
     overlaps, launched = [], []
 
-    def launch(member, device):
+    def launch(job, device):
+        (member,) = job
         for run_id, (_, process) in list(running.items()):  # forget the ones that ended
             if process.polls <= 0:
                 del running[run_id]
@@ -162,7 +163,7 @@ def test_local_queue_runs_one_member_per_gpu_at_a_time():
         launched.append((member["run_id"], device))
         return process
 
-    exit_codes, interrupted = run_local(_fake_members(5), local_slots(2), launch, poll_seconds=0)
+    exit_codes, interrupted = run_local([[m] for m in _fake_members(5)], local_slots(2), launch, poll_seconds=0)
     assert not interrupted and exit_codes == {f"r{i}": 0 for i in range(5)}
     assert [run_id for run_id, _ in launched] == ["r0", "r1", "r2", "r3", "r4"]
     assert all(len(devices) <= 2 and len(set(devices)) == len(devices) for devices in overlaps)
@@ -172,7 +173,7 @@ def test_local_queue_runs_one_member_per_gpu_at_a_time():
 def test_ctrl_c_stops_running_members_and_starts_no_more():
     processes = []
 
-    def launch(member, device):
+    def launch(job, device):
         processes.append(FakeProcess(polls=10**6, log=[]))
         return processes[-1]
 
@@ -180,7 +181,8 @@ def test_ctrl_c_stops_running_members_and_starts_no_more():
         if kind == "started" and member["run_id"] == "r1":
             raise KeyboardInterrupt
 
-    exit_codes, interrupted = run_local(_fake_members(4), local_slots(2), launch, report, poll_seconds=0)
+    exit_codes, interrupted = run_local([[m] for m in _fake_members(4)], local_slots(2), launch, report,
+                                        poll_seconds=0)
     assert interrupted and len(processes) == 2
     assert [p.signals for p in processes] == [[signal.SIGINT], [signal.SIGINT]]
     assert exit_codes == {"r0": 130, "r1": 130}

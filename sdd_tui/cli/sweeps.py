@@ -33,20 +33,22 @@ def sweep_command(
     cpus_per_member: Optional[float] = typer.Option(None, "--cpus-per-member", min=0.01, help="Ray: CPUs each member reserves (default 1)"),
     retries: int = typer.Option(3, "--retries", min=0, help="Ray: times a member whose worker or node dies is retried"),
     worker_home: Optional[Path] = typer.Option(None, "--worker-home", help="Ray: where workers keep checkpoints and data (default: --home; share it between nodes)"),
+    pack: Optional[bool] = typer.Option(None, "--pack/--no-pack", help="Train members that share network, data and "
+                                        "schedule (MLP family) as packed cohorts, one process each (local engine)"),
+    pack_size: Optional[int] = typer.Option(None, "--pack-size", min=1, help="--pack: members per cohort at most "
+                                            "(default 32)"),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish the unfinished members of this sweep id"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the members and exit; store nothing"),
     home: Optional[Path] = HOME,
 ) -> None:
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
-    from core.sweep import ENGINES, expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
+    from core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
     from core.sweep_runner import EXIT_CODES, engine_options, engine_session, run_sweep
 
-    if engine is not None and engine not in ENGINES:  # before --dry-run too: a typo is found at once
-        raise SddError(f"--engine {engine!r}: use {' or '.join(ENGINES)}")
     store = open_store(ctx, home)
     if resume:
         if preset or config or overrides or seeds or grid or dry_run:
-            raise SddError("--resume takes the sweep id only (plus --engine/--address/--max-parallel/--home)")
+            raise SddError("--resume takes the sweep id only (plus --engine/--address/--max-parallel/--pack/--home)")
         sweep = store.get_sweep(resume)
         members = unfinished_members(store, sweep)
         if not members:
@@ -55,12 +57,14 @@ def sweep_command(
     else:
         seed_list, grid_values = parse_seeds(seeds) if seeds else None, parse_grid(grid)
         members = expand_sweep(preset, config, overrides, seed_list, grid_values)
-        if dry_run:
-            for member in members:
-                typer.echo(printable(f"{member['run_id']}  {member['name']}"))
-            return
         sweep = None
-    options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store)
+    options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack, pack_size)
+    if dry_run:
+        for member in members:
+            typer.echo(printable(f"{member['run_id']}  {member['name']}"))
+        if options["pack"]:
+            _echo_pack_plan(members, options)
+        return
     with engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
         create = sweep is None
         if create:
@@ -76,7 +80,16 @@ def sweep_command(
         raise typer.Exit(EXIT_CODES.get(status, 1))
 
 
-# ---------------------------------------------------------------------------- one member (internal)
+def _echo_pack_plan(members: list[dict], options: dict) -> None:
+    from core.sweep_local import local_slots, visible_gpus
+    from core.sweep_runner import pack_plan
+
+    slots = len(local_slots(visible_gpus(), options["max_parallel"]))
+    for line in pack_plan(members, slots, options["pack_size"]).lines():
+        typer.echo(line)
+
+
+# ---------------------------------------------------------------------------- one member, one cohort (internal)
 
 
 @user_errors
@@ -89,20 +102,59 @@ def sweep_member(
 ) -> None:
     """Run one member of a sweep by its run id (the local engine starts one process per member)."""
     from core.paths import checkpoint_exists
-    from core.sweep import member_config
     from core.sweep_runner import EXIT_CODES
 
     store = open_store(ctx, home)
     sweep = store.get_sweep(sweep_id)
+    member = _member_of(sweep, run_id)
+    status = _run_member(_config_on(member, device), store, sweep, member, checkpoint_exists(store.home, run_id))
+    if status != "finished":
+        raise typer.Exit(EXIT_CODES.get(status, 1))
+
+
+@user_errors
+def sweep_cohort(
+    ctx: typer.Context,
+    sweep_id: str = typer.Argument(...),
+    run_ids: str = typer.Argument(..., help="The members' run ids, comma-separated"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Run members of a sweep as one packed cohort in this process (the local engine's --pack); exits 1 when
+    a member failed, 130 when one stopped."""
+    from core.paths import checkpoint_exists
+    from core.store import Store
+    from core.sweep import MemberRecorder
+    from core.sweep_runner import EXIT_CODES
+    from sdd_tui.headless import run_cohort_headless
+
+    store = open_store(ctx, home)
+    sweep = store.get_sweep(sweep_id)
+    members = [_member_of(sweep, run_id) for run_id in run_ids.split(",")]
+    runs = [(_config_on(m, device), m["run_id"], checkpoint_exists(store.home, m["run_id"])) for m in members]
+    # each member records from its own thread: its own Store, so that each holds the file lock by itself
+    statuses = run_cohort_headless(runs, store, sweep.get("preset"),
+                                   lambda: MemberRecorder(Store(store.home), sweep["id"]))
+    worst = "failed" if "failed" in statuses.values() else "stopped" if "stopped" in statuses.values() else "finished"
+    if worst != "finished":
+        raise typer.Exit(EXIT_CODES.get(worst, 1))
+
+
+def _member_of(sweep: dict, run_id: str) -> dict:
     member = next((m for m in sweep["members"] if m["run_id"] == run_id), None)
     if member is None:
         raise SddError(f"sweep {sweep['id']} has no member {run_id}; `sdd-tui sweeps show {sweep['id']}` lists them")
+    return member
+
+
+def _config_on(member: dict, device: str | None):
+    """The member's config, on `device` when the engine gave one."""
+    from core.sweep import member_config
+
     config = member_config(member)
     if device:
         config.runtime.device = device
-    status = _run_member(config, store, sweep, member, checkpoint_exists(store.home, run_id))
-    if status != "finished":
-        raise typer.Exit(EXIT_CODES.get(status, 1))
+    return config
 
 
 def _run_member(config, store, sweep: dict, member: dict, resume: bool) -> str:
@@ -163,7 +215,8 @@ def sweeps_show(
         typer.echo(json.dumps({"sweep": head, "members": members, "curves": curves}, indent=2))
         return
     console = Console(highlight=False, markup=False)
-    console.print(printable(f"{sweep['id']}  {display_sweep_status(sweep)} ({sweep.get('engine')})  {sweep['name']}"))
+    engine = sweep.get("engine", "") + (", packed" if sweep.get("pack") else "")
+    console.print(printable(f"{sweep['id']}  {display_sweep_status(sweep)} ({engine})  {sweep['name']}"))
     console.print(printable(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
                   + "".join(f" --set {o}" for o in sweep.get("overrides", []))
                   + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())

@@ -1,0 +1,163 @@
+"""K networks of the MLP family as one: every tensor stacked over members, a batched forward, per-member SGD.
+
+A weight of shape (out, in) becomes one (K, out, in) tensor; each member's own module keeps reading
+and writing its slice of it (its parameters become views), so snapshots, checkpoints, round results
+and pruning see an ordinary module. The forward is a chain of `baddbmm`s: one kernel per layer for
+all members, whose backward gives each member the gradients it gets alone. `PackedSGD` is torch's SGD (weight decay added to the gradient, momentum buffer, step)
+with lr, momentum and weight decay as per-member tensors; `PackedMasks` keeps pruned weights exactly 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.config import TrainConfig
+from core.models import MLP
+from core.pruning import Masks
+from core.training import make_optimizer
+
+
+def packable_module(module: nn.Module) -> bool:
+    return isinstance(module, MLP)
+
+
+def _per_member(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    """(K,) values shaped to broadcast over a stacked tensor like `like`: (K, 1, 1) or (K, 1)."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+
+
+class PackedLinear(torch.autograd.Function):
+    """x @ W^T + b for each member: (K, B, in) x (K, out, in) -> (K, B, out). The backward computes what
+    F.linear's does (grad^T @ x for the weight, grad @ W for the input, a sum for the bias) in the same
+    layouts, so that on the CPU each member's gradients are bit for bit those it gets alone."""
+
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(inputs, weight)
+        return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        inputs, weight = ctx.saved_tensors
+        grad_inputs = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        return grad_inputs, torch.bmm(grad.transpose(1, 2), inputs), grad.sum(1)
+
+
+def packed_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    if torch.is_autocast_enabled(inputs.device.type):  # mixed precision: autograd's own backward casts right
+        return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
+    return PackedLinear.apply(inputs, weight, bias)
+
+
+class PackedMLP:
+    """The members' MLPs (the same widths) as stacked leaf tensors; each member's module views its slice."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.modules = modules
+        self.names = [name for name, _ in modules[0].named_parameters()]
+        self.depth = len(modules[0].hidden) + 1
+        with torch.no_grad():
+            self.params = {name: torch.stack([m.get_parameter(name) for m in modules]).requires_grad_()
+                           for name in self.names}
+        self.bind()
+
+    @property
+    def members(self) -> int:
+        return len(self.modules)
+
+    def bind(self) -> None:
+        """Make each member's parameters views of its slice: what the cohort trains, its module holds."""
+        for index, module in enumerate(self.modules):
+            for name, param in module.named_parameters():
+                param.data = self.params[name].data[index]
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.params[name] for name in self.names]
+
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        prefixes = [f"hidden.{i}" for i in range(self.depth - 1)] + ["output"]
+        return [(self.params[f"{p}.weight"], self.params[f"{p}.bias"]) for p in prefixes]
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(K, B, ...) inputs -> (K, B, classes) logits, each member through its own weights."""
+        hidden = inputs.flatten(2)
+        layers = self.layers()
+        for depth, (weight, bias) in enumerate(layers):
+            hidden = packed_linear(hidden, weight, bias)
+            if depth < len(layers) - 1:
+                hidden = torch.relu(hidden)
+        return hidden
+
+    def zero_grad(self) -> None:
+        for tensor in self.params.values():
+            tensor.grad = None
+
+
+class PackedMasks:
+    """Each member's masks stacked as float tensors; `apply()` zeroes every pruned weight in one foreach op."""
+
+    def __init__(self, net: PackedMLP, member_masks: list[Masks]):
+        names = [n for n in member_masks[0] if any(not bool(masks[n].all()) for masks in member_masks)]
+        self.tensors = [net.params[n] for n in names]  # a tensor nothing is pruned from needs no multiply
+        self.masks = [torch.stack([masks[n] for masks in member_masks]).to(net.params[n].dtype) for n in names]
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.tensors:
+            torch._foreach_mul_(self.tensors, self.masks)
+
+
+class PackedSGD:
+    """SGD as torch.optim.SGD steps it (dampening 0, no Nesterov), each member with its own lr, momentum and
+    weight decay. A member whose momentum is 0 keeps a buffer equal to its gradient: the same step."""
+
+    def __init__(self, net: PackedMLP, configs: list[TrainConfig], fused: bool = False):
+        self.net, self.configs, self.fused = net, configs, fused
+        self.params = net.tensors()
+        self.buffers = [torch.zeros_like(p) for p in self.params]
+        self.momenta = [_per_member([c.momentum for c in configs], p) for p in self.params]
+        self.decays = [_per_member([c.weight_decay for c in configs], p) for p in self.params]
+        self.has_decay = any(c.weight_decay for c in configs)
+        self.step_sizes: list[torch.Tensor] = []  # -lr per member
+        self.lrs: list[float] = []
+        self.shadows: dict[int, torch.optim.Optimizer] = {}
+
+    def set_lrs(self, lrs: list[float]) -> None:
+        self.lrs = list(lrs)
+        self.step_sizes = [_per_member([-lr for lr in lrs], p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        if self.has_decay:
+            torch._foreach_addcmul_(grads, self.params, self.decays)
+        torch._foreach_mul_(self.buffers, self.momenta)
+        torch._foreach_add_(self.buffers, grads)
+        torch._foreach_addcmul_(self.params, self.buffers, self.step_sizes)
+
+    # -- one member's view, as torch.optim.SGD: what its checkpoints hold
+
+    def member_optimizer(self, index: int) -> torch.optim.Optimizer:
+        """Member `index`'s optimizer as an ordinary run would have it: its state dict is a checkpoint's."""
+        if index not in self.shadows:
+            module = self.net.modules[index]
+            self.shadows[index] = make_optimizer(module, self.configs[index], self.lrs[index] if self.lrs else 0.0,
+                                                 fused=self.fused)
+        shadow = self.shadows[index]
+        for group in shadow.param_groups:
+            group["lr"] = self.lrs[index]
+        if self.configs[index].momentum:  # torch keeps no buffer without momentum
+            for param, buffer in zip(shadow.param_groups[0]["params"], self.buffers):
+                shadow.state[param] = {"momentum_buffer": buffer[index]}
+        return shadow
+
+    def load_member(self, index: int, state: dict) -> None:
+        """Carry on from member `index`'s saved optimizer state (an ordinary run's, or a cohort's)."""
+        self.lrs = self.lrs or [c.lr for c in self.configs]
+        shadow = self.member_optimizer(index)
+        shadow.load_state_dict(state)
+        with torch.no_grad():
+            for param, buffer in zip(shadow.param_groups[0]["params"], self.buffers):
+                saved = shadow.state.get(param, {}).get("momentum_buffer")
+                buffer[index].copy_(saved if saved is not None else torch.zeros_like(buffer[index]))

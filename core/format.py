@@ -8,8 +8,10 @@ from typing import Any
 def printable(text: object) -> str:
     """User text (names, notes, tags, errors) as it may reach a terminal: control characters shown
     escaped (ESC as \\x1b), never sent raw; everything else, emoji included, as it is."""
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-                   for char in str(text))
+    text = str(text)
+    if text.isprintable():  # nearly always: no character to look at one by one
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 def pct(value: float | None, digits: int = 1, missing: str = "-") -> str:

@@ -174,6 +174,7 @@ class Store:
         self._lock: FileLock | None = None  # made on the first write: reading needs no lock (nor filelock)
         self._legacy: dict[str, dict[str, Any]] = {}  # a first-format store read in a read-only home
         self._cache: tuple[Any, dict[str, Any]] = (None, {})  # (store.json's stat, its tables), see _load_cached
+        self._checked_for: tuple[Any, Any] | None = None  # (the tables checked, their good and bad records)
 
     # -- store.json
 
@@ -273,16 +274,28 @@ class Store:
         docs.sort(key=_started, reverse=True)
         return docs, baseline
 
-    @staticmethod
-    def _docs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    def _docs(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """The well-formed summaries of store.json's tables, as stored."""
-        return [doc for doc in (data.get("runs") or {}).values() if doc_problem(doc) is None]
+        return self._checked(data)[0]
 
     def bad_records(self) -> list[tuple[int, Any, str]]:
         """(doc id, record, problem) of each record of the wrong shape in store.json."""
-        table = self._load_cached().get("runs") or {}
-        found = [(key, doc, doc_problem(doc)) for key, doc in table.items()]
-        return [(int(key) if key.isdigit() else -1, doc, problem) for key, doc, problem in found if problem]
+        return self._checked(self._load_cached())[1]
+
+    def _checked(self, data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[int, Any, str]]]:
+        """(the well-formed summaries, the records of the wrong shape) of `data`: each record is checked once
+        per parse of store.json, not once by the listing and again by its warning."""
+        if self._checked_for is not None and self._checked_for[0] is data:
+            return self._checked_for[1]
+        good, bad = [], []
+        for key, doc in (data.get("runs") or {}).items():
+            problem = doc_problem(doc)
+            if problem is None:
+                good.append(doc)
+            else:
+                bad.append((int(key) if key.isdigit() else -1, doc, problem))
+        self._checked_for = (data, (good, bad))
+        return good, bad
 
     def _live(self, doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
         if doc["id"] in self._legacy:

@@ -334,3 +334,16 @@ def test_runs_export_writes_the_same_table(two_real_runs, tmp_path):
     selected = tmp_path / "some.csv"
     invoke("runs", "export", "--where", "noise.rate=0.2", "-o", str(selected), "--home", str(two_real_runs))
     assert {r["noise.rate"] for r in csv.DictReader(selected.open())} == {"0.2"}
+
+
+def test_runs_lists_the_newest_hundred_unless_asked_for_more(tmp_path):
+    from core.store import Store
+
+    store = Store(tmp_path)
+    store.import_runs([a_run(f"run-{index:04d}", started=float(index)) for index in range(105)])
+    lines = invoke("runs", "--home", str(tmp_path)).output.splitlines()
+    assert len(lines) == 1 + 100 + 1 and lines[1].startswith("run-0104") and lines[100].startswith("run-0005")
+    assert lines[-1] == "... and 5 older run(s): --all shows them, --where narrows"
+    assert len(invoke("runs", "--all", "--home", str(tmp_path)).output.splitlines()) == 1 + 105
+    assert len(invoke("runs", "-n", "3", "--home", str(tmp_path)).output.splitlines()) == 1 + 3 + 1
+    assert len(json.loads(invoke("runs", "--json", "--home", str(tmp_path)).output)) == 105

@@ -25,6 +25,7 @@ WHERE = typer.Option([], "--where", "-w", help="Only runs whose FIELD=VALUE (als
                                                "noise.rate=0.4 or best_acc>0.8; repeat to narrow")
 STATUS = typer.Option([], "--status", help="Only runs with this status (repeat for several)")
 TAG = typer.Option([], "--tag", "-t", help="Only runs with this tag (repeat: all of them)")
+LIMIT = 100  # rows `runs` prints by default: a lab's 10,000 runs are a query away, not a scroll away
 LIST_COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "dense", "best", "at sparsity", "started",
                 "tags", "note")  # what tells look-alike runs apart comes first, as in the app
 WIDEST = {"name": 32, "note": 40, "tags": 30}
@@ -90,10 +91,13 @@ def runs_list(
     status: list[str] = STATUS,
     tag: list[str] = TAG,
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only the members of this sweep"),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list"),
+    limit: int = typer.Option(LIMIT, "--limit", "-n", min=1, help="Show the newest N runs (--json lists all)"),
+    show_all: bool = typer.Option(False, "--all", "-a", help="Show every run"),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of every selected run"),
     home: Optional[Path] = HOME,
 ) -> None:
-    """Runs, newest first; --where, --status, --tag and --sweep select."""
+    """Runs, newest first (the newest 100 unless --limit or --all); --where, --status, --tag and --sweep
+    select."""
     if ctx.invoked_subcommand:
         ctx.obj = {"home": resolve_home(ctx, home)}
         return
@@ -112,7 +116,10 @@ def runs_list(
         selecting = where or status or tag or sweep
         typer.echo("no run matches" if selecting else "no runs yet; start one with: sdd-tui --preset digits-noise40")
         return
-    typer.echo(plain_table(LIST_COLUMNS, [list_row(d, display_status(d)) for d in docs]))
+    shown_docs = docs if show_all else docs[:limit]
+    typer.echo(plain_table(LIST_COLUMNS, [list_row(d, display_status(d)) for d in shown_docs]))
+    if len(shown_docs) < len(docs):
+        typer.echo(f"... and {len(docs) - len(shown_docs):,} older run(s): --all shows them, --where narrows")
 
 
 @app.command("show")

@@ -28,6 +28,7 @@ COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "d
 NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit the width
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
 PAGE = 100  # rows added to the table at a time
+PLAIN_COLUMNS = ("status", "rounds", "noise", "mode", "dataset", "model")  # cells that are a row's own text
 
 
 def first_line(note: str | None) -> str:
@@ -60,6 +61,15 @@ def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
             and all(any(w in str(r.get(f, "")).lower() for f in fields) for w in words)]
 
 
+def column_needs(rows: list[dict[str, Any]], short: dict[str, str], selected: set[str]) -> dict[str, int]:
+    """The width each column but the name needs for every row, not only the first page's (a later page can
+    hold an interrupted run): measured on the rows' own values, without making their cells."""
+    needs = {column: max((len(str(row[column])) for row in rows), default=0) for column in PLAIN_COLUMNS}
+    needs["seed"] = max((len(str(row["seed"])) for row in rows), default=0)
+    needs["id"] = max((len(short[row["id"]]) + (row["id"] in selected) for row in rows), default=0)  # ● marks
+    return needs
+
+
 def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[dict[str, Any]]:
     """Sorted by `column`; runs without a value (None) go last either way."""
     present = [r for r in rows if r[column] is not None]
@@ -77,10 +87,6 @@ def row_cells(row: dict[str, Any], selected: bool, short_id: str) -> tuple:
             _pct(row["at sparsity"], 2), row["dataset"], row["model"])
 
 
-def fit_names(cells: list[tuple], width: int) -> list[tuple]:
-    """The name column elided to what `width` leaves it once the columns up to `best` fit."""
-    room = elastic_width(width, COLUMNS, cells, NAME, MUST_FIT)
-    return [(*row[:NAME], elide(row[NAME], room), *row[NAME + 1:]) for row in cells]
 
 
 class HistoryScreen(Screen):
@@ -98,8 +104,10 @@ class HistoryScreen(Screen):
         super().__init__()
         self.rows: list[dict[str, Any]] = []
         self.selected: set[str] = set()
-        self.cells: list[tuple] = []  # of the shown rows, in order; the table holds the first pages
-        self.keys: list[str] = []
+        self.shown: list[dict[str, Any]] = []  # the rows the filter lets through, in order; the table holds
+        self.short: dict[str, str] = {}  # the first pages of them
+        self.name_room = 0
+        self.laid_out_for = 0  # the width the columns were fitted to
         self.sort_column = "date"
         self.sort_reverse = True
 
@@ -119,11 +127,13 @@ class HistoryScreen(Screen):
         self.reload()
 
     def on_resize(self) -> None:
-        if self.is_mounted:
+        width = self.size.width or self.app.size.width
+        if self.is_mounted and width != self.laid_out_for:
             self.refill()  # names are elided to the width
 
     def reload(self) -> None:
         self.rows = [history_row(r) for r in self.app.stored_runs()]
+        self.short = short_ids([r["id"] for r in self.rows])
         self.selected &= {r["id"] for r in self.rows}
         self.refill()
 
@@ -136,13 +146,14 @@ class HistoryScreen(Screen):
             problem = ""
         except SddError as error:  # an unknown field or a value of the wrong type, while typing
             shown, problem = [], f"{error}; "
-        short = short_ids([r["id"] for r in self.rows])
-        self.cells = fit_names([row_cells(row, row["id"] in self.selected, short[row["id"]]) for row in shown],
-                               self.size.width or self.app.size.width)
-        self.keys = [row["id"] for row in shown]
-        set_columns(table, COLUMNS, self.cells)
-        at = self.keys.index(current) if current in self.keys else None
-        self.add_page((at or 0) + PAGE)
+        self.shown = shown
+        at = next((index for index, row in enumerate(shown) if row["id"] == current), None)
+        first = self.cells_of(shown[: (at or 0) + PAGE])  # the columns are sized by the rows shown first
+        self.laid_out_for = self.size.width or self.app.size.width
+        needs = column_needs(shown, self.short, self.selected)
+        self.name_room = elastic_width(self.laid_out_for, COLUMNS, first, NAME, MUST_FIT, floors=needs)
+        set_columns(table, COLUMNS, [self.fit(cells) for cells in first], floors=needs)
+        self.add_page(len(first))
         if at is not None:
             table.move_cursor(row=at, animate=False)
         order = "descending" if self.sort_reverse else "ascending"
@@ -150,11 +161,18 @@ class HistoryScreen(Screen):
             f"{printable(problem)}{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
             f"{len(self.selected)} selected for compare"))
 
+    def cells_of(self, rows: list[dict[str, Any]]) -> list[tuple]:
+        return [row_cells(row, row["id"] in self.selected, self.short[row["id"]]) for row in rows]
+
+    def fit(self, cells: tuple) -> tuple:
+        """The name cell elided to the room the other columns leave it."""
+        return (*cells[:NAME], elide(cells[NAME], self.name_room), *cells[NAME + 1:])
+
     def add_page(self, upto: int) -> None:
-        """Put the shown rows in the table up to `upto`."""
+        """Put the shown rows in the table up to `upto`, a page at a time (cells are made only for them)."""
         table = self.query_one("#history", DataTable)
-        start = table.row_count
-        add_rows(table, self.cells[start:upto], self.keys[start:upto])
+        rows = self.shown[table.row_count:upto]
+        add_rows(table, [self.fit(cells) for cells in self.cells_of(rows)], [row["id"] for row in rows])
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row >= event.data_table.row_count - PAGE // 4:  # near the end: the next page

@@ -7,7 +7,7 @@ to the width the other columns leave, so a long name never pushes them off scree
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual.binding import Binding
@@ -27,15 +27,20 @@ def _width(cell: object) -> int:
     return cell.cell_len if isinstance(cell, Text) else len(str(cell))
 
 
-def column_widths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[int]:
-    return [max([len(header), *(_width(row[index]) for row in rows)]) for index, header in enumerate(headers)]
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[object]],
+                  floors: Mapping[str, int] | None = None) -> list[int]:
+    """Each column as wide as its header, its widest cell in `rows` and its floor (if any)."""
+    floors = floors or {}
+    return [max([len(header), floors.get(header, 0), *(_width(row[index]) for row in rows)])
+            for index, header in enumerate(headers)]
 
 
-def set_columns(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def set_columns(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence[object]],
+                floors: Mapping[str, int] | None = None) -> None:
     """Empty the table and give it these columns, each as wide as its widest cell in `rows` (DataTable's
     own widths only ever grow, and are measured after a paint)."""
     table.clear(columns=True)
-    for header, width in zip(headers, column_widths(headers, rows)):
+    for header, width in zip(headers, column_widths(headers, rows, floors)):
         table.add_column(header, width=width, key=header)
 
 
@@ -56,10 +61,11 @@ def fill_table(table: DataTable, headers: Sequence[str], rows: Sequence[Sequence
 
 
 def elastic_width(total: int, headers: Sequence[str], rows: Sequence[Sequence[object]], elastic: int,
-                  must_fit: int | None = None, low: int = 5, high: int = 40) -> int:
+                  must_fit: int | None = None, low: int = 5, high: int = 40,
+                  floors: Mapping[str, int] | None = None) -> int:
     """The width left for column `elastic` when the first `must_fit` columns (all by default) must fit
     in `total` cells; between `low` and `high`."""
     must_fit = len(headers) if must_fit is None else must_fit
-    widths = column_widths(headers, rows)
+    widths = column_widths(headers, rows, floors)
     used = SCROLLBAR + CELL_PADDING + sum(CELL_PADDING + widths[i] for i in range(must_fit) if i != elastic)
     return max(low, min(high, total - used))

@@ -11,10 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # core.training imports torch; the app reads events without it
-    from core.training import EpochStats
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,9 +72,10 @@ class EpochEnded(Event, EpochMetrics):
     branch: str = "main"
 
     @classmethod
-    def from_stats(cls, stats: EpochStats, *, run_id: str, time: float, round: int, rounds: int, epochs: int,
+    def from_stats(cls, stats: EpochMetrics, *, run_id: str, time: float, round: int, rounds: int, epochs: int,
                    branch: str) -> EpochEnded:
-        """The event of one trained epoch: its EpochStats (epoch counted from 1 here) and where it stands."""
+        """The event of one trained epoch: its core.training.EpochStats (its `epoch` counted from 1 here) and
+        where it stands."""
         return cls(run_id=run_id, time=time, round=round, rounds=rounds, epochs=epochs, branch=str(branch),
                    **{**vars(stats), "epoch": stats.epoch + 1})
 

@@ -119,12 +119,14 @@ class Experiment:
         raise error
 
     def _end(self, status: str, started: float, error: str = "") -> None:
-        """Say how the run ended; a full disk or a closed terminal may refuse either event (the first error
-        goes on up; without RunEnded the record stays `running` and shows `interrupted`)."""
+        """Say how the run ended. The error's own line may be refused (a full disk, a closed terminal): the
+        run's end is still recorded. A recorder that cannot record the end (a store locked by another
+        process) raises its one-line SddError; a closed terminal leaves the record `running`, shown as
+        `interrupted`."""
         if error:
             with contextlib.suppress(OSError, SddError):
                 self.info(error, "error" if status == "failed" else "warning")
-        with contextlib.suppress(OSError, SddError):
+        with contextlib.suppress(OSError):
             self._emit(RunEnded, status=status, error=error if status == "failed" else "",
                        seconds=time.perf_counter() - started)
 

@@ -69,6 +69,13 @@ class Terminal:
         os.close(self.master)
 
 
+def rows_down_to(lines: list[str], name: str) -> int:
+    """How many rows below the presets table's first row the preset `name` is."""
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["preset"])
+    names = [line.split()[0] if line.split() else "" for line in lines[header + 1:]]
+    return names.index(name)
+
+
 def curve_dots(screen: str) -> int:
     """Cells the accuracy chart draws inside its frame: markers of the curves, not the legend, the frame
     or the dense line."""
@@ -94,9 +101,7 @@ def test_the_installed_app_runs_the_smoke_preset_at_80x24(tmp_path):
     terminal = Terminal([str(script)], env, tmp_path)
     try:
         terminal.wait_for(lambda screen: "smoke" in screen and "digits-noise40" in screen, "the home screen")
-        presets = [line for line in terminal.screen.display if "noise" in line or "smoke" in line]
-        below = [line.split()[0] if line.split() else "" for line in presets]
-        steps = next(i for i, name in enumerate(below) if "smoke" in name)  # the first row is highlighted
+        steps = rows_down_to(terminal.screen.display, "smoke")  # the first preset row is highlighted
         terminal.press(*["down"] * steps, "enter")
         terminal.wait_for(lambda screen: "Start" in screen and "smoke" in screen, "the new-experiment form")
         terminal.press("ctrl+s")

@@ -314,7 +314,8 @@ def test_load_runs_rows_per_run_and_round(two_real_runs):
 
 
 def test_load_runs_as_a_data_frame_or_a_one_line_error_without_pandas(two_real_runs, monkeypatch):
-    pandas = pytest.importorskip("pandas")
+    import pandas  # in the `test` extra: CI tests the data frame too
+
     frame = load_runs(two_real_runs, as_frame=True)
     assert isinstance(frame, pandas.DataFrame) and len(frame) == 4 and "noise.rate" in frame.columns
     monkeypatch.setitem(sys.modules, "pandas", None)

@@ -21,7 +21,7 @@ from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (pres
 
 # The built-in names; `data.name` and `model.name` also take a plugin, `module.path:function`.
 DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "digits", "synthetic"]
-NoiseKind = Literal["none", "symmetric", "asymmetric", "pairflip"]
+NoiseKind = Literal["none", "symmetric", "random", "asymmetric", "pairflip"]
 ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
 VECTOR_DATA = ("digits", "mnist1d")  # built-in datasets of (N, D) samples
 PruneMethod = Literal["magnitude", "gradient", "random"]
@@ -101,8 +101,10 @@ class DataConfig(_PluginSection):
 
 
 class NoiseConfig(_Section):
-    kind: NoiseKind = Field("symmetric", description="Label noise: none | symmetric | asymmetric | pairflip")
-    rate: float = Field(0.2, ge=0.0, le=1.0, description="Fraction of training labels corrupted")
+    kind: NoiseKind = Field(
+        "symmetric", description="Label noise: none | symmetric (always another class) | random (a class drawn "
+                                 "from all, as the official code's --random_labels_fraction) | asymmetric | pairflip")
+    rate: float = Field(0.2, ge=0.0, le=1.0, description="Fraction of training labels corrupted (random: relabelled)")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Noise seed (default: runtime.seed)")
 
 

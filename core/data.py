@@ -9,6 +9,7 @@ vector data is (N, D).
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import tempfile
@@ -274,10 +275,16 @@ def asymmetric_map(dataset: str, num_classes: int) -> dict[int, int]:
     return {c: (c + 1) % num_classes for c in range(num_classes)}
 
 
-def _choose(candidates: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
-    count = int(round(rate * len(candidates)))
+def _choose(candidates: torch.Tensor, rate: float, generator: torch.Generator, count: int | None = None) -> torch.Tensor:
+    count = int(round(rate * len(candidates))) if count is None else count
     order = torch.randperm(len(candidates), generator=generator)
     return candidates[order[:count]]
+
+
+def relabelled_count(samples: int, rate: float) -> int:
+    """How many samples `random` noise relabels: ceil(rate * N), as the official code's
+    `--random_labels_fraction` does (the tolerance keeps 0.2 * 1000 at 200, not 201)."""
+    return min(samples, math.ceil(rate * samples - 1e-9))
 
 
 def apply_label_noise(
@@ -286,6 +293,8 @@ def apply_label_noise(
     """(noisy labels, mask of samples whose label changed). Deterministic in `seed`.
 
     symmetric: exactly round(rate * N) samples move to a different class drawn uniformly;
+    random: ceil(rate * N) samples get a class drawn uniformly from all C classes, their own included
+    (the official commands' noise), so about rate * (C - 1) / C of the labels change;
     pairflip: the same samples count, class i -> i + 1 mod C;
     asymmetric: within each source class of the paper's map, round(rate * n_class) samples flip.
     """
@@ -297,6 +306,9 @@ def apply_label_noise(
         chosen = _choose(torch.arange(len(labels)), rate, generator)
         offsets = torch.randint(1, num_classes, (len(chosen),), generator=generator)
         noisy[chosen] = (labels[chosen] + offsets) % num_classes
+    elif kind == "random":
+        chosen = _choose(torch.arange(len(labels)), rate, generator, relabelled_count(len(labels), rate))
+        noisy[chosen] = torch.randint(0, num_classes, (len(chosen),), generator=generator)
     elif kind == "pairflip":
         chosen = _choose(torch.arange(len(labels)), rate, generator)
         noisy[chosen] = (labels[chosen] + 1) % num_classes
@@ -305,8 +317,20 @@ def apply_label_noise(
             chosen = _choose(torch.nonzero(labels == source).flatten(), rate, generator)
             noisy[chosen] = target
     else:
-        raise SddError(f"noise.kind: unknown kind {kind!r}; use none, symmetric, asymmetric or pairflip")
+        raise SddError(f"noise.kind: unknown kind {kind!r}; use none, symmetric, random, asymmetric or pairflip")
     return noisy, noisy != labels
+
+
+def noise_report(noise: NoiseConfig, data: Dataset) -> str:
+    """The realised noise in one line: how many training labels changed (and, for `random`, how many
+    were relabelled: a class drawn from all of them leaves about 1/C of those unchanged)."""
+    samples, changed = len(data.y_train), int(data.noisy_mask.sum())
+    realised = f"{changed:,} of {samples:,} training labels changed ({data.noise_rate:.1%})"
+    if noise.kind != "random":
+        return f"label noise: {noise.kind}, {realised}"
+    drawn = relabelled_count(samples, noise.rate)
+    return (f"label noise: random, {drawn:,} training labels relabelled with a class drawn from all "
+            f"{data.num_classes}; {realised}")
 
 
 def load_dataset(data: DataConfig, noise: NoiseConfig, home: Path, seed: int) -> Dataset:

@@ -18,7 +18,7 @@ from core import provenance, pruning
 from core.branch_training import BranchTrainer
 from core.checkpoint import Checkpointer
 from core.config import ExperimentConfig
-from core.data import Dataset, load_dataset
+from core.data import Dataset, load_dataset, noise_report
 from core.device import library_versions, resolve_device
 from core.errors import SddError, StopRequested, allocation_failure, too_big
 from core.events import Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
@@ -129,8 +129,7 @@ class Experiment:
     def _loop(self, state: State | None) -> None:
         cfg, data = self.config, self.data
         if cfg.noise.kind != "none":
-            self.info(f"label noise: {cfg.noise.kind}, {int(data.noisy_mask.sum())} of "
-                      f"{len(data.y_train)} training labels changed ({data.noise_rate:.1%})")
+            self.info(noise_report(cfg.noise, data))
         self.checkpoints.labels = {"y_train": data.y_train.cpu(), "noisy_mask": data.noisy_mask.cpu()}
         model = self.models.new(cfg.runtime.seed)
         self.models.compile(model)

@@ -12,10 +12,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from core.errors import SddError
+from core.paths import is_valid_id
 from core.plugins import check_spec, is_plugin
 from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
 
@@ -26,6 +27,7 @@ ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
 VECTOR_DATA = ("digits", "mnist1d")  # built-in datasets of (N, D) samples
 PruneMethod = Literal["magnitude", "gradient", "random"]
 PruneScope = Literal["global", "layer"]
+PruneSchedule = Literal["iterative", "oneshot"]
 RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
 
 
@@ -159,6 +161,49 @@ class PruneConfig(_Section):
     layers: Literal["default", "all", "linear", "conv"] = Field(
         "default", description="Prunable weights: default (the paper's set) | all | linear | conv"
     )
+    schedule: PruneSchedule = Field(
+        "iterative", description="iterative (round r prunes round r-1's network by `fraction`) | oneshot (round r "
+                                 "prunes the trained dense network straight to sparsity 1 - (1 - fraction)^r)")
+    levels: list[int] | None = Field(
+        None, description="oneshot: train only these rounds, e.g. [5, 6] ([]: the dense round only; "
+                          "default: every round 1..rounds)")
+    dense_from: str | None = Field(
+        None, description="Reuse this run's dense round (its trained weights, init, rewind point and noisy labels) "
+                          "instead of training one; its settings must match")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_ok(cls, levels: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if levels is None:
+            return levels
+        if any(level < 1 for level in levels) or levels != sorted(set(levels)):
+            raise ValueError("levels must be increasing rounds >= 1, each once, e.g. [1, 2, 3]")
+        if info.data.get("schedule") != "oneshot":
+            raise ValueError("levels are for prune.schedule=oneshot (iterative rounds build on each other); "
+                             "add --set prune.schedule=oneshot")
+        rounds = info.data.get("rounds")
+        if levels and rounds is not None and levels[-1] > rounds:
+            raise ValueError(f"levels go past prune.rounds={rounds}; raise prune.rounds or drop the level")
+        return levels
+
+    @field_validator("dense_from")
+    @classmethod
+    def _dense_from_ok(cls, run_id: str | None, info: ValidationInfo) -> str | None:
+        if run_id is not None and not is_valid_id(run_id):
+            raise ValueError("dense_from must be a run id (`sdd-tui runs` lists them)")
+        if run_id is not None and info.data.get("levels") == []:
+            raise ValueError("with prune.levels=[] there is nothing to train but the dense round it reuses; "
+                             "give levels, e.g. --set prune.levels=[5]")
+        return run_id
+
+    def trained_rounds(self) -> list[int]:
+        """The rounds a run with these settings trains, in order (0: the dense round)."""
+        return trained_rounds(self.rounds, self.levels, self.dense_from is not None)
+
+
+def trained_rounds(rounds: int, levels: list[int] | None, reuses_dense: bool) -> list[int]:
+    """Round 0 unless the dense round is reused from another run, then `levels` or every round 1..rounds."""
+    return ([] if reuses_dense else [0]) + (list(levels) if levels is not None else list(range(1, rounds + 1)))
 
 
 class RetrainConfig(_Section):

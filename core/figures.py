@@ -49,8 +49,9 @@ class SeedGroup:
         name = self.records[0].get("name") or self.records[0]["id"]
         if len(self.records) == 1:
             return f"{name} ({self.records[0]['id']})"
-        name = re.sub(r"\s*seed=\d+", "", name)  # sweep members are named after their seed: the group is not
-        return f"{name} ({len(self.records)} seeds: {', '.join(map(str, sorted(self.seeds)))})"
+        name = re.sub(r"\s*(seed|level)=\d+", "", name)  # sweep members are named after their seed and level
+        seeds = sorted(set(self.seeds))  # the one-shot levels of one seed are several runs of one curve
+        return f"{name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})"
 
 
 def group_by_seed(records: list[dict[str, Any]]) -> list[SeedGroup]:

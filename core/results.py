@@ -79,7 +79,7 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     noise = config.get("noise", {})
     return {
         "rounds_done": rounds[-1]["round"] if rounds else 0,
-        "rounds_total": config.get("prune", {}).get("rounds", 0),
+        "rounds_total": _last_round(config.get("prune", {})),
         "dense_acc": dense,
         "best_acc": best["test_acc"] if best else None,
         "best_sparsity": best["sparsity"] if best else None,
@@ -91,6 +91,12 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "seed": config.get("runtime", {}).get("seed"),
         "retrain_mode": config.get("retrain", {}).get("mode"),
     }
+
+
+def _last_round(prune: dict[str, Any]) -> int:
+    """The last round a run trains: prune.rounds, or its last one-shot level (a run of some levels)."""
+    levels = prune.get("levels")
+    return max(levels, default=0) if isinstance(levels, list) else prune.get("rounds", 0)
 
 
 def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:

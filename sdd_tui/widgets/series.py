@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std
+from core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std, runs_per_round
 
 # Sparsities worth a tick, in percent; the chart keeps those that fit its range and width.
 TICK_SPARSITIES = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
@@ -146,7 +146,7 @@ def group_labels(groups: Sequence[RunGroup]) -> list[str]:
     for group, config in zip(groups, configs):
         parts = [f"{name}={_value_text(config.get(f))}" for name, f in zip(names, fields)]
         text = " ".join(parts) if parts else group.records[0].get("name", "?")
-        labels.append(f"{text} (n={len(group.records)})")
+        labels.append(f"{text} (n={runs_per_round(group.records)})")
     return labels
 
 

@@ -21,9 +21,9 @@ from core.plugins import check_spec, is_plugin
 from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
 
 # The built-in names; `data.name` and `model.name` also take a plugin, `module.path:function`.
-DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "digits", "synthetic"]
+DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "tiny_imagenet", "digits", "synthetic"]
 NoiseKind = Literal["none", "symmetric", "random", "asymmetric", "pairflip"]
-ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
+ModelName = Literal["lenet300_100", "mlp", "resnet18", "resnet101", "vgg16"]
 VECTOR_DATA = ("digits", "mnist1d")  # built-in datasets of (N, D) samples
 PruneMethod = Literal["magnitude", "gradient", "random"]
 PruneScope = Literal["global", "layer"]
@@ -69,9 +69,9 @@ class _PluginSection(_Section):
 
 class DataConfig(_PluginSection):
     name: str = Field("digits", description="Dataset: mnist | fashion_mnist | mnist1d | cifar10 | cifar100 | "
-                                            "digits | synthetic | module.path:function (your own)")
+                                            "tiny_imagenet | digits | synthetic | module.path:function (your own)")
     data_dir: Path | None = Field(
-        None, description="Where torchvision datasets live (default: <home>/data)"
+        None, description="Where torchvision datasets (and tiny-imagenet-200/) live (default: <home>/data)"
     )
     download: bool = Field(False, description="Download torchvision datasets if missing")
     train_size: int | None = Field(
@@ -111,7 +111,7 @@ class NoiseConfig(_Section):
 
 
 class ModelConfig(_PluginSection):
-    name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | vgg16 | "
+    name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | resnet101 | vgg16 | "
                                                   "module.path:function (your own)")
     width: float = Field(1.0, gt=0.0, le=16.0, description="Width multiplier (tests shrink models with it)")
     hidden: list[int] = Field(
@@ -142,7 +142,8 @@ class TrainConfig(_Section):
         default_factory=list, description="Epochs at which the LR is multiplied by gamma"
     )
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="LR drop factor at each milestone")
-    augment: bool = Field(False, description="Random 4-px shift and horizontal flip (image data)")
+    augment: bool = Field(False, description="Random 4-px shift and horizontal flip (image data; Tiny ImageNet: "
+                                             "random resized crop to 32 and flip)")
     eval_batch_size: int = Field(1024, ge=1, le=1_000_000, description="Batch size for evaluation")
 
     @field_validator("milestones")
@@ -254,9 +255,9 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
-        if self.model.name in ("resnet18", "vgg16") and self.data.name in VECTOR_DATA:
-            raise ValueError("model.name: resnet18 and vgg16 need image data "
-                             "(mnist, fashion_mnist, cifar10, cifar100, synthetic)")
+        if self.model.name in ("resnet18", "resnet101", "vgg16") and self.data.name in VECTOR_DATA:
+            raise ValueError("model.name: resnet18, resnet101 and vgg16 need image data "
+                             "(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, synthetic)")
         return self
 
 

@@ -293,7 +293,8 @@ def asymmetric_map(dataset: str, num_classes: int) -> dict[int, int]:
     return {c: (c + 1) % num_classes for c in range(num_classes)}
 
 
-def _choose(candidates: torch.Tensor, rate: float, generator: torch.Generator, count: int | None = None) -> torch.Tensor:
+def _choose(candidates: torch.Tensor, rate: float, generator: torch.Generator,
+            count: int | None = None) -> torch.Tensor:
     count = int(round(rate * len(candidates))) if count is None else count
     order = torch.randperm(len(candidates), generator=generator)
     return candidates[order[:count]]

@@ -175,7 +175,8 @@ class Experiment:
         """Round 0 taken over from run `prune.dense_from` (its trained weights, init and rewind point)."""
         model.load_state_dict(reused.model)
         result = reused.result
-        self.info(f"dense round reused from run {reused.run_id} (prune.dense_from): test {pct(result.get('test_acc'))}, "
+        self.info(f"dense round reused from run {reused.run_id} (prune.dense_from): "
+                  f"test {pct(result.get('test_acc'))}, "
                   f"train {pct(result.get('train_acc'))}")
         return State(0, reused.model, reused.masks, reused.init, reused.rewind, [],
                      dense=self._oneshot_source(reused.model))

@@ -62,6 +62,8 @@ def stored_evaluation(result: dict[str, Any], config: ExperimentConfig, branch: 
     """The round's stored test/train accuracy of `branch` (main: the rewound/finetuned network)."""
     if branch == "reinit":
         return result.get("reinit", result) if config.retrain.mode != "reinit" else result
+    if branch == "random_prune":
+        return result.get("random_prune", {})
     return result.get("ticket", result) if config.retrain.mode == "reinit" else result
 
 
@@ -142,10 +144,10 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
                   round_index: int, epochs: int, steps: int, branch: str = "main", filter_points: int = 0,
                   control: Control | None = None, on_epoch=None, lr: float | None = None) -> dict[str, Any]:
     """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots."""
-    weights_key = "reinit_model" if branch == "reinit" else "model"
+    weights_key = "model" if branch == "main" else f"{branch}_model"
     if weights_key not in stored:
-        raise SddError(f"round {round_index} has no reinit branch; use --branch main, "
-                       f"or run with --set retrain.compare_reinit=true")
+        raise SddError(f"round {round_index} has no {branch} branch; use --branch main, or train it with "
+                       f"`sdd-tui branch ID {branch.replace('_', '-')} --rounds {round_index}`")
     sparse = {k: v.clone() for k, v in stored[weights_key].items()}
     batch = config.train.eval_batch_size
     autocast = _autocast(model, data, config)
@@ -165,7 +167,8 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
     if filter_points:
         generator = torch.Generator().manual_seed(config.runtime.seed * 7907 + round_index)
         plots = {}
-        for name, weights, masks in (("sparse", sparse, stored["masks"]), ("redense", dense, None)):
+        sparse_masks = stored["random_prune_masks"] if branch == "random_prune" else stored["masks"]
+        for name, weights, masks in (("sparse", sparse, sparse_masks), ("redense", dense, None)):
             direction = filter_normalized_direction(weights, masks, generator)
             plots[name] = loss_plot_1d(model, weights, direction, data, filter_points, batch, autocast)
         result["filter_normalized"] = plots
@@ -186,8 +189,8 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
         raise SddError(f"--epochs must be >= 1 and --interp-steps >= 2 (got {epochs}, {steps})")
     if lr is not None and not 0 < lr <= 10:
         raise SddError(f"--lr {lr}: give a learning rate in (0, 10]")
-    if branch not in ("main", "reinit"):
-        raise SddError(f"--branch {branch!r}: use main or reinit")
+    if branch not in ("main", "reinit", "random_prune"):
+        raise SddError(f"--branch {branch!r}: use main, reinit or random_prune")
     config = validate_config(record["config"], f"run {record['id']}")
     target = resolve_device(device or config.runtime.device)
     if config.runtime.threads:

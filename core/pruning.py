@@ -128,6 +128,16 @@ def oneshot_step(model: nn.Module, masks: Masks, config, generator: torch.Genera
     return prune_step(model, dense, config, generator, batch, expected_sparsity(config.fraction, level))
 
 
+def shuffled_masks(masks: Masks, generator: torch.Generator) -> Masks:
+    """Random masks with each tensor's own sparsity: its mask's entries in a random order (the official
+    code's `randomly_prune` branch, `layerwise` strategy)."""
+    shuffled = {}
+    for name, mask in masks.items():
+        order = torch.randperm(mask.numel(), generator=generator).to(mask.device)
+        shuffled[name] = mask.flatten()[order].view_as(mask)
+    return shuffled
+
+
 def random_batch(x: torch.Tensor, y: torch.Tensor, size: int, generator: torch.Generator):
     """`size` samples drawn without replacement by `generator` (gradient scores' batch)."""
     index = torch.randperm(len(y), generator=generator)[:size].to(x.device)

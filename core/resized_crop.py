@@ -42,9 +42,10 @@ class CropSource:
 def crop_boxes(count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
     """(4, count) int64 boxes (top, left, box height, box width) drawn as RandomResizedCrop draws them."""
     area = height * width
-    target = area * (SCALE[0] + (SCALE[1] - SCALE[0]) * torch.rand(TRIES, count, generator=generator, dtype=torch.float64))
+    uniform = lambda *shape: torch.rand(*shape, generator=generator, dtype=torch.float64)  # noqa: E731
+    target = area * (SCALE[0] + (SCALE[1] - SCALE[0]) * uniform(TRIES, count))
     log_low, log_high = math.log(RATIO[0]), math.log(RATIO[1])
-    aspect = torch.exp(log_low + (log_high - log_low) * torch.rand(TRIES, count, generator=generator, dtype=torch.float64))
+    aspect = torch.exp(log_low + (log_high - log_low) * uniform(TRIES, count))
     box_w = torch.round(torch.sqrt(target * aspect)).long()
     box_h = torch.round(torch.sqrt(target / aspect)).long()
     valid = (box_w > 0) & (box_w <= width) & (box_h > 0) & (box_h <= height)
@@ -55,10 +56,10 @@ def crop_boxes(count: int, height: int, width: int, generator: torch.Generator) 
     fits = valid.any(0)
     box_h = torch.where(fits, box_h, torch.full_like(box_h, fallback_h))
     box_w = torch.where(fits, box_w, torch.full_like(box_w, fallback_w))
-    top = (torch.rand(count, generator=generator, dtype=torch.float64) * (height - box_h + 1)).long()
-    left = (torch.rand(count, generator=generator, dtype=torch.float64) * (width - box_w + 1)).long()
-    top = torch.where(fits, top, torch.full_like(top, 0) + (height - box_h) // 2)
-    left = torch.where(fits, left, torch.full_like(left, 0) + (width - box_w) // 2)
+    top = (uniform(count) * (height - box_h + 1)).long()
+    left = (uniform(count) * (width - box_w + 1)).long()
+    top = torch.where(fits, top, (height - box_h) // 2)
+    left = torch.where(fits, left, (width - box_w) // 2)
     return torch.stack([top, left, box_h, box_w])
 
 

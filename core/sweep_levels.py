@@ -16,6 +16,7 @@ from typing import Any
 from core.config import validate_config
 from core.errors import SddError
 from core.paths import new_run_id
+from core.ranges import parse_ranges
 from core.store import Store
 from core.sweep import MAX_MEMBERS, member_records, member_status
 
@@ -24,19 +25,7 @@ RunPhase = Callable[[list[dict[str, Any]], bool], str]  # (members, create the s
 
 def parse_levels(text: str) -> list[int]:
     """`1-16`, `1,2,5` or a mix -> increasing distinct levels >= 1."""
-    levels: list[int] = []
-    for part in [p.strip() for p in text.split(",") if p.strip()]:
-        low, dash, high = part.partition("-")
-        try:
-            first, last = (int(low), int(high)) if dash else (int(part), int(part))
-        except ValueError:
-            raise SddError(f"--levels {text!r}: expected levels like 1-16 or 1,2,5") from None
-        if first < 1 or last < first:
-            raise SddError(f"--levels {text!r}: levels are rounds >= 1, ranges go low-high (1-16)")
-        levels.extend(range(first, last + 1))
-    if not levels:
-        raise SddError(f"--levels {text!r}: expected levels like 1-16 or 1,2,5")
-    return sorted(set(levels))
+    return parse_ranges(text, "--levels")
 
 
 def _fresh_ids(count: int, taken: set[str]) -> list[str]:

@@ -96,7 +96,8 @@ def decode(files: list[Path], threads: int = 8) -> torch.Tensor:
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
         except (UnidentifiedImageError, OSError) as error:
-            raise SddError(f"cannot read image {path} ({str(error).splitlines()[0][:80]}); replace or remove it") from None
+            reason = str(error).splitlines()[0][:80]
+            raise SddError(f"cannot read image {path} ({reason}); replace or remove it") from None
         return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:

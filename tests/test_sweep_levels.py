@@ -1,4 +1,4 @@
-"""`sdd-tui sweep --levels`: one-shot levels as members sharing a dense member, run in two phases, drawn as one curve."""
+"""`sdd-tui sweep --levels`: one-shot levels as members sharing a dense member, two phases, one curve."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_levels_accept_ranges_and_lists():
 
 def test_each_grid_point_and_seed_becomes_a_dense_member_and_one_member_per_level():
     members = with_levels(expand_sweep("smoke", None, ONESHOT, [0, 1], {}), [1, 2])
-    assert [m["name"] for m in members] == [f"smoke level={level} seed={seed}" for seed in (0, 1) for level in (0, 1, 2)]
+    names = [f"smoke level={level} seed={seed}" for seed in (0, 1) for level in (0, 1, 2)]
+    assert [m["name"] for m in members] == names
     assert len({m["run_id"] for m in members}) == 6
     dense = {m["seed"]: m for m in members if m["level"] == 0}
     for member in members:

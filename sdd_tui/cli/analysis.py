@@ -36,7 +36,7 @@ def analyze(
     steps: int = typer.Option(101, "--interp-steps", help="Points from sparse to re-dense (101: step 0.01)"),
     filter_normalized: bool = typer.Option(False, "--filter-normalized", help="Also 1-D filter-normalised loss plots"),
     filter_points: int = typer.Option(41, "--filter-points", help="Points of each filter-normalised plot"),
-    branch: str = typer.Option("main", "--branch", help="main | reinit (runs with compare_reinit or mode reinit)"),
+    branch: str = typer.Option("main", "--branch", help="main | reinit | random_prune (a branch the rounds have)"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: run's)"),
     home: Optional[Path] = HOME,
 ) -> None:
@@ -86,7 +86,7 @@ def plot(
                                help="test_acc (Figure 1: test and train) | learning_distance | best_test_acc | ..."),
     interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Draw this run's re-dense analysis"),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Draw every member of this sweep (seeds: mean +- std)"),
-    branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit"),
+    branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit | random_prune"),
     home: Optional[Path] = HOME,
 ) -> None:
     """Write the paper's figures with matplotlib."""

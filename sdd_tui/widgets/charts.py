@@ -97,7 +97,7 @@ class Chart(PlotextPlot):
                 continue
             xs, ys = downsample(line.xs, line.ys, self.max_points)
             plt.plot(xs, ys, label=line.label, color=LINE_COLORS[index % len(LINE_COLORS)],
-                     marker=MARKERS[index % len(MARKERS)])
+                     marker=line.marker or MARKERS[index % len(MARKERS)])
 
 
 class RoundsChart(Chart):

@@ -9,8 +9,10 @@ from core import pruning
 from core.checkpoint import read_round_file
 from core.errors import SddError
 from core.events import Message, RoundEnded, RoundStarted
+from core.format import rounds_text
 from core.paths import RunPaths
 from core.progress import Progress
+from core.results import summary
 from core.store import Store
 
 ONESHOT = ("prune.schedule=oneshot", "prune.rounds=3", "model.hidden=[24, 12]")
@@ -74,9 +76,12 @@ def test_levels_reusing_the_dense_round_give_the_rounds_of_the_whole_run(oneshot
 def test_a_run_of_the_dense_round_only_then_one_level(run_experiment, smoke_config, tmp_path):
     dense_id, status, events = run_experiment(smoke_config(*ONESHOT, "prune.levels=[]"), tmp_path)
     assert status == "finished" and sorted(results(events)) == [0]
-    _, status, events = run_experiment(smoke_config(*ONESHOT, "prune.levels=[2]", f"prune.dense_from={dense_id}"),
-                                       tmp_path)
+    level_id, status, events = run_experiment(smoke_config(*ONESHOT, "prune.levels=[2]",
+                                                           f"prune.dense_from={dense_id}"), tmp_path)
     assert status == "finished" and sorted(results(events)) == [2]
+    store = Store(tmp_path)  # `runs` counts a run of some levels up to its last one: done, not 2 of 3
+    assert rounds_text(summary(store.get_run(dense_id))) == "0/0"
+    assert rounds_text(summary(store.get_run(level_id))) == "2/2"
 
 
 def test_reusing_a_dense_round_of_other_settings_or_none_is_one_line(oneshot_run, run_experiment, smoke_config):

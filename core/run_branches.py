@@ -44,14 +44,14 @@ class BranchKind:
     """How a branch of a finished round differs from the round itself."""
 
     key: str  # where its result goes in the round, and its weights in the round file (`<key>_model`)
-    stream: Branch  # its data order
+    stream: Branch  # its data order: the reinit branch's own, or the round's (random prune: only masks differ)
     fresh_init: bool  # a fresh random init from iteration 0 (else where the retrain mode starts the round)
     random_masks: bool  # the round's masks shuffled within each layer (else the round's own)
 
 
 BRANCH_KINDS = {
     "reinit": BranchKind("reinit", Branch.REINIT, fresh_init=True, random_masks=False),
-    "random-prune": BranchKind("random_prune", Branch.RANDOM_PRUNE, fresh_init=False, random_masks=True),
+    "random-prune": BranchKind("random_prune", Branch.MAIN, fresh_init=False, random_masks=True),
 }
 
 

@@ -59,8 +59,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig, lr: float, fused: bool
 
 
 class Branch(StrEnum):
-    """What a trainer trains: a round's main network, its random-reinit branch, a random-prune branch of a
-    finished run (core.run_branches), or a re-dense analysis.
+    """What a trainer trains: a round's main network, its random-reinit branch, or a re-dense analysis.
 
     The value is what events say (`EpochEnded.branch`); `stream` separates the branches' data orders.
     """
@@ -68,14 +67,13 @@ class Branch(StrEnum):
     MAIN = "main"
     REINIT = "reinit"
     REDENSE = "redense"  # core.flatness; never in a run's events
-    RANDOM_PRUNE = "random_prune"  # core.run_branches; never in a run's events
 
     @property
     def stream(self) -> int:
         return _STREAMS[self]
 
 
-_STREAMS = {Branch.MAIN: 0, Branch.REINIT: 1, Branch.REDENSE: 2, Branch.RANDOM_PRUNE: 3}  # the seeds every stored run was trained with
+_STREAMS = {Branch.MAIN: 0, Branch.REINIT: 1, Branch.REDENSE: 2}  # the seeds every stored run was trained with
 
 
 def epoch_generator(seed: int, round_index: int, epoch: int, stream: int = 0) -> torch.Generator:

@@ -129,9 +129,11 @@ def _start(run: StoredRun, kind: BranchKind, index: int):
 
 
 def _trained_before(run: StoredRun, index: int) -> dict[str, torch.Tensor]:
-    """The weights a round that keeps the trained ones starts from: the last round's (one-shot: the dense)."""
-    source = 0 if run.config.prune.schedule == "oneshot" else index - 1
-    return read_round_file(run.paths.round_file(source), run.data.x_train.device)["model"]
+    """The weights a round that keeps the trained ones starts from: the last round's, or one-shot the dense
+    network's (kept in the checkpoint, also by a run that reused another run's dense round)."""
+    if run.state.dense is not None:
+        return run.state.dense
+    return read_round_file(run.paths.round_file(index - 1), run.data.x_train.device)["model"]
 
 
 def train_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,

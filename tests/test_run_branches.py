@@ -132,3 +132,27 @@ def test_a_random_prune_branch_can_be_analysed_for_flatness(plain_run):
     stored = record["rounds"][2]["random_prune"]
     assert result["stored"]["test_acc"] == stored["test_acc"]
     assert result["sparse"]["test_acc"] == pytest.approx(stored["test_acc"])  # it evaluates the branch's own weights
+
+
+def test_random_prune_of_a_oneshot_level_starts_from_the_dense_weights_it_reused(run_experiment, tmp_path,
+                                                                                monkeypatch):
+    from core.training import Trainer
+
+    oneshot = ("prune.schedule=oneshot", "retrain.mode=finetune")
+    dense_id, _, _ = run_experiment(tiny(*oneshot, "prune.levels=[]"), tmp_path)
+    level_id, status, _ = run_experiment(tiny(*oneshot, "prune.levels=[2]", f"prune.dense_from={dense_id}"), tmp_path)
+    assert status == "finished"
+    starts = []
+    original = Trainer.train
+
+    def spy(self, start_iteration=0, **kwargs):
+        starts.append({n: p.detach().clone() for n, p in self.model.named_parameters()})
+        return original(self, start_iteration, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    result = branch(tmp_path, level_id, "random-prune")
+    assert result.exit_code == 0, result.output
+    dense = round_file(tmp_path, dense_id, 0)["model"]
+    (weights,) = starts
+    assert all(torch.equal(weights[name], dense[name]) for name in weights)
+    assert "random_prune" in Store(tmp_path).get_run(level_id)["rounds"][0]  # its only round, level 2

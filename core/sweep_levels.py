@@ -48,6 +48,9 @@ def _member(member: dict[str, Any], run_id: str, level: int, prune: dict[str, An
 
 def with_levels(members: list[dict[str, Any]], levels: list[int]) -> list[dict[str, Any]]:
     """Each member (a grid point and seed) as its dense member and one member per level; validated."""
+    if any(m["config"]["prune"].get("schedule") != "oneshot" for m in members):
+        raise SddError("--levels needs prune.schedule=oneshot (one-shot rounds do not depend on each other); "
+                       "add --set prune.schedule=oneshot")
     count = len(members) * (len(levels) + 1)
     if count > MAX_MEMBERS:
         raise SddError(f"the sweep would have {count:,} members, more than {MAX_MEMBERS:,}; give fewer --levels")

@@ -42,7 +42,7 @@ def test_each_grid_point_and_seed_becomes_a_dense_member_and_one_member_per_leve
 
 
 def test_levels_need_a_oneshot_config_with_enough_rounds():
-    with pytest.raises(SddError, match="--set prune.schedule=oneshot"):
+    with pytest.raises(SddError, match=r"^--levels needs prune.schedule=oneshot .* add --set prune.schedule=oneshot$"):
         with_levels(expand_sweep("smoke", None, [], [0], {}), [1])
     with pytest.raises(SddError, match="levels go past prune.rounds=2"):
         with_levels(expand_sweep("smoke", None, ONESHOT, [0], {}), [3])

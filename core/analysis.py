@@ -21,8 +21,12 @@ The rule (all accuracies are fractions in [0, 1], thresholds are in accuracy poi
    Otherwise `double_descent` is false and `reason` says which part is missing (flat: the smoothed
    curve spans less than `min_points`; no critical dip: it never falls that much; no sweet peak: it
    falls and never recovers that much).
-5. Collapse: the first round after the peak whose smoothed accuracy is `collapse_points` or more
-   below the peak's; None if the run never got there.
+5. Collapse, where both accuracies fall because the network can no longer fit even the clean
+   labels: the first round after the peak whose smoothed test accuracy is `collapse_points` or more
+   below the peak's AND below the dense network's level (the smoothed accuracy of the first round:
+   a pruned network still better than the dense one is not collapsed, however far it fell from the
+   peak) AND whose train accuracy is not above the peak round's (when both have one: train and test
+   fall together). None if the run never got there.
 6. Train accuracy leaving ~100% (the interpolation threshold): the first pruned round whose train
    accuracy is more than `train_points` below the highest train accuracy of the rounds before it.
    It is reported next to the dip, not used to find it (the paper finds them close together).
@@ -136,8 +140,7 @@ def detect_phases(
     half = window // 2
     raw_dip = min(range(max(1, dip - half), min(peak, dip + half + 1)), key=lambda i: (raw[i], i))
     raw_peak = max(range(max(raw_dip + 1, peak - half), min(len(raw), peak + half + 1)), key=lambda i: (raw[i], -i))
-    after = max(peak, raw_peak) + 1
-    collapse = next((i for i in range(after, len(acc)) if acc[i] <= acc[peak] - collapse_points), None)
+    collapse = _collapse(usable, acc, peak, max(peak, raw_peak), collapse_points)
     result.update(
         double_descent=True,
         reason=f"test accuracy falls {100 * drop:.1f} points to the dip, then rises {100 * rise:.1f} points "
@@ -147,6 +150,19 @@ def detect_phases(
         phases=_phase_spans(usable, acc, dip, peak, collapse),
     )
     return result
+
+
+def _collapse(rounds: list[dict[str, Any]], acc: list[float], peak: int, last_peak: int,
+              collapse_points: float) -> int | None:
+    """The collapse's index by the docstring's rule 5, or None."""
+    peak_train = rounds[last_peak].get("train_acc")
+
+    def train_falls(i: int) -> bool:
+        train = rounds[i].get("train_acc")
+        return train is None or peak_train is None or train <= peak_train
+
+    return next((i for i in range(last_peak + 1, len(acc))
+                 if acc[i] <= acc[peak] - collapse_points and acc[i] < acc[0] and train_falls(i)), None)
 
 
 def _no_double_descent_reason(acc: list[float], min_points: float) -> str:

@@ -12,6 +12,7 @@ file, fsync, rename); core.run_state.State types it:
                (rewind weights of round 0), main_result and main_model (when the reinit branch is
                under way), seconds spent so far, rng
     config     the run's configuration, as JSON data
+    dense      prune.schedule=oneshot: the trained dense weights every round prunes (else None)
 Each finished round also leaves runs/<id>/rounds/round-<r>.pt: round, model, masks, result and
 (with a reinit branch) reinit_model.
 """

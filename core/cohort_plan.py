@@ -51,6 +51,8 @@ def pack_fields(config: ExperimentConfig) -> dict[str, Any]:
         "train.epochs": train.epochs, "train.batch_size": train.batch_size,
         "train.eval_batch_size": train.eval_batch_size, "train.augment": train.augment,
         "prune.rounds": config.prune.rounds, "prune.layers": config.prune.layers,
+        "prune.schedule": config.prune.schedule, "prune.levels": config.prune.levels,  # which rounds train
+        "prune.dense_from": config.prune.dense_from,  # a reused dense round: the members start at round 1
         "round start (retrain.rewind_iteration)": config.retrain.rewind_iteration if rule.rewind_schedule else 0,
         "runtime.device": runtime.device, "runtime.threads": runtime.threads, "runtime.amp": runtime.amp,
         "runtime.checkpoint_every": runtime.checkpoint_every, "runtime.checkpoint_minutes": runtime.checkpoint_minutes,

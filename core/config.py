@@ -12,20 +12,22 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from core.errors import SddError
+from core.paths import is_valid_id
 from core.plugins import check_spec, is_plugin
 from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
 
 # The built-in names; `data.name` and `model.name` also take a plugin, `module.path:function`.
-DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "digits", "synthetic"]
-NoiseKind = Literal["none", "symmetric", "asymmetric", "pairflip"]
-ModelName = Literal["lenet300_100", "mlp", "resnet18", "vgg16"]
+DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "tiny_imagenet", "digits", "synthetic"]
+NoiseKind = Literal["none", "symmetric", "random", "asymmetric", "pairflip"]
+ModelName = Literal["lenet300_100", "mlp", "resnet18", "resnet101", "vgg16"]
 VECTOR_DATA = ("digits", "mnist1d")  # built-in datasets of (N, D) samples
 PruneMethod = Literal["magnitude", "gradient", "random"]
 PruneScope = Literal["global", "layer"]
+PruneSchedule = Literal["iterative", "oneshot"]
 RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
 
 
@@ -75,9 +77,9 @@ class _PluginSection(_Section):
 class DataConfig(_PluginSection):
     BUILTINS, SECTION = DataName, "data"
     name: str = Field("digits", description="Dataset: mnist | fashion_mnist | mnist1d | cifar10 | cifar100 | "
-                                            "digits | synthetic | module.path:function (your own)")
+                                            "tiny_imagenet | digits | synthetic | module.path:function (your own)")
     data_dir: Path | None = Field(
-        None, description="Where torchvision datasets live (default: <home>/data)"
+        None, description="Where torchvision datasets (and tiny-imagenet-200/) live (default: <home>/data)"
     )
     download: bool = Field(False, description="Download torchvision datasets if missing")
     train_size: int | None = Field(
@@ -104,14 +106,16 @@ class DataConfig(_PluginSection):
 
 
 class NoiseConfig(_Section):
-    kind: NoiseKind = Field("symmetric", description="Label noise: none | symmetric | asymmetric | pairflip")
-    rate: float = Field(0.2, ge=0.0, le=1.0, description="Fraction of training labels corrupted")
+    kind: NoiseKind = Field(
+        "symmetric", description="Label noise: none | symmetric (always another class) | random (a class drawn "
+                                 "from all, as the official code's --random_labels_fraction) | asymmetric | pairflip")
+    rate: float = Field(0.2, ge=0.0, le=1.0, description="Fraction of training labels corrupted (random: relabelled)")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Noise seed (default: runtime.seed)")
 
 
 class ModelConfig(_PluginSection):
     BUILTINS, SECTION = ModelName, "model"
-    name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | vgg16 | "
+    name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | resnet101 | vgg16 | "
                                                   "module.path:function (your own)")
     width: float = Field(1.0, gt=0.0, le=16.0, description="Width multiplier (tests shrink models with it)")
     hidden: list[int] = Field(
@@ -137,7 +141,8 @@ class TrainConfig(_Section):
         default_factory=list, description="Epochs at which the LR is multiplied by gamma"
     )
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="LR drop factor at each milestone")
-    augment: bool = Field(False, description="Random 4-px shift and horizontal flip (image data)")
+    augment: bool = Field(False, description="Random 4-px shift and horizontal flip (image data; Tiny ImageNet: "
+                                             "random resized crop to 32 and flip)")
     eval_batch_size: int = Field(1024, ge=1, le=1_000_000, description="Batch size for evaluation")
 
     @field_validator("milestones")
@@ -156,6 +161,49 @@ class PruneConfig(_Section):
     layers: Literal["default", "all", "linear", "conv"] = Field(
         "default", description="Prunable weights: default (the paper's set) | all | linear | conv"
     )
+    schedule: PruneSchedule = Field(
+        "iterative", description="iterative (round r prunes round r-1's network by `fraction`) | oneshot (round r "
+                                 "prunes the trained dense network straight to sparsity 1 - (1 - fraction)^r)")
+    levels: list[int] | None = Field(
+        None, description="oneshot: train only these rounds, e.g. [5, 6] ([]: the dense round only; "
+                          "default: every round 1..rounds)")
+    dense_from: str | None = Field(
+        None, description="Reuse this run's dense round (its trained weights, init, rewind point and noisy labels) "
+                          "instead of training one; its settings must match")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_ok(cls, levels: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if levels is None:
+            return levels
+        if any(level < 1 for level in levels) or levels != sorted(set(levels)):
+            raise ValueError("levels must be increasing rounds >= 1, each once, e.g. [1, 2, 3]")
+        if info.data.get("schedule") != "oneshot":
+            raise ValueError("levels are for prune.schedule=oneshot (iterative rounds build on each other); "
+                             "add --set prune.schedule=oneshot")
+        rounds = info.data.get("rounds")
+        if levels and rounds is not None and levels[-1] > rounds:
+            raise ValueError(f"levels go past prune.rounds={rounds}; raise prune.rounds or drop the level")
+        return levels
+
+    @field_validator("dense_from")
+    @classmethod
+    def _dense_from_ok(cls, run_id: str | None, info: ValidationInfo) -> str | None:
+        if run_id is not None and not is_valid_id(run_id):
+            raise ValueError("dense_from must be a run id (`sdd-tui runs` lists them)")
+        if run_id is not None and info.data.get("levels") == []:
+            raise ValueError("with prune.levels=[] there is nothing to train but the dense round it reuses; "
+                             "give levels, e.g. --set prune.levels=[5]")
+        return run_id
+
+    def trained_rounds(self) -> list[int]:
+        """The rounds a run with these settings trains, in order (0: the dense round)."""
+        return trained_rounds(self.rounds, self.levels, self.dense_from is not None)
+
+
+def trained_rounds(rounds: int, levels: list[int] | None, reuses_dense: bool) -> list[int]:
+    """Round 0 unless the dense round is reused from another run, then `levels` or every round 1..rounds."""
+    return ([] if reuses_dense else [0]) + (list(levels) if levels is not None else list(range(1, rounds + 1)))
 
 
 class RetrainConfig(_Section):
@@ -208,9 +256,9 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
-        if self.model.name in ("resnet18", "vgg16") and self.data.name in VECTOR_DATA:
-            raise ValueError("model.name: resnet18 and vgg16 need image data "
-                             "(mnist, fashion_mnist, cifar10, cifar100, synthetic)")
+        if self.model.name in ("resnet18", "resnet101", "vgg16") and self.data.name in VECTOR_DATA:
+            raise ValueError("model.name: resnet18, resnet101 and vgg16 need image data "
+                             "(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, synthetic)")
         return self
 
 

@@ -19,10 +19,12 @@ from core import provenance, pruning
 from core.branch_training import BranchTrainer
 from core.checkpoint import Checkpointer
 from core.config import ExperimentConfig
-from core.data import Dataset, load_dataset
+from core.data import Dataset, load_dataset, noise_report
+from core.dense_source import ReusedDense, reuse_dense
 from core.device import library_versions, resolve_device
 from core.errors import SddError, StopRequested, allocation_failure, too_big
 from core.events import Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
+from core.format import pct
 from core.models import prunable_names
 from core.paths import RunPaths, new_run_id
 from core.plugins import plugin_provenance
@@ -134,18 +136,23 @@ class Experiment:
 
     def _loop(self, state: State | None) -> None:
         cfg, data = self.config, self.data
+        reused = None
+        if cfg.prune.dense_from and (state is None or state.round < 0):
+            reused = reuse_dense(self.home, cfg, data.x_train.device)
+            self.checkpoints.restore_labels(data, reused)  # the noisy labels its dense round saw
         if cfg.noise.kind != "none":
-            self.info(f"label noise: {cfg.noise.kind}, {int(data.noisy_mask.sum())} of "
-                      f"{len(data.y_train)} training labels changed ({data.noise_rate:.1%})")
+            self.info(noise_report(cfg.noise, data))
         self.checkpoints.labels = {"y_train": data.y_train.cpu(), "noisy_mask": data.noisy_mask.cpu()}
         model = self.models.new(cfg.runtime.seed)
         self.models.compile(model)
         if state is not None and state.partial is None:
             restore_rng(state.rng)  # an unfinished round restores its own, just before training goes on
-        if state is None or state.round < 0:
+        if reused is not None:
+            state = self._reused_dense(model, reused)
+        elif state is None or state.round < 0:
             state = self._dense_round(model, state)
             self.checkpoints.round_ended(state)
-        for round_index in range(state.round + 1, cfg.prune.rounds + 1):
+        for round_index in [r for r in cfg.prune.trained_rounds() if r > state.round]:
             state = self._prune_round(round_index, model, state)
             self.checkpoints.round_ended(state)
 
@@ -167,14 +174,30 @@ class Experiment:
                                        capture_iteration=min(cfg.retrain.rewind_iteration, total))
         result = self.branches.result(self.round, model, init, training.epochs)
         self._emit(RoundEnded, round=0, rounds=cfg.prune.rounds, result=result)
-        return State(0, snapshot(model), masks, init, training.captured, [result])
+        trained = snapshot(model)
+        return State(0, trained, masks, init, training.captured, [result], dense=self._oneshot_source(trained))
+
+    def _reused_dense(self, model: nn.Module, reused: ReusedDense) -> State:
+        """Round 0 taken over from run `prune.dense_from` (its trained weights, init and rewind point)."""
+        model.load_state_dict(reused.model)
+        result = reused.result
+        self.info(f"dense round reused from run {reused.run_id} (prune.dense_from): "
+                  f"test {pct(result.get('test_acc'))}, "
+                  f"train {pct(result.get('train_acc'))}")
+        return State(0, reused.model, reused.masks, reused.init, reused.rewind, [],
+                     dense=self._oneshot_source(reused.model))
+
+    def _oneshot_source(self, dense: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """One-shot rounds all prune the trained dense network: the state keeps it (iterative: None)."""
+        return dense if self.config.prune.schedule == "oneshot" else None
 
     def _prune_round(self, index: int, model: nn.Module, state: State) -> State:
-        """Prune, start where the retrain mode says, retrain; then the reinit branch when there is one."""
+        """Prune (the last round's network, or one-shot the dense one), start where the retrain mode says,
+        retrain; then the reinit branch when there is one."""
         cfg = self.config
         partial, rule = state.partial, RETRAIN_MODES[cfg.retrain.mode]
         self.checkpoints.finished = state
-        model.load_state_dict(state.model)
+        model.load_state_dict(state.dense if state.dense is not None else state.model)
         masks = partial.masks if partial else self._prune(model, state.masks, index)
         per_epoch = self.branches.iterations_per_epoch
         start = round_start(cfg.retrain, per_epoch * cfg.train.epochs, state.rewind,
@@ -197,7 +220,8 @@ class Experiment:
             reinit, reinit_model = self._reinit_branch(index, partial)
             result = with_reinit(result, reinit, rule.reports_reinit)
         self._emit(RoundEnded, round=index, rounds=cfg.prune.rounds, result=result)
-        return State(index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result], reinit_model)
+        return State(index, snapshot(model), masks, state.init, state.rewind, [*state.rounds, result], reinit_model,
+                     dense=state.dense)
 
     def _reinit_branch(self, index: int, partial: PartialRound | None):
         """Same mask, fresh random init, trained from iteration 0: 'winning tickets may not always win'."""
@@ -215,5 +239,7 @@ class Experiment:
     def _prune(self, model: nn.Module, masks: pruning.Masks, index: int) -> pruning.Masks:
         cfg, data = self.config, self.data
         generator = torch.Generator().manual_seed(cfg.runtime.seed * 7919 + index)
-        return pruning.prune_step(model, masks, cfg.prune, generator,
-                                  lambda g: pruning.random_batch(data.x_train, data.y_train, cfg.train.batch_size, g))
+        batch = lambda g: pruning.random_batch(data.x_train, data.y_train, cfg.train.batch_size, g)  # noqa: E731
+        if cfg.prune.schedule == "oneshot":
+            return pruning.oneshot_step(model, masks, cfg.prune, generator, batch, index)
+        return pruning.prune_step(model, masks, cfg.prune, generator, batch)

@@ -4,7 +4,8 @@
   core.grouping's rule) form one group, drawn as mean +- std (sample std, n - 1).
 - `figure_one(records, metric)`: the paper's Figure 1: test accuracy (top) and train accuracy
   (bottom) against sparsity, on an x axis of log remaining-weight fraction whose ticks are labelled
-  as sparsity %; phases of the first group shaded; a reinit (or ticket) branch overlaid dashed.
+  as sparsity %; phases of the first group shaded; a reinit (or ticket) branch overlaid dashed, a
+  random-prune branch dotted.
   Another `metric` (learning_distance, best_test_acc, ...) draws one panel of that metric.
 - `interpolation_figure(record)`: the re-dense interpolation and filter-normalised loss plots.
 - `save_figure(figure, path)`: PNG, PDF or SVG by the file's suffix.
@@ -23,10 +24,12 @@ from matplotlib.figure import Figure
 from core.analysis import detect_phases
 from core.errors import SddError
 from core.grouping import group_by_setting, mean_std, setting_key
+from core.results import BRANCH_LABELS, BRANCHES
 
 FORMATS = (".png", ".pdf", ".svg")
 SPARSITY_TICKS = (0, 50, 70, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
 PHASE_COLOURS = {"light": "#dddddd", "critical": "#f4b6b6", "sweet": "#b9e3b9", "collapsed": "#c9c9e8"}
+BRANCH_STYLES = {"reinit": "--", "ticket": "--", "random_prune": ":"}  # a branch is dashed (random prune: dotted)
 METRIC_LABELS = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (noisy labels, %)",
                  "best_test_acc": "best-epoch test accuracy (%)", "learning_distance": "learning distance ||w - w0||",
                  "noisy_memorized": "noisy labels memorised (%)", "noisy_true_acc": "noisy samples, true labels (%)",
@@ -49,8 +52,9 @@ class SeedGroup:
         name = self.records[0].get("name") or self.records[0]["id"]
         if len(self.records) == 1:
             return f"{name} ({self.records[0]['id']})"
-        name = re.sub(r"\s*seed=\d+", "", name)  # sweep members are named after their seed: the group is not
-        return f"{name} ({len(self.records)} seeds: {', '.join(map(str, sorted(self.seeds)))})"
+        name = re.sub(r"\s*(seed|level)=\d+", "", name)  # sweep members are named after their seed and level
+        seeds = sorted(set(self.seeds))  # the one-shot levels of one seed are several runs of one curve
+        return f"{name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})"
 
 
 def group_by_seed(records: list[dict[str, Any]]) -> list[SeedGroup]:
@@ -141,7 +145,8 @@ def _draw_group(ax, group: SeedGroup, metric: str, colour, branch: str | None, l
     scale = _scale(metric)
     x = _remaining(curve.sparsity)
     mean = [m * scale for m in curve.mean]
-    style = {"linestyle": "--", "marker": None} if branch else {"linestyle": "-", "marker": "o"}
+    style = {"linestyle": "-", "marker": "o"} if branch is None else {"linestyle": BRANCH_STYLES[branch],
+                                                                        "marker": None}
     ax.plot(x, mean, color=colour, markersize=3, lw=1.4, label=label, **style)
     if max(curve.count) > 1:
         ax.fill_between(x, [m - s * scale for m, s in zip(mean, curve.std)],
@@ -150,7 +155,7 @@ def _draw_group(ax, group: SeedGroup, metric: str, colour, branch: str | None, l
 
 def _branches(group: SeedGroup) -> list[str]:
     rounds = [r for record in group.records for r in record.get("rounds", [])]
-    return [b for b in ("reinit", "ticket") if any(isinstance(r.get(b), dict) for r in rounds)]
+    return [b for b in BRANCHES if any(isinstance(r.get(b), dict) for r in rounds)]
 
 
 # ---------------------------------------------------------------------------- figures
@@ -173,7 +178,7 @@ def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: s
         for group, colour in zip(groups, colours):
             _draw_group(ax, group, shown, colour, None, group.label)
             for branch in _branches(group):
-                _draw_group(ax, group, shown, colour, branch, f"{group.label}, {branch}")
+                _draw_group(ax, group, shown, colour, branch, f"{group.label}, {BRANCH_LABELS[branch]}")
         ax.set_ylabel(METRIC_LABELS.get(shown, shown))
         _sparsity_axis(ax, sparsities)
     if metric == "test_acc" and phases.get("double_descent"):

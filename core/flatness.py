@@ -5,9 +5,11 @@ For a stored round (runs/<id>/rounds/round-<r>.pt: trained weights and masks):
   `epochs` more epochs at the last LR of the sparse round (fixed LR, no masks);
 - interpolation: w(a) = (1 - a) w_sparse + a w_redense for a in [0, 1] (`steps` points, 101 = step
   0.01), with train loss/accuracy (on the noisy training labels the network was trained on) and test
-  loss/accuracy at each point. Batch-norm running statistics are interpolated like the weights, not
-  recomputed, so both endpoints are exactly the stored networks (integer buffers come from the
-  nearer endpoint);
+  loss/accuracy at each point. Batch-norm running statistics are interpolated like the weights by
+  default, so both endpoints are exactly the stored networks (integer buffers come from the nearer
+  endpoint); with `bn="recompute"` they are recomputed at every point instead, from a forward pass in
+  train mode over the (un-augmented) training inputs, or `bn_samples` of them (torch's `update_bn`:
+  the average of the batches' statistics), so every point is judged with statistics of its own weights;
 - filter-normalised 1-D loss plot (Li et al. 2018): one Gaussian direction d, each filter (each
   output row of a weight) rescaled to the norm of the same filter of w, biases and batch-norm
   parameters left out (d = 0); loss along w + b d for b in [-1, 1]. Around the sparse solution the
@@ -62,6 +64,8 @@ def stored_evaluation(result: dict[str, Any], config: ExperimentConfig, branch: 
     """The round's stored test/train accuracy of `branch` (main: the rewound/finetuned network)."""
     if branch == "reinit":
         return result.get("reinit", result) if config.retrain.mode != "reinit" else result
+    if branch == "random_prune":
+        return result.get("random_prune", {})
     return result.get("ticket", result) if config.retrain.mode == "reinit" else result
 
 
@@ -94,13 +98,36 @@ def evaluate_both(model: nn.Module, data: Dataset, batch_size: int, autocast=Non
     return {"train_loss": train.loss, "train_acc": train.acc, "test_loss": test.loss, "test_acc": test.acc}
 
 
+BN_MODES = ("interpolate", "recompute")
+
+
+def bn_inputs(data: Dataset, samples: int | None, seed: int) -> torch.Tensor:
+    """The training inputs batch-norm statistics are recomputed on: all, or `samples` of a seeded shuffle."""
+    if samples is None or samples >= len(data.x_train):
+        return data.x_train
+    order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:samples]
+    return data.x_train[order.to(data.x_train.device)]
+
+
+def recompute_bn(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> None:
+    """Every batch-norm layer's running statistics recomputed on `inputs` (train mode, no gradients, the
+    average over batches: torch.optim.swa_utils.update_bn); nothing to do without batch norm."""
+    from torch.optim.swa_utils import update_bn
+
+    update_bn((inputs[first : first + batch_size] for first in range(0, len(inputs), batch_size)), model)
+
+
 def interpolate(model: nn.Module, sparse: dict[str, torch.Tensor], dense: dict[str, torch.Tensor],
-                data: Dataset, steps: int, batch_size: int, autocast=None) -> list[dict[str, float]]:
-    """Metrics along the straight line from `sparse` (alpha 0) to `dense` (alpha 1)."""
+                data: Dataset, steps: int, batch_size: int, autocast=None,
+                bn_from: torch.Tensor | None = None) -> list[dict[str, float]]:
+    """Metrics along the straight line from `sparse` (alpha 0) to `dense` (alpha 1); batch-norm statistics
+    interpolated too, or recomputed at each point on `bn_from` when given."""
     points = []
     for index in range(steps):
         alpha = index / (steps - 1)
         model.load_state_dict(mix(sparse, dense, alpha))
+        if bn_from is not None:
+            recompute_bn(model, bn_from, batch_size)
         points.append({"alpha": alpha, **evaluate_both(model, data, batch_size, autocast)})
     return points
 
@@ -140,12 +167,13 @@ def _autocast(model: nn.Module, data: Dataset, config: ExperimentConfig):
 
 def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, stored: dict[str, Any],
                   round_index: int, epochs: int, steps: int, branch: str = "main", filter_points: int = 0,
-                  control: Control | None = None, on_epoch=None, lr: float | None = None) -> dict[str, Any]:
+                  control: Control | None = None, on_epoch=None, lr: float | None = None,
+                  bn: str = "interpolate", bn_samples: int | None = None) -> dict[str, Any]:
     """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots."""
-    weights_key = "reinit_model" if branch == "reinit" else "model"
+    weights_key = "model" if branch == "main" else f"{branch}_model"
     if weights_key not in stored:
-        raise SddError(f"round {round_index} has no reinit branch; use --branch main, "
-                       f"or run with --set retrain.compare_reinit=true")
+        raise SddError(f"round {round_index} has no {branch} branch; use --branch main, or train it with "
+                       f"`sdd-tui branch ID {branch.replace('_', '-')} --rounds {round_index}`")
     sparse = {k: v.clone() for k, v in stored[weights_key].items()}
     batch = config.train.eval_batch_size
     autocast = _autocast(model, data, config)
@@ -155,17 +183,20 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
     dense = redense(model, data, config, epochs, lr, round_index, control, on_epoch)
     dense_eval = evaluate_both(model, data, batch, autocast)
     recorded = stored_evaluation(stored.get("result", {}), config, branch)
+    bn_from = bn_inputs(data, bn_samples, config.runtime.seed) if bn == "recompute" else None
     result = {
         "round": round_index, "branch": branch, "sparsity": stored.get("result", {}).get("sparsity"),
-        "epochs": epochs, "lr": lr, "bn": "interpolated",
+        "epochs": epochs, "lr": lr, "bn": "recomputed" if bn_from is not None else "interpolated",
+        "bn_samples": len(bn_from) if bn_from is not None else None,
         "stored": {k: recorded.get(k) for k in ("test_acc", "train_acc", "test_loss", "train_loss")},
         "sparse": sparse_eval, "redense": dense_eval,
-        "interpolation": interpolate(model, sparse, dense, data, steps, batch, autocast),
+        "interpolation": interpolate(model, sparse, dense, data, steps, batch, autocast, bn_from),
     }
     if filter_points:
         generator = torch.Generator().manual_seed(config.runtime.seed * 7907 + round_index)
         plots = {}
-        for name, weights, masks in (("sparse", sparse, stored["masks"]), ("redense", dense, None)):
+        sparse_masks = stored["random_prune_masks"] if branch == "random_prune" else stored["masks"]
+        for name, weights, masks in (("sparse", sparse, sparse_masks), ("redense", dense, None)):
             direction = filter_normalized_direction(weights, masks, generator)
             plots[name] = loss_plot_1d(model, weights, direction, data, filter_points, batch, autocast)
         result["filter_normalized"] = plots
@@ -175,7 +206,8 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
 def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: int, steps: int = 101,
                 branch: str = "main", filter_points: int = 0, device: str | None = None,
                 progress: Progress | None = None, control: Control | None = None,
-                lr: float | None = None) -> dict[str, dict[str, Any]]:
+                lr: float | None = None, bn: str = "interpolate",
+                bn_samples: int | None = None) -> dict[str, dict[str, Any]]:
     """Re-dense and interpolation results of several stored rounds of a run, keyed by round."""
     from core.config import validate_config
     from core.data import load_dataset
@@ -186,8 +218,13 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
         raise SddError(f"--epochs must be >= 1 and --interp-steps >= 2 (got {epochs}, {steps})")
     if lr is not None and not 0 < lr <= 10:
         raise SddError(f"--lr {lr}: give a learning rate in (0, 10]")
-    if branch not in ("main", "reinit"):
-        raise SddError(f"--branch {branch!r}: use main or reinit")
+    if bn not in BN_MODES:
+        raise SddError(f"--bn {bn!r}: use interpolate (batch-norm statistics interpolated like the weights) or "
+                       f"recompute (recomputed on training batches at every point)")
+    if bn_samples is not None and bn_samples < 1:
+        raise SddError(f"--bn-samples {bn_samples}: give a number of training samples >= 1")
+    if branch not in ("main", "reinit", "random_prune"):
+        raise SddError(f"--branch {branch!r}: use main, reinit or random_prune")
     config = validate_config(record["config"], f"run {record['id']}")
     target = resolve_device(device or config.runtime.device)
     if config.runtime.threads:
@@ -202,5 +239,6 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
         say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
             f"then {steps} interpolation points")
         results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, epochs,
-                                                  steps, branch, filter_points, control, lr=lr)
+                                                  steps, branch, filter_points, control, lr=lr, bn=bn,
+                                                  bn_samples=bn_samples)
     return results

@@ -61,11 +61,11 @@ def size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
-NOISE_KINDS = {"asymmetric": "asym", "pairflip": "pair"}
+NOISE_KINDS = {"asymmetric": "asym", "pairflip": "pair", "random": "rand"}
 
 
 def noise_short(kind: str | None, rate: float | None) -> str:
-    """'40%' (symmetric, the usual kind), 'asym 20%', 'pair 20%', 'none' (table cells)."""
+    """'40%' (symmetric, the usual kind), 'asym 20%', 'pair 20%', 'rand 20%', 'none' (table cells)."""
     if kind in (None, "none") or rate is None:
         return kind or "-"
     return f"{100 * rate:.0f}%" if kind == "symmetric" else f"{NOISE_KINDS.get(kind, kind)} {100 * rate:.0f}%"

@@ -1,7 +1,8 @@
 """Which runs are one experiment, and the statistic over them: one rule for every face.
 
 Runs whose configs differ only in fields that do not change what is measured (seeds, where and how
-fast it ran, checkpoint timing, names) are seeds of one setting. The compare screen, `plot`, `sweeps
+fast it ran, checkpoint timing, names; which one-shot levels a run trained and whose dense round it
+reused: the levels of one one-shot run are one curve) are seeds of one setting. The compare screen, `plot`, `sweeps
 show` and `sweeps plot` all group with `group_by_setting` and report mean +- sample std (n - 1).
 """
 
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 NOT_THE_EXPERIMENT = frozenset({
     "name", "description", "runtime.seed", "noise.seed", "runtime.device", "runtime.threads", "runtime.fast",
     "runtime.compile", "runtime.checkpoint_every", "runtime.checkpoint_minutes", "data.data_dir", "data.download",
+    "prune.levels", "prune.dense_from",
 })  # fmt: skip
 
 T = TypeVar("T")
@@ -57,6 +59,17 @@ def differing_fields(configs: Sequence[dict[str, Any]]) -> list[str]:
     flats = [experiment_fields(c) for c in configs]
     keys = sorted({k for flat in flats for k in flat})
     return [k for k in keys if len({json.dumps(flat.get(k), default=str) for flat in flats}) > 1]
+
+
+def runs_per_round(records: Sequence[dict[str, Any]]) -> int:
+    """A group's n: how many of its runs measured a round, at most (the one-shot levels of one seed, run as
+    separate runs, are one curve of n = 1); the number of runs when none has rounds yet."""
+    counts: dict[Any, int] = {}
+    for record in records:
+        for result in record.get("rounds") or []:
+            if isinstance(result, dict):
+                counts[result.get("round")] = counts.get(result.get("round"), 0) + 1
+    return max(counts.values(), default=len(records))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

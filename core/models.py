@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, ResNet
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from core.config import ModelConfig
 from core.errors import SddError
@@ -66,9 +66,11 @@ def mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> 
 
 
 class CifarResNet(ResNet):
-    """torchvision's ResNet with the CIFAR stem (3x3 conv, stride 1, no max-pool) and any width."""
+    """torchvision's ResNet (basic blocks: ResNet-18; bottlenecks: ResNet-101) with the CIFAR stem (3x3 conv,
+    stride 1, no max-pool) and any width."""
 
-    def __init__(self, layers: list[int], num_classes: int, in_channels: int, width: float):
+    def __init__(self, layers: list[int], num_classes: int, in_channels: int, width: float,
+                 block: type[BasicBlock | Bottleneck] = BasicBlock):
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
         self.dilation, self.groups, self.base_width = 1, 1, 64
@@ -78,12 +80,12 @@ class CifarResNet(ResNet):
         self.bn1 = nn.BatchNorm2d(planes[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity()
-        self.layer1 = self._make_layer(BasicBlock, planes[0], layers[0])
-        self.layer2 = self._make_layer(BasicBlock, planes[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(BasicBlock, planes[2], layers[2], stride=2)
-        self.layer4 = self._make_layer(BasicBlock, planes[3], layers[3], stride=2)
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(planes[3], num_classes)
+        self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
 
     def default_prunable(self) -> list[str]:
         return [f"{n}.weight" for n, m in self.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -98,6 +100,13 @@ def _need_image(name: str, input_shape: tuple[int, ...]) -> None:
 def resnet18(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     _need_image("resnet18", input_shape)
     return CifarResNet([2, 2, 2, 2], num_classes, input_shape[0], config.width)
+
+
+@register("resnet101")
+def resnet101(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """ResNet-101 (the paper's Tiny ImageNet network): bottleneck blocks 3, 4, 23, 3, the CIFAR stem."""
+    _need_image("resnet101", input_shape)
+    return CifarResNet([3, 4, 23, 3], num_classes, input_shape[0], config.width, Bottleneck)
 
 
 VGG16_PLAN = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]

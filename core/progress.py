@@ -22,6 +22,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
+from core.config import trained_rounds
 from core.events import (
     EpochEnded,
     Event,
@@ -57,6 +58,7 @@ class Progress:
     handing_over: bool = False  # a detach is under way (the app hands the run to a background process)
     handover_pid: int = 0
     two_branches: bool = False  # pruned rounds also train a fresh-init branch
+    schedule: list[int] = field(default_factory=list)  # the rounds the run trains (one-shot levels: some)
     results: list[dict] = field(default_factory=list)
     _open_round: int = -1  # the round started and not yet ended in this stream
     _pruned_start: int = 0  # where pruned rounds' main branch starts (known once one has started afresh)
@@ -91,6 +93,8 @@ class Progress:
         self.rounds, self.epochs, self.status = event.rounds, event.epochs, "running"
         retrain = event.config.get("retrain", {})
         self.two_branches = retrain.get("mode") == "reinit" or bool(retrain.get("compare_reinit"))
+        prune = event.config.get("prune", {})
+        self.schedule = trained_rounds(event.rounds, prune.get("levels"), bool(prune.get("dense_from")))
         if event.resumed_from_round >= 0:
             self.handing_over = False  # whoever resumed it has taken it over
         self._round_clock = None  # the time across a stop and resume is not training time
@@ -160,7 +164,10 @@ class Progress:
 
     @property
     def epochs_left(self) -> int:
-        return self.epochs_left_in_round + sum(self._round_work(r) for r in range(self.round + 1, self.rounds + 1))
+        return self.epochs_left_in_round + sum(self._round_work(r) for r in self._schedule() if r > self.round)
+
+    def _schedule(self) -> list[int]:
+        return self.schedule or list(range(self.rounds + 1))
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -187,4 +194,6 @@ class Progress:
     def fraction_done(self) -> float:
         work = self._round_work(self.round)
         round_part = self._round_done() / work if work else 0.0
-        return min(1.0, (self.round + round_part) / (self.rounds + 1))
+        schedule = self._schedule()
+        done = sum(1 for r in schedule if r < self.round)  # rounds of the schedule before this one
+        return min(1.0, (done + round_part) / max(1, len(schedule)))

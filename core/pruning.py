@@ -112,10 +112,30 @@ SCORES: dict[str, Callable[[nn.Module, Masks, torch.Generator, Batch], dict[str,
 }
 
 
-def prune_step(model: nn.Module, masks: Masks, config, generator: torch.Generator, batch: Batch) -> Masks:
-    """One round's pruning: score with `config.method`, drop `config.fraction` of the alive weights."""
+def prune_step(model: nn.Module, masks: Masks, config, generator: torch.Generator, batch: Batch,
+               fraction: float | None = None) -> Masks:
+    """One round's pruning: score with `config.method`, drop `fraction` (default `config.fraction`) of the
+    alive weights."""
     scores = SCORES[config.method](model, masks, generator, batch)
-    return prune_masks(scores, masks, config.fraction, config.scope)
+    return prune_masks(scores, masks, config.fraction if fraction is None else fraction, config.scope)
+
+
+def oneshot_step(model: nn.Module, masks: Masks, config, generator: torch.Generator, batch: Batch,
+                 level: int) -> Masks:
+    """One-shot pruning to round `level`: the dense network `model` (every weight of `masks` alive again)
+    loses 1 - (1 - fraction)^level of its prunable weights at once, ceil-rounded as every round is."""
+    dense = {name: torch.ones_like(mask) for name, mask in masks.items()}
+    return prune_step(model, dense, config, generator, batch, expected_sparsity(config.fraction, level))
+
+
+def shuffled_masks(masks: Masks, generator: torch.Generator) -> Masks:
+    """Random masks with each tensor's own sparsity: its mask's entries in a random order (the official
+    code's `randomly_prune` branch, `layerwise` strategy)."""
+    shuffled = {}
+    for name, mask in masks.items():
+        order = torch.randperm(mask.numel(), generator=generator).to(mask.device)
+        shuffled[name] = mask.flatten()[order].view_as(mask)
+    return shuffled
 
 
 def random_batch(x: torch.Tensor, y: torch.Tensor, size: int, generator: torch.Generator):

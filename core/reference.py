@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from core.data import Dataset as ExperimentData
+from core.resized_crop import CropSource
 
 
 class SampleDataset(torch.utils.data.Dataset):
@@ -46,6 +47,15 @@ def tensor_transforms(augment: bool, image_shape: tuple[int, ...]) -> Callable |
                                transforms.RandomHorizontalFlip()])
 
 
+def crop_transforms(crops: CropSource) -> Callable:
+    """torchvision's RandomResizedCrop + RandomHorizontalFlip on a uint8 image, then scaled and normalised."""
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.RandomResizedCrop(crops.size, antialias=True),
+                               transforms.RandomHorizontalFlip(), transforms.ConvertImageDtype(torch.float32),
+                               transforms.Normalize(crops.mean.tolist(), crops.std.tolist())])
+
+
 def loader_batches(data: ExperimentData, batch_size: int, generator: torch.Generator, augment: bool,
                    skip: int = 0, device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of the slow path: a shuffling DataLoader over `data` (on the CPU), batches moved to `device`.
@@ -53,7 +63,10 @@ def loader_batches(data: ExperimentData, batch_size: int, generator: torch.Gener
     torchvision transforms draw from torch's global generator; it is seeded from the epoch's
     generator inside `fork_rng`, so the epoch is reproducible and the caller's RNG is untouched.
     """
-    dataset = SampleDataset(data.x_train, data.y_train, tensor_transforms(augment, data.input_shape))
+    if augment and data.crops is not None:  # Tiny ImageNet: torchvision's own RandomResizedCrop per sample
+        dataset = SampleDataset(data.crops.images, data.y_train, crop_transforms(data.crops))
+    else:
+        dataset = SampleDataset(data.x_train, data.y_train, tensor_transforms(augment, data.input_shape))
     transform_seed = int(torch.randint(2**62, (1,), generator=generator))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
     with torch.random.fork_rng(devices=[]):

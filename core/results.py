@@ -17,21 +17,26 @@ ROUND_KEYS = (
     "noisy_memorized", "noisy_true_acc", "learning_distance", "seconds",
 )  # fmt: skip
 EXTRA_ROUND_KEYS = ("total", "test_loss", "train_loss", "best_epoch")
+# A round's other branches, each stored under its key in the round's result: the reinit branch
+# (retrain.compare_reinit, or `sdd-tui branch ID reinit`), the ticket (retrain.mode=reinit reports the
+# reinit branch itself) and random masks of the same layer-wise sparsity (`sdd-tui branch ID random-prune`).
+BRANCHES = ("reinit", "ticket", "random_prune")
+BRANCH_LABELS = {"reinit": "reinit", "ticket": "ticket", "random_prune": "random prune"}
 
 
 def round_view(result: dict[str, Any]) -> dict[str, Any]:
     view = {key: result.get(key) for key in ROUND_KEYS}
     view.update({key: result[key] for key in EXTRA_ROUND_KEYS if key in result})
-    for branch in ("reinit", "ticket"):
+    for branch in BRANCHES:
         if branch in result:
             view[branch] = result[branch]
     return view
 
 
 def branch_phases(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Phases of the reinit (or, in reinit mode, the ticket) curve, keyed by branch; {} if none."""
+    """Phases of each branch's curve (reinit, the ticket in reinit mode, random prune), keyed by branch; {} if none."""
     found = {}
-    for branch in ("reinit", "ticket"):
+    for branch in BRANCHES:
         curve = [{"round": r["round"], "sparsity": r.get("sparsity"), **r[branch]}
                  for r in rounds if isinstance(r.get(branch), dict)]
         if curve:
@@ -79,7 +84,7 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     noise = config.get("noise", {})
     return {
         "rounds_done": rounds[-1]["round"] if rounds else 0,
-        "rounds_total": config.get("prune", {}).get("rounds", 0),
+        "rounds_total": _last_round(config.get("prune", {})),
         "dense_acc": dense,
         "best_acc": best["test_acc"] if best else None,
         "best_sparsity": best["sparsity"] if best else None,
@@ -91,6 +96,12 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "seed": config.get("runtime", {}).get("seed"),
         "retrain_mode": config.get("retrain", {}).get("mode"),
     }
+
+
+def _last_round(prune: dict[str, Any]) -> int:
+    """The last round a run trains: prune.rounds, or its last one-shot level (a run of some levels)."""
+    levels = prune.get("levels")
+    return max(levels, default=0) if isinstance(levels, list) else prune.get("rounds", 0)
 
 
 def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:

@@ -91,12 +91,14 @@ class State:
     partial: PartialRound | None = None
     rng: RngState | None = None
     labels: Labels | None = None
+    dense: Weights | None = None  # prune.schedule=oneshot: the trained dense weights every round prunes
 
     def to_payload(self, partial: PartialRound | None, labels: Labels | None, config: dict[str, Any]) -> dict:
         """The checkpoint: this state with `partial` (or nothing) under way."""
         return {"round": self.round, "model": self.model, "masks": self.masks, "init": self.init,
                 "rewind": self.rewind, "rounds": self.rounds, "partial": partial.to_payload() if partial else None,
-                "labels": labels, "rng": partial.rng if partial else rng_state(), "config": config}
+                "labels": labels, "rng": partial.rng if partial else rng_state(), "config": config,
+                "dense": self.dense}
 
 
 @with_config(TENSORS)

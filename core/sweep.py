@@ -308,6 +308,7 @@ def sweep_curves(store: Store, sweep_id: str) -> list[dict[str, Any]]:
     for point, members in group_by_point(sweep["members"]):
         runs = [records[m["run_id"]].get("rounds", []) for m in members if m["run_id"] in records]
         curves.append({"point": point, "label": point_label(point) or sweep.get("base", sweep["name"]),
-                       "run_ids": [m["run_id"] for m in members], "seeds": [m["seed"] for m in members],
+                       "run_ids": [m["run_id"] for m in members],
+                       "seeds": list(dict.fromkeys(m["seed"] for m in members)),  # one-shot levels share seeds
                        "rounds": aggregate_rounds(runs)})
     return curves

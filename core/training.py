@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core.config import TrainConfig
-from core.data import Dataset, batches_per_epoch, iterate_batches
+from core.data import Dataset, batches_per_epoch, training_batches
 from core.errors import SddError, StopRequested
 from core.events import EpochMetrics
 from core.pruning import MaskApplier
@@ -242,8 +242,7 @@ class Trainer:
     def _batches(self, epoch: int, skip: int):
         generator = epoch_generator(self.seed, self.round_index, epoch, self.branch.stream)
         if self.fast:
-            return iterate_batches(self.data.x_train, self.data.y_train, self.config.batch_size, generator,
-                                   self.config.augment, start=skip)
+            return training_batches(self.data, self.config.batch_size, generator, self.config.augment, start=skip)
         from core.reference import loader_batches
 
         if "_host_data" not in self.__dict__:  # the DataLoader reads CPU tensors: copy a GPU dataset once

@@ -58,8 +58,13 @@ def test_runs_that_cannot_pack_say_why():
 def test_a_schedule_of_its_own_keeps_a_run_out_of_the_cohort():
     base = digits(0)
     for override in ("train.epochs=4", "train.batch_size=32", "prune.rounds=2", "model.hidden=[30]",
-                     "retrain.rewind_iteration=5", "data.train_size=600", "runtime.threads=2"):
+                     "retrain.rewind_iteration=5", "data.train_size=600", "runtime.threads=2",
+                     "prune.schedule='oneshot'"):
         assert pack_key(digits(1, override)) != pack_key(base), override
+    # one-shot runs of other levels train other rounds: a cohort trains one round at a time
+    oneshot = "prune.schedule='oneshot'"
+    assert pack_key(digits(1, oneshot, "prune.levels=[1]")) != pack_key(digits(2, oneshot))
+    assert pack_key(digits(1, oneshot, "prune.levels=[1]")) == pack_key(digits(2, oneshot, "prune.levels=[1]"))
     # lr_rewind restarts the schedule at rewind_iteration, finetune at 0: with t > 0 they train apart
     assert pack_key(digits(1, "retrain.mode='lr_rewind'", "retrain.rewind_iteration=5")) == pack_key(
         digits(2, "retrain.rewind_iteration=5"))

@@ -28,6 +28,17 @@ def test_every_preset_loads_and_has_a_description():
         assert config.description
 
 
+def test_paper_settings_of_the_resnet101_tiny_imagenet_preset():
+    config = load_preset("resnet101-tinyimagenet-noise20")
+    assert (config.data.name, config.model.name) == ("tiny_imagenet", "resnet101")
+    assert (config.train.epochs, config.train.batch_size, config.train.lr) == (200, 512, 0.2)
+    assert config.train.milestones == [100, 150] and config.train.gamma == 0.1 and config.train.momentum == 0.9
+    assert config.train.weight_decay == 1e-4 and config.train.augment and not config.data.download
+    assert config.retrain.mode == "rewind" and config.retrain.rewind_iteration == 1000
+    assert config.prune.schedule == "oneshot" and config.prune.fraction == 0.2 and config.prune.rounds == 16
+    assert config.noise.kind == "symmetric" and config.noise.rate == 0.2
+
+
 def test_paper_settings_of_resnet18_preset():
     config = load_preset("resnet18-noise20")
     assert (config.data.name, config.model.name) == ("cifar10", "resnet18")

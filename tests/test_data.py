@@ -11,6 +11,8 @@ from core.data import (
     iterate_batches,
     load_clean,
     load_dataset,
+    noise_report,
+    relabelled_count,
 )
 from core.errors import SddError
 
@@ -34,6 +36,44 @@ def test_symmetric_noise_targets_are_spread_over_other_classes():
     counts = torch.bincount(noisy, minlength=10)
     assert counts[0] == 0
     assert counts[1:].min() > 800 and counts[1:].max() < 1200
+
+
+def test_random_noise_relabels_ceil_rate_n_from_all_classes_so_fewer_change():
+    clean = labels(10_000)
+    noisy, mask = apply_label_noise(clean, "random", 0.4, 10, seed=3)
+    assert torch.equal(mask, noisy != clean)
+    changed = int(mask.sum())
+    assert 3400 < changed < 3800  # 4,000 relabelled, about 1 in 10 of them keeps its class: ~3,600
+    # the relabelled samples are the first ceil(rate * N) of the seed's permutation
+    chosen = torch.randperm(10_000, generator=torch.Generator().manual_seed(3))[:4000]
+    assert not mask[~torch.isin(torch.arange(10_000), chosen)].any()
+    kept = (noisy[chosen] == clean[chosen]).sum()
+    assert int(kept) == 4000 - changed and kept > 300  # the true class is among the draws
+    assert relabelled_count(1000, 0.2) == 200 and relabelled_count(999, 0.2) == 200  # ceil, not round
+
+
+def test_random_noise_targets_cover_every_class_the_true_one_included():
+    clean = torch.zeros(9000, dtype=torch.long)
+    noisy, mask = apply_label_noise(clean, "random", 1.0, 10, seed=0)
+    counts = torch.bincount(noisy, minlength=10)
+    assert counts.min() > 800 and counts.max() < 1000
+    assert int(mask.sum()) == 9000 - int(counts[0])
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "random"])
+def test_the_noise_report_says_the_realised_rate(kind, tmp_path):
+    data = DataConfig(name="synthetic", shape=[4], num_classes=4, synthetic_train=1000)
+    noise = NoiseConfig(kind=kind, rate=0.4)
+    dataset = load_dataset(data, noise, tmp_path, 0)
+    changed = int(dataset.noisy_mask.sum())
+    line = noise_report(noise, dataset)
+    assert line.startswith(f"label noise: {kind}, ")
+    assert f"{changed:,} of 1,000 training labels changed ({changed / 1000:.1%})" in line
+    if kind == "random":
+        assert "400 training labels relabelled with a class drawn from all 4" in line
+        assert 250 < changed < 350  # about 0.4 x 3/4
+    else:
+        assert changed == 400
 
 
 def test_noise_is_deterministic_in_its_seed():

@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from core.config import resolve_config
+from core.data import Dataset
 from core.errors import SddError
 from core.flatness import analyze_run, filter_normalized_direction, last_sparse_lr, load_round, mix, redense
 from core.paths import RunPaths
@@ -110,3 +111,47 @@ def test_analyze_command_stores_results_with_the_run(stored_run):
     assert bad.exit_code == 2 and "error: --rounds 'x'" in bad.output
     missing = runner.invoke(app, ["analyze", record["id"], "--redense", "--home", str(home)])
     assert missing.exit_code == 2 and "--redense needs --rounds" in missing.output
+
+
+def test_recomputed_batch_norm_statistics_are_the_training_batches_average():
+    from core.flatness import recompute_bn
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    model[1].running_mean.fill_(7.0)  # stale statistics from elsewhere
+    model.eval()
+    inputs = torch.randn(100, 3) * 3 + 5
+    recompute_bn(model, inputs, batch_size=50)
+    hidden = model[0](inputs).detach()
+    assert torch.allclose(model[1].running_mean, hidden.mean(0), atol=1e-5)
+    halves = (hidden[:50].var(0) + hidden[50:].var(0)) / 2  # the mean of the batches' unbiased variances
+    assert torch.allclose(model[1].running_var, halves, atol=1e-4)
+    assert not model.training  # the mode it had
+
+
+def test_interpolation_can_recompute_batch_norm_at_every_point():
+    from core.flatness import interpolate
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    data = Dataset("synthetic", x, torch.zeros(64, dtype=torch.long), torch.zeros(64, dtype=torch.long),
+                   torch.zeros(64, dtype=torch.bool), x[:16], torch.zeros(16, dtype=torch.long), 2)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    second = {k: (v + 1.0 if v.is_floating_point() else v) for k, v in first.items()}
+    interpolate(model, first, second, data, steps=3, batch_size=64)
+    assert torch.equal(model[1].running_mean, second["1.running_mean"])  # interpolated: the endpoint's own
+    interpolate(model, first, second, data, steps=3, batch_size=64, bn_from=x)
+    assert torch.allclose(model[1].running_mean, model[0](x).detach().mean(0), atol=1e-5)
+
+
+def test_analyze_takes_the_batch_norm_choice_and_records_it(stored_run):
+    home, record, _ = stored_run
+    result = analyze_run(record, home, [1], epochs=1, steps=3, bn="recompute", bn_samples=100)["1"]
+    assert result["bn"] == "recomputed" and result["bn_samples"] == 100
+    with pytest.raises(SddError, match="--bn 'average': use interpolate"):
+        analyze_run(record, home, [1], epochs=1, steps=3, bn="average")
+    cli = CliRunner().invoke(app, ["analyze", record["id"], "--redense", "--rounds", "1", "--epochs", "1",
+                                   "--interp-steps", "3", "--bn", "recompute", "--home", str(home)])
+    assert cli.exit_code == 0, cli.output
+    assert Store(home).get_run(record["id"])["analyses"]["redense"]["1"]["bn"] == "recomputed"

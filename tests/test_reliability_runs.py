@@ -197,8 +197,9 @@ def run_until_stop(config, home: Path, stop_at: tuple[int, int, str], run_id=Non
         (["retrain.mode=lr_rewind", "retrain.rewind_iteration=5"], (1, 2, "main")),
         (["retrain.mode=scratch", "train.optimizer=adam"], (0, 1, "main")),
         (["data.shape=[1,8,8]", "train.augment=true", "retrain.mode=finetune"], (2, 3, "main")),
+        (["prune.schedule=oneshot", "retrain.mode=finetune"], (2, 1, "main")),  # the dense weights come back
     ],
-    ids=["reinit-branch", "lr-rewind", "scratch-adam-dense", "augment-finetune"],
+    ids=["reinit-branch", "lr-rewind", "scratch-adam-dense", "augment-finetune", "oneshot-finetune"],
 )
 def test_stop_anywhere_then_resume_matches_uninterrupted(tmp_path, overrides, stop_at):
     config = resolve_config("smoke", overrides=["train.epochs=4", "prune.rounds=2", "runtime.checkpoint_every=0",

@@ -77,6 +77,24 @@ async def test_the_sparsity_chart_reads_like_the_exported_figure(home):
             assert all(abs((a - b) - step) < 1e-9 for a, b in zip(ticks, ticks[1:])), ticks
 
 
+async def test_a_branch_is_drawn_dashed_with_its_own_legend(home):
+    double_descent_run(home)
+    store = Store(home)
+    for result in store.get_run(RUN)["rounds"][1:]:
+        store.add_round(RUN, {**result, "reinit": {"test_acc": result["test_acc"] - 0.05, "train_acc": 0.5},
+                              "random_prune": {"test_acc": result["test_acc"] - 0.1, "train_acc": 0.4}})
+    app = SddApp(store=store, blink=False)
+    async with app.run_test(size=(200, 60)) as pilot:
+        app.open_run(RUN)
+        await pilot.pause()
+        chart = app.screen.query_one(SddChart)
+        while len(chart.rounds) < len(DD_TEST):
+            await pilot.pause(0.05)
+        text = chart.render().plain
+        assert "╌╌ reinit test" in text and "┈┈ random prune test" in text
+        assert "⢕⢕ test" in text and "── dense" in text
+
+
 async def test_epoch_ticks_are_whole_epochs(home):
     app = SddApp(store=Store(home), blink=False)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -150,6 +150,8 @@ def test_form_values_validated_by_the_config_model():
     assert "unknown field 'epoch'" in errors[EXTRA]
     _, errors = build_config("smoke", {"data.name": "digits", "model.name": "resnet18"}, "")
     assert "image data" in errors["model.name"] and GENERAL not in errors
+    config, errors = build_config("smoke", {"prune.schedule": "oneshot", "noise.kind": "random"}, "")
+    assert errors == {} and config.prune.schedule == "oneshot" and config.noise.kind == "random"
 
 
 def test_history_rows_filter_and_sort():

@@ -36,7 +36,11 @@ def analyze(
     steps: int = typer.Option(101, "--interp-steps", help="Points from sparse to re-dense (101: step 0.01)"),
     filter_normalized: bool = typer.Option(False, "--filter-normalized", help="Also 1-D filter-normalised loss plots"),
     filter_points: int = typer.Option(41, "--filter-points", help="Points of each filter-normalised plot"),
-    branch: str = typer.Option("main", "--branch", help="main | reinit (runs with compare_reinit or mode reinit)"),
+    branch: str = typer.Option("main", "--branch", help="main | reinit | random_prune (a branch the rounds have)"),
+    bn: str = typer.Option("interpolate", "--bn", help="Batch-norm statistics along the line: interpolate (like the "
+                                                       "weights) | recompute (on training batches at every point)"),
+    bn_samples: Optional[int] = typer.Option(None, "--bn-samples", help="With --bn recompute: training samples to use "
+                                                                       "(default: all)"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: run's)"),
     home: Optional[Path] = HOME,
 ) -> None:
@@ -56,7 +60,8 @@ def analyze(
     from core.flatness import analyze_run
 
     results = analyze_run(record, store.home, parse_rounds(rounds), epochs, steps, branch,
-                          filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr)
+                          filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr, bn=bn,
+                          bn_samples=bn_samples)
     key = "redense" if branch == "main" else f"redense_{branch}"
     analyses = dict(store.get_run(record["id"]).get("analyses") or {})
     analyses[key] = {**(analyses.get(key) or {}), **{k: {**v, "created": time.time()} for k, v in results.items()}}
@@ -86,7 +91,7 @@ def plot(
                                help="test_acc (Figure 1: test and train) | learning_distance | best_test_acc | ..."),
     interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Draw this run's re-dense analysis"),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Draw every member of this sweep (seeds: mean +- std)"),
-    branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit"),
+    branch: str = typer.Option("main", "--branch", help="With --interpolation: main | reinit | random_prune"),
     home: Optional[Path] = HOME,
 ) -> None:
     """Write the paper's figures with matplotlib."""

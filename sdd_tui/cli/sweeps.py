@@ -27,6 +27,7 @@ def sweep_command(
     overrides: list[str] = typer.Option([], "--set", "-s", help="Override a field for every member: section.field=value"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds of every grid point: 0,1,2 or 0-4 (default: the config's)"),
     grid: list[str] = typer.Option([], "--grid", "-g", help="A swept field and its values: section.field=v1,v2 (repeatable)"),
+    levels: Optional[str] = typer.Option(None, "--levels", help="One-shot levels as members sharing a dense member: 1-16 or 1,2,5"),
     engine: Optional[str] = typer.Option(None, "--engine", "-e", help="local (default: one member per GPU) | ray"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto | ray://HOST:PORT (default: a local instance)"),
     max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Local engine: members at once (default: one per GPU, or 1)"),
@@ -43,11 +44,12 @@ def sweep_command(
 ) -> None:
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
     from core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
+    from core.sweep_levels import parse_levels, run_in_phases, with_levels
     from core.sweep_runner import EXIT_CODES, engine_options, engine_session, run_sweep
 
     store = open_store(ctx, home)
     if resume:
-        if preset or config or overrides or seeds or grid or dry_run:
+        if preset or config or overrides or seeds or grid or levels or dry_run:
             raise SddError("--resume takes the sweep id only (plus --engine/--address/--max-parallel/--pack/--home)")
         sweep = store.get_sweep(resume)
         members = unfinished_members(store, sweep)
@@ -57,6 +59,8 @@ def sweep_command(
     else:
         seed_list, grid_values = parse_seeds(seeds) if seeds else None, parse_grid(grid)
         members = expand_sweep(preset, config, overrides, seed_list, grid_values)
+        if levels:
+            members = with_levels(members, parse_levels(levels))
         sweep = None
     options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack, pack_size)
     if dry_run:
@@ -70,7 +74,10 @@ def sweep_command(
         if create:
             seed_list = seed_list or sorted({m["seed"] for m in members})
             sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
-        status = run_sweep(store, sweep, members, options, retries, lambda line: typer.echo(printable(line)), create)
+            sweep["levels"] = parse_levels(levels) if levels else None
+        say = lambda line: typer.echo(printable(line))  # noqa: E731
+        status = run_in_phases(store, sweep, members, lambda phase, first: run_sweep(
+            store, sweep, phase, options, retries, say, first), say, create)
     from sdd_tui.cli.sweep_tables import print_members
 
     print_members(store, store.get_sweep(sweep["id"]))
@@ -220,7 +227,8 @@ def sweeps_show(
     console.print(printable(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
                   + "".join(f" --set {o}" for o in sweep.get("overrides", []))
                   + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())
-                  + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}"))
+                  + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}"
+                  + (f" --levels {','.join(map(str, sweep['levels']))}" if sweep.get("levels") else "")))
     print_members(store, sweep, console)
     for curve in curves:
         console.print(curve_table(curve))

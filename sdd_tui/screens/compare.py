@@ -11,7 +11,7 @@ from textual.widgets import Footer, Header, Static
 
 from core.errors import SddError
 from core.format import printable
-from core.grouping import mean_std
+from core.grouping import mean_std, runs_per_round
 from sdd_tui.widgets.charts import COMPARE_METRICS, LINE_COLORS, CompareChart, group_number
 from sdd_tui.widgets.series import RunGroup, group_by_setting
 
@@ -41,8 +41,8 @@ def group_table(groups: list[RunGroup]) -> Table:
                 where.append(100 * top["sparsity"])
         color = LINE_COLORS[index % len(LINE_COLORS)]
         legend = Text("■", style=color) + Text(f" {group_number(index)} {printable(group.label)}")
-        table.add_row(legend, str(len(group.records)),
-                      ",".join(map(str, group.seeds)), _pm(dense), _pm(best), _pm(where))
+        table.add_row(legend, str(runs_per_round(group.records)),
+                      ",".join(map(str, dict.fromkeys(group.seeds))), _pm(dense), _pm(best), _pm(where))
     return table
 
 

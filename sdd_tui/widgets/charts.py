@@ -14,6 +14,7 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
+from core.grouping import runs_per_round
 from sdd_tui.runview import EpochPoint
 from sdd_tui.widgets.phases import phases_for_chart
 from sdd_tui.widgets.series import (
@@ -96,7 +97,7 @@ class Chart(PlotextPlot):
                 continue
             xs, ys = downsample(line.xs, line.ys, self.max_points)
             plt.plot(xs, ys, label=line.label, color=LINE_COLORS[index % len(LINE_COLORS)],
-                     marker=MARKERS[index % len(MARKERS)])
+                     marker=line.marker or MARKERS[index % len(MARKERS)])
 
 
 class RoundsChart(Chart):
@@ -219,7 +220,7 @@ class CompareChart(Chart):
     def legend_label(self, index: int, group: RunGroup) -> str:
         if len(group.label) <= max(16, self.size.width // 2 - 8):
             return group.label
-        return f"{group_number(index)} (n={len(group.records)})"
+        return f"{group_number(index)} (n={runs_per_round(group.records)})"
 
     def draw(self, plt) -> None:
         title, scale = COMPARE_METRICS[self.metric]

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std
+from core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std, runs_per_round
+from core.results import BRANCH_LABELS, BRANCHES
 
 # Sparsities worth a tick, in percent; the chart keeps those that fit its range and width.
 TICK_SPARSITIES = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
@@ -73,6 +74,10 @@ class Series:
     label: str
     xs: list[float] = field(default_factory=list)
     ys: list[float] = field(default_factory=list)
+    marker: str | None = None  # None: the chart's next marker; a branch's line is drawn dashed
+
+# a branch's test accuracy, drawn dashed as the exported figure draws it (random prune: dotted)
+BRANCH_MARKERS = {"reinit": "╌", "ticket": "╌", "random_prune": "┈"}
 
 
 def round_series(rounds: Iterable[dict[str, Any]], key: str, label: str, scale: float = 100.0) -> Series:
@@ -88,12 +93,21 @@ def round_series(rounds: Iterable[dict[str, Any]], key: str, label: str, scale: 
 
 
 def accuracy_series(rounds: Sequence[dict[str, Any]]) -> list[Series]:
-    """The sparse double descent chart's lines: test (last epoch), test (best epoch), train accuracy."""
-    return [
+    """The sparse double descent chart's lines: test (last epoch), test (best epoch), train accuracy, and the
+    test accuracy of each branch the rounds carry (reinit, ticket, random prune), dashed."""
+    lines = [
         round_series(rounds, "test_acc", "test"),
         round_series(rounds, "best_test_acc", "best test"),
         round_series(rounds, "train_acc", "train"),
     ]
+    for branch in BRANCHES:
+        carried = [{"round": r["round"], "sparsity": r["sparsity"], **r[branch]} for r in rounds
+                   if isinstance(r.get(branch), dict)]
+        if carried:
+            line = round_series(carried, "test_acc", f"{BRANCH_LABELS[branch]} test")
+            line.marker = BRANCH_MARKERS[branch]
+            lines.append(line)
+    return lines
 
 
 def dense_accuracy(rounds: Sequence[dict[str, Any]]) -> float | None:
@@ -146,7 +160,7 @@ def group_labels(groups: Sequence[RunGroup]) -> list[str]:
     for group, config in zip(groups, configs):
         parts = [f"{name}={_value_text(config.get(f))}" for name, f in zip(names, fields)]
         text = " ".join(parts) if parts else group.records[0].get("name", "?")
-        labels.append(f"{text} (n={len(group.records)})")
+        labels.append(f"{text} (n={runs_per_round(group.records)})")
     return labels
 
 

@@ -1,0 +1,72 @@
+"""`sdd-tui branch ID reinit|random-prune --rounds 1-27`: branches trained on a finished run's stored rounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.errors import SddError
+from sdd_tui.cli.options import HOME, open_store, user_errors
+
+KINDS_HELP = "reinit (same masks, fresh init) | random-prune (random masks, same per-layer sparsity)"
+
+
+@user_errors
+def branch(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)"),
+    kind: str = typer.Argument(..., help=KINDS_HELP),
+    rounds: str = typer.Option("", "--rounds", help="Rounds to branch: 1-27 or 1,5,9 (default: every pruned round)"),
+    again: bool = typer.Option(False, "--again", help="Train rounds that already have this branch again"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: the run's)"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
+    from core.config import is_device_name
+    from core.ranges import parse_ranges
+    from core.run_branches import branch_kind
+    from core.store import display_status
+
+    if device is not None and not is_device_name(device):
+        raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
+    chosen = branch_kind(kind)
+    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0) if rounds else None
+    store = open_store(ctx, home)
+    record = store.get_run(run_id)
+    if display_status(record) == "running":
+        raise SddError(f"run {record['id']} is still running; branch it once it has finished or stopped")
+    _train(store, record, chosen, wanted, again, device)
+
+
+def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None) -> None:
+    import torch
+
+    from core.device import resolve_device
+    from core.format import pct
+    from core.run_branches import branch_line, open_run, rounds_to_branch, store_branch, train_branch
+    from core.training import Control
+
+    threads = record["config"].get("runtime", {}).get("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    run = open_run(record, store.home, resolve_device(device or record["config"]["runtime"]["device"]), typer.echo)
+    todo = rounds_to_branch(run, kind, wanted, again, typer.echo)
+    epochs = run.config.train.epochs
+
+    def on_epoch(stats) -> None:
+        typer.echo(f"  epoch {stats.epoch + 1}/{epochs}: train loss {stats.train_loss:.4f}, test {pct(stats.test_acc)}")
+
+    try:
+        for index in todo:
+            typer.echo(f"round {index}: training its {kind.key} branch")
+            summary, entries = train_branch(run, kind, index, Control(), on_epoch)
+            store_branch(store, run, kind, index, summary, entries)
+            typer.echo(branch_line(index, kind, summary, run.rounds[index]))
+    except KeyboardInterrupt:
+        typer.echo("stopped; the rounds trained so far are stored; the same command goes on with the others")
+        raise typer.Exit(130) from None
+    if todo:
+        typer.echo(f"stored under '{kind.key}' in the rounds of run {run.run_id}; "
+                   f"draw it with `sdd-tui plot {run.run_id} -o figure.png`")

@@ -29,9 +29,11 @@ async def screenshots(home, run_id: str, size: tuple[int, int], folder) -> tuple
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         for _ in range(100):  # the footer composes its keys a few frames later on a busy machine
-            if app.screen.query_one(Footer).children:
+            keys = app.screen.query_one(Footer).children
+            if keys and all(key.region.width for key in keys):  # composed and laid out
                 break
             await pilot.pause(0.05)
+        await pilot.pause()  # and painted
         home_svg = app.save_screenshot(f"home-{size[0]}x{size[1]}.svg", str(folder))
         app.open_run(run_id)
         await pilot.pause()

@@ -19,6 +19,7 @@ from core.errors import SddError
 from core.paths import is_valid_id
 from core.plugins import check_spec, is_plugin
 from core.presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
+from core.ranges import trained_rounds
 
 # The built-in names; `data.name` and `model.name` also take a plugin, `module.path:function`.
 DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "tiny_imagenet", "digits", "synthetic"]
@@ -199,11 +200,6 @@ class PruneConfig(_Section):
     def trained_rounds(self) -> list[int]:
         """The rounds a run with these settings trains, in order (0: the dense round)."""
         return trained_rounds(self.rounds, self.levels, self.dense_from is not None)
-
-
-def trained_rounds(rounds: int, levels: list[int] | None, reuses_dense: bool) -> list[int]:
-    """Round 0 unless the dense round is reused from another run, then `levels` or every round 1..rounds."""
-    return ([] if reuses_dense else [0]) + (list(levels) if levels is not None else list(range(1, rounds + 1)))
 
 
 class RetrainConfig(_Section):

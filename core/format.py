@@ -24,6 +24,17 @@ def sparsity_pct(value: float | None) -> str:
     return pct(value, 2)
 
 
+ROUND_COLUMNS = ("round", "sparsity", "test acc", "best acc", "train acc", "memorised", "distance")
+
+
+def round_cells(result: dict[str, Any]) -> tuple[str, ...]:
+    """One finished round as the cells of ROUND_COLUMNS (`runs show`, the headless summary, the dashboard)."""
+    distance = result.get("learning_distance")
+    return (str(result["round"]), sparsity_pct(result["sparsity"]), pct(result.get("test_acc")),
+            pct(result.get("best_test_acc")), pct(result.get("train_acc")), pct(result.get("noisy_memorized")),
+            "-" if distance is None else f"{distance:.2f}")
+
+
 def result_text(summary: dict[str, Any]) -> str:
     """'dense 65.3%, best 80.6% at sparsity 99.3%' from a `core.results.summary` dict."""
     return (f"dense {pct(summary.get('dense_acc'))}, best {pct(summary.get('best_acc'))} "

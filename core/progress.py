@@ -22,7 +22,6 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-from core.config import trained_rounds
 from core.events import (
     EpochEnded,
     Event,
@@ -34,6 +33,7 @@ from core.events import (
     RunStarted,
 )  # fmt: skip
 from core.format import format_seconds
+from core.ranges import trained_rounds
 
 ROUNDS_FOR_ETA = 3
 EPOCHS_FOR_ETA = 20

@@ -1,4 +1,5 @@
-"""Lists of whole numbers typed on the command line: `1-16`, `1,2,5`, or a mix (`sweep --levels`, `branch --rounds`)."""
+"""Lists of whole numbers typed on the command line: `1-16`, `1,2,5`, or a mix (`sweep --levels`, `branch --rounds`),
+and the list of rounds a run trains (light: `core.progress` reads it without building the config models)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,8 @@ def parse_ranges(text: str, option: str, example: str = "1-16 or 1,2,5", low: in
     if not numbers:
         raise SddError(f"{option} {text!r}: expected {example}")
     return sorted(set(numbers))
+
+
+def trained_rounds(rounds: int, levels: list[int] | None, reuses_dense: bool) -> list[int]:
+    """Round 0 unless the dense round is reused from another run, then `levels` or every round 1..rounds."""
+    return ([] if reuses_dense else [0]) + (list(levels) if levels is not None else list(range(1, rounds + 1)))

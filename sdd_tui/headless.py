@@ -19,7 +19,7 @@ from rich.table import Table
 
 from core.analysis import detect_phases, phases_lines
 from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
-from core.format import format_seconds, pct, printable
+from core.format import ROUND_COLUMNS, format_seconds, pct, printable, round_cells
 from core.progress import Progress as RunProgress
 
 if TYPE_CHECKING:
@@ -44,13 +44,10 @@ def round_line(result: dict, rounds: int) -> str:
 
 def summary_table(results: list[dict], title: str) -> Table:
     table = Table(title=title)
-    for column in ("round", "sparsity", "test acc", "best acc", "train acc", "memorised", "distance"):
+    for column in ROUND_COLUMNS:
         table.add_column(column, justify="right")
     for r in sorted(results, key=lambda r: r["round"]):
-        distance = r.get("learning_distance")
-        table.add_row(str(r["round"]), f"{100 * r['sparsity']:.2f}%", _pct(r.get("test_acc")),
-                      _pct(r.get("best_test_acc")), _pct(r.get("train_acc")), _pct(r.get("noisy_memorized")),
-                      "-" if distance is None else f"{distance:.2f}")
+        table.add_row(*round_cells(r))
     return table
 
 

@@ -141,14 +141,27 @@ def test_install_completion_writes_a_bash_completion(tmp_path):
     assert "_SDD_TUI_COMPLETE" in written
 
 
-@pytest.mark.parametrize("command", [["--help"], ["presets"], ["runs"]])
-def test_quick_commands_import_no_heavy_library(command, tmp_path):
-    """`--help`, `presets` and `runs` answer in a fraction of a second: no torch, Ray, matplotlib, sklearn."""
-    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom sdd_tui.cli import app\n"
-             "result = CliRunner().invoke(app, sys.argv[1:])\nassert result.exit_code == 0, result.output\n"
-             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
-    env = {**os.environ, "SDD_TUI_HOME": str(tmp_path / "home")}
-    shown = subprocess.run([sys.executable, "-P", "-c", probe, *command], capture_output=True, text=True, env=env,
-                           cwd=tmp_path)
+QUICK_PROBE = ("import sys\nfrom typer.testing import CliRunner\nfrom sdd_tui.cli import app\n"
+               "result = CliRunner().invoke(app, sys.argv[1:])\nassert result.exit_code == 0, result.output\n"
+               f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}) | {{'core.config'}} & set(sys.modules)))")
+
+
+def imported_heavy(command: list[str], cwd: Path) -> list[str]:
+    shown = subprocess.run([sys.executable, "-P", "-c", QUICK_PROBE, *command], capture_output=True, text=True,
+                           env=os.environ, cwd=cwd)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert shown.stdout.strip().splitlines()[-1] == "[]"
+    return shown.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", [["--help"], ["presets"], ["runs"]])
+def test_quick_commands_import_no_heavy_library(command, home, tmp_path):
+    """`--help`, `presets` and `runs` answer in a fraction of a second: no torch, Ray, matplotlib, sklearn,
+    and no config models built (core.config's pydantic models cost about 0.2 s)."""
+    assert imported_heavy(command, tmp_path) == "[]"
+
+
+def test_runs_and_runs_show_of_a_stored_run_import_no_heavy_library(home, tmp_path, run_experiment, smoke_config):
+    run_id, status, _ = run_experiment(smoke_config(), home)
+    assert status == "finished"
+    for command in (["runs"], ["runs", "show", run_id], ["runs", "--where", "noise.rate=0.2"]):
+        assert imported_heavy(command, tmp_path) == "[]", command

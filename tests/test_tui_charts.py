@@ -110,9 +110,17 @@ async def test_epoch_ticks_are_whole_epochs(home):
         assert y_ticks(text) and all(t == int(t) for t in y_ticks(text))
 
 
-def cli_rows(text: str) -> list[tuple[str, ...]]:
+def table_rows(text: str) -> list[tuple[str, ...]]:
+    """Round, sparsity and test accuracy of each row of the dashboard's Rich table."""
     return [tuple(c.strip() for c in row.split("│")[1:4]) for row in text.splitlines()
             if re.match(r"^\s*│\s*\d+\s*│", row)]
+
+
+def cli_rows(text: str) -> list[tuple[str, ...]]:
+    """The same three cells of each row of `runs show`'s plain table (the lines after 'rounds')."""
+    lines = text.splitlines()
+    table = lines[lines.index("rounds") + 2:]
+    return [tuple(row.split()[:3]) for row in table if re.match(r"^\s*\d+\s+\d", row)]
 
 
 async def test_the_finished_dashboard_shows_the_phases_and_the_rounds_of_runs_show(home):
@@ -134,7 +142,7 @@ async def test_the_finished_dashboard_shows_the_phases_and_the_rounds_of_runs_sh
             assert dashboard.has_class("-table")
             console = Console(file=io.StringIO(), width=size[0])
             console.print(dashboard.query_one("#round-table", Static).content)
-            shown = cli_rows(console.file.getvalue())
+            shown = table_rows(console.file.getvalue())
             await pilot.press("end")  # the table scrolls
             await pilot.press("t")
             assert not dashboard.has_class("-table")

@@ -42,15 +42,16 @@ def first_line(note: str | None) -> str:
     return (note or "").strip().splitlines()[0] if (note or "").strip() else ""
 
 
-def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """Left-aligned columns two spaces apart; long names and notes cut with '…'."""
+def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], right: bool = False) -> str:
+    """Columns two spaces apart, left-aligned (`right`: right-aligned, for numbers); long names and notes
+    cut with '…'."""
     cells = [list(column) for column in zip(*rows)] if rows else [[] for _ in columns]
     for index, name in enumerate(columns):
         widest = WIDEST.get(name)
         if widest:
             cells[index] = [c if len(c) <= widest else c[: widest - 1] + "…" for c in cells[index]]
     widths = [max([len(name)] + [len(c) for c in column]) for name, column in zip(columns, cells)]
-    template = "  ".join(f"{{:<{width}}}" for width in widths)
+    template = "  ".join(f"{{:{'>' if right else '<'}{width}}}" for width in widths)
     lines = [template.format(*columns).rstrip()]
     lines += [template.format(*row).rstrip() for row in zip(*cells)]
     return "\n".join(lines)
@@ -143,16 +144,13 @@ def runs_show(
 
 
 def print_run(record: dict[str, Any], status: str) -> None:
-    from rich.console import Console
-
+    """Plain lines and a plain table of rounds: quick to print (no Rich), easy to grep and to paste."""
     from core.analysis import detect_phases, phases_lines
-    from core.format import result_text
+    from core.format import ROUND_COLUMNS, result_text, round_cells
     from core.results import branch_phases, summary
-    from sdd_tui.headless import summary_table
 
     s = summary(record)
-    console = Console(highlight=False)
-    say = lambda text: console.print(text, markup=False)  # noqa: E731 (user text is never Rich markup)
+    say = typer.echo  # every user text below goes through shown(): printable, never markup
     say(f"{record['id']}  {shown(record.get('name'))}  {status}  on {record.get('device')}")
     say(f"{s['model']} on {s['dataset']}, noise {s['noise']}, {s['rounds_done']}/{s['rounds_total']} rounds; "
         + result_text(s))
@@ -165,7 +163,8 @@ def print_run(record: dict[str, Any], status: str) -> None:
     if record.get("error"):
         say(f"error: {shown(record['error'])}")
     if record.get("rounds"):
-        console.print(summary_table(record["rounds"], "rounds"))
+        rounds = sorted(record["rounds"], key=lambda r: r["round"])
+        say("rounds\n" + plain_table(ROUND_COLUMNS, [round_cells(r) for r in rounds], right=True))
         for line in phases_lines(detect_phases(record["rounds"])):
             say(line)
         for branch, phases in branch_phases(record["rounds"]).items():

@@ -65,9 +65,9 @@ class SddApp(App):
         return HomeScreen()
 
     def on_mount(self) -> None:
-        warm_up_engine()
         self.set_interval(1.0, self.check_handovers)
         if self.start_request is not None:
+            warm_up_engine()
             self.start_run(*self.start_request)
         elif self.watch_request is not None:
             self.open_run(self.watch_request)

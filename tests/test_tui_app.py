@@ -280,3 +280,37 @@ async def test_a_store_corrupted_while_the_app_is_open_is_an_error_and_the_app_g
         await pilot.press("escape")
         await pilot.pause()
         assert app.is_running
+
+
+WARM_UP_PROBE = """
+import asyncio, sys, time
+from core.store import Store
+from sdd_tui.app import SddApp
+from sdd_tui.screens.new_experiment import NewExperimentScreen
+
+async def main():
+    app = SddApp(store=Store(sys.argv[1]), blink=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("h")
+        await pilot.pause(1.0)
+        print("browsing", "torch" in sys.modules, flush=True)
+        await pilot.press("escape", "enter")
+        assert isinstance(app.screen, NewExperimentScreen)
+        deadline = time.monotonic() + 60
+        while "torch" not in sys.modules and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        print("form", "torch" in sys.modules, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_the_engine_loads_when_the_new_experiment_form_opens_not_while_browsing(home, tmp_path):
+    """Importing torch takes seconds of CPU and holds the GIL: the app leaves it for when a run is near."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-P", "-c", WARM_UP_PROBE, str(home)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["browsing", "False", "form", "True"], done.stdout

@@ -26,6 +26,7 @@ from core.config import (
     preset_raw,
 )  # fmt: skip
 from core.errors import SddError
+from sdd_tui.live import warm_up_engine
 
 EXTRA = "extra"  # the free `section.field=value ...` overrides field
 GENERAL = "general"  # errors that belong to no single field
@@ -151,6 +152,7 @@ class NewExperimentScreen(Screen):
                       id=f"input-{field_id(path)}", compact=True)
 
     def on_mount(self) -> None:
+        warm_up_engine()  # torch loads while the form is read, so Ctrl+S starts at once
         self.sub_title = f"new experiment ({self.preset})"
         for widget in self.query(Input):
             widget.cursor_blink = self.app.blink

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from core.config import ModelConfig
 from core.errors import SddError
@@ -65,30 +65,44 @@ def mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> 
     return MLP(_flat_features(input_shape), hidden, num_classes)
 
 
-class CifarResNet(ResNet):
-    """torchvision's ResNet (basic blocks: ResNet-18; bottlenecks: ResNet-101) with the CIFAR stem (3x3 conv,
-    stride 1, no max-pool) and any width."""
+@functools.cache
+def _cifar_resnet_class() -> type[nn.Module]:
+    """Made on first use: `torchvision.models` imports torch._dynamo, about 2 s that an MLP run (and every
+    member process of an MLP sweep) need not pay."""
+    from torchvision.models.resnet import ResNet
 
-    def __init__(self, layers: list[int], num_classes: int, in_channels: int, width: float,
-                 block: type[BasicBlock | Bottleneck] = BasicBlock):
-        nn.Module.__init__(self)
-        self._norm_layer = nn.BatchNorm2d
-        self.dilation, self.groups, self.base_width = 1, 1, 64
-        planes = [_scaled(p, width) for p in (64, 128, 256, 512)]
-        self.inplanes = planes[0]
-        self.conv1 = nn.Conv2d(in_channels, planes[0], kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes[0])
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity()
-        self.layer1 = self._make_layer(block, planes[0], layers[0])
-        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
-        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
+    class CifarResNet(ResNet):
+        """torchvision's ResNet (basic blocks: ResNet-18; bottlenecks: ResNet-101) with the CIFAR stem (3x3
+        conv, stride 1, no max-pool) and any width."""
 
-    def default_prunable(self) -> list[str]:
-        return [f"{n}.weight" for n, m in self.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        def __init__(self, layers: list[int], num_classes: int, in_channels: int, width: float, block: type):
+            nn.Module.__init__(self)
+            self._norm_layer = nn.BatchNorm2d
+            self.dilation, self.groups, self.base_width = 1, 1, 64
+            planes = [_scaled(p, width) for p in (64, 128, 256, 512)]
+            self.inplanes = planes[0]
+            self.conv1 = nn.Conv2d(in_channels, planes[0], kernel_size=3, stride=1, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes[0])
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.Identity()
+            self.layer1 = self._make_layer(block, planes[0], layers[0])
+            self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+            self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+            self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
+
+        def default_prunable(self) -> list[str]:
+            return [f"{n}.weight" for n, m in self.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    return CifarResNet
+
+
+def cifar_resnet(layers: list[int], num_classes: int, in_channels: int, width: float,
+                 bottleneck: bool = False) -> nn.Module:
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    return _cifar_resnet_class()(layers, num_classes, in_channels, width, Bottleneck if bottleneck else BasicBlock)
 
 
 def _need_image(name: str, input_shape: tuple[int, ...]) -> None:
@@ -99,14 +113,14 @@ def _need_image(name: str, input_shape: tuple[int, ...]) -> None:
 @register("resnet18")
 def resnet18(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     _need_image("resnet18", input_shape)
-    return CifarResNet([2, 2, 2, 2], num_classes, input_shape[0], config.width)
+    return cifar_resnet([2, 2, 2, 2], num_classes, input_shape[0], config.width)
 
 
 @register("resnet101")
 def resnet101(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """ResNet-101 (the paper's Tiny ImageNet network): bottleneck blocks 3, 4, 23, 3, the CIFAR stem."""
     _need_image("resnet101", input_shape)
-    return CifarResNet([3, 4, 23, 3], num_classes, input_shape[0], config.width, Bottleneck)
+    return cifar_resnet([3, 4, 23, 3], num_classes, input_shape[0], config.width, bottleneck=True)
 
 
 VGG16_PLAN = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]

@@ -165,3 +165,23 @@ def test_runs_and_runs_show_of_a_stored_run_import_no_heavy_library(home, tmp_pa
     assert status == "finished"
     for command in (["runs"], ["runs", "show", run_id], ["runs", "--where", "noise.rate=0.2"]):
         assert imported_heavy(command, tmp_path) == "[]", command
+
+
+MODEL_PROBE = """
+import sys
+import core.experiment
+from core.config import ModelConfig
+from core.models import build_model
+build_model(ModelConfig(name="mlp", hidden=[8]), (64,), 10, seed=0)
+print("mlp", "torchvision.models" in sys.modules)
+model = build_model(ModelConfig(name="resnet18", width=0.0625), (3, 8, 8), 10, seed=0)
+print("resnet18", "torchvision.models" in sys.modules, type(model).__name__)
+"""
+
+
+def test_an_mlp_run_imports_no_torchvision_models(tmp_path):
+    """`torchvision.models` imports torch._dynamo (about 2 s): a run of an MLP (each member process of an
+    MLP sweep) never pays it; a ResNet still gets torchvision's blocks."""
+    shown = subprocess.run([sys.executable, "-P", "-c", MODEL_PROBE], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split() == ["mlp", "False", "resnet18", "True", "CifarResNet"], shown.stdout

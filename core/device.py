@@ -24,7 +24,10 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def library_versions() -> dict[str, str]:
-    import torchvision
+def library_versions() -> dict[str, str | None]:
+    """Read from the installed packages' metadata, as provenance does: importing torchvision to ask costs
+    about 3 s (it imports torch._dynamo), once per run process."""
+    from core.provenance import package_version
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": package_version("torchvision")}

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -164,3 +165,25 @@ def test_batches_cover_every_sample_once():
     y = torch.arange(100)
     seen = torch.cat([b for _, b in iterate_batches(x, y, 32, torch.Generator().manual_seed(1))])
     assert sorted(seen.tolist()) == list(range(100))
+
+
+def test_digits_are_scikit_learns_without_importing_sklearn_datasets(tmp_path):
+    """The digits come from the file scikit-learn ships, read as its `load_digits` reads it, and a run's
+    process never imports `sklearn.datasets` (2.7 s) for them."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from core.data import _digits_arrays
+
+    data, target = _digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(data, bunch.data) and np.array_equal(target, bunch.target)
+    probe = ("import sys\nfrom pathlib import Path\n"
+             "from core.config import DataConfig\nfrom core.data import load_clean\n"
+             f"x = load_clean(DataConfig(name='digits'), Path({str(tmp_path)!r}))[0]\n"
+             "print(len(x), 'sklearn.datasets' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split() == ["1200", "False"], shown.stdout

@@ -52,17 +52,22 @@ def test_nice_ticks_are_round_numbers_covering_the_range():
     assert nice_ticks(1, 3, 10, integer=True) == [1.0, 2.0, 3.0]  # never half an epoch
 
 
+async def chart_of_the_run(app, pilot) -> str:
+    """Open RUN's dashboard and return its accuracy chart's text once every round is drawn."""
+    app.open_run(RUN)
+    await pilot.pause()
+    chart = app.screen.query_one(SddChart)
+    while len(chart.rounds) < len(DD_TEST):
+        await pilot.pause(0.05)
+    return chart.render().plain
+
+
 async def test_the_sparsity_chart_reads_like_the_exported_figure(home):
     double_descent_run(home)
     for size in SIZES:
         app = SddApp(store=Store(home), blink=False)
         async with app.run_test(size=size) as pilot:
-            app.open_run(RUN)
-            await pilot.pause()
-            chart = app.screen.query_one(SddChart)
-            while len(chart.rounds) < len(DD_TEST):
-                await pilot.pause(0.05)
-            text = chart.render().plain
+            text = await chart_of_the_run(app, pilot)
             lines = text.splitlines()
             for legend in ("⢕⢕ test", "++ best test", "•• train", "── dense"):  # a marker each, and the dense line
                 assert legend in text, (size, legend)
@@ -85,12 +90,7 @@ async def test_a_branch_is_drawn_dashed_with_its_own_legend(home):
                               "random_prune": {"test_acc": result["test_acc"] - 0.1, "train_acc": 0.4}})
     app = SddApp(store=store, blink=False)
     async with app.run_test(size=(200, 60)) as pilot:
-        app.open_run(RUN)
-        await pilot.pause()
-        chart = app.screen.query_one(SddChart)
-        while len(chart.rounds) < len(DD_TEST):
-            await pilot.pause(0.05)
-        text = chart.render().plain
+        text = await chart_of_the_run(app, pilot)
         assert "╌╌ reinit test" in text and "┈┈ random prune test" in text
         assert "⢕⢕ test" in text and "── dense" in text
 

@@ -64,7 +64,7 @@ class BranchTrainer:
         cfg = self.config
         return round_result(current.index, model, self.data, current.masks,
                             init if cfg.analysis.learning_distance else None, epochs, current.started,
-                            cfg.train.eval_batch_size, autocast_for(self.data.x_train.device, cfg.runtime.fast))
+                            cfg.train.eval_batch_size, autocast_for(self.data.x_train.device, cfg.runtime.mixed_precision))
 
     def _trainer(self, current: RoundInProgress, model: nn.Module, branch: Branch, epoch_end) -> Trainer:
         cfg, run_id = self.config, self.checkpoints.run_id
@@ -74,6 +74,6 @@ class BranchTrainer:
             self.sink(EpochEnded.from_stats(stats, run_id=run_id, time=time.time(), round=current.index,
                                             rounds=cfg.prune.rounds, epochs=cfg.train.epochs, branch=branch))
 
-        return Trainer(model, self.data, cfg.train, current.masks, self.control, amp=cfg.runtime.fast and cfg.runtime.amp,
+        return Trainer(model, self.data, cfg.train, current.masks, self.control, amp=cfg.runtime.mixed_precision,
                        round_index=current.index, seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch,
                        on_epoch_end=epoch_end, fast=cfg.runtime.fast, forward=self.models.forward_of(model))

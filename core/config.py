@@ -237,6 +237,11 @@ class RuntimeConfig(_Section):
             raise ValueError("device must be auto, cpu, cuda or cuda:N")
         return device
 
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether training and evaluation may autocast (on CUDA): the fast path with `amp` on."""
+        return self.fast and self.amp
+
 
 class ExperimentConfig(_Section):
     name: str = Field("experiment", min_length=1, max_length=80, description="Short name of the run")

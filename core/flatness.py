@@ -73,7 +73,7 @@ def redense(model: nn.Module, data: Dataset, config: ExperimentConfig, epochs: i
             round_index: int, control: Control | None = None, on_epoch=None) -> dict[str, torch.Tensor]:
     """Train every weight of `model` (pruned ones start at 0) `epochs` epochs at a fixed `lr`."""
     train = config.train.model_copy(update={"epochs": epochs})
-    trainer = Trainer(model, data, train, {}, control or Control(), amp=config.runtime.fast and config.runtime.amp,
+    trainer = Trainer(model, data, train, {}, control or Control(), amp=config.runtime.mixed_precision,
                       round_index=round_index, seed=config.runtime.seed, branch=Branch.REDENSE,
                       on_epoch=on_epoch)
     trainer.train(fixed_lr=lr)
@@ -162,7 +162,7 @@ def loss_plot_1d(model: nn.Module, weights: dict[str, torch.Tensor], direction: 
 
 
 def _autocast(model: nn.Module, data: Dataset, config: ExperimentConfig):
-    return Trainer(model, data, config.train, {}, Control(), amp=config.runtime.fast and config.runtime.amp).autocast()
+    return Trainer(model, data, config.train, {}, Control(), amp=config.runtime.mixed_precision).autocast()
 
 
 def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, stored: dict[str, Any],

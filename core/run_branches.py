@@ -150,12 +150,12 @@ def train_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,
     model.load_state_dict(weights)
     init = snapshot(model) if init is None else init
     started = time.perf_counter()
-    trainer = Trainer(model, run.data, cfg.train, masks, control, amp=cfg.runtime.fast, round_index=index,
+    trainer = Trainer(model, run.data, cfg.train, masks, control, amp=cfg.runtime.mixed_precision, round_index=index,
                       seed=cfg.runtime.seed, branch=kind.stream, on_epoch=on_epoch, fast=cfg.runtime.fast)
     training = trainer.train(start_iteration=iteration, fixed_lr=fixed_lr)
     result = round_result(index, model, run.data, masks, init if cfg.analysis.learning_distance else None,
                           training.epochs, started, cfg.train.eval_batch_size,
-                          autocast_for(device, cfg.runtime.fast))
+                          autocast_for(device, cfg.runtime.mixed_precision))
     entries = {f"{kind.key}_model": snapshot(model)}
     if kind.random_masks:
         entries[f"{kind.key}_masks"] = masks

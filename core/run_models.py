@@ -46,7 +46,7 @@ class RunModels:
         count = self.config.train.batch_size
         x, y = self.data.x_train[:count], self.data.y_train[:count]
         try:
-            compiled, seconds = compile_model(model, x, y, autocast_for(self.device, runtime.fast))
+            compiled, seconds = compile_model(model, x, y, autocast_for(self.device, runtime.mixed_precision))
         except Exception as error:  # a missing C++ compiler or an unsupported op must not cost the run
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             self.say(f"torch.compile failed ({type(error).__name__}: {reason}); training eagerly; "

@@ -12,6 +12,7 @@ outlives the app and the SSH connection.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -27,18 +28,14 @@ from core.store import Store, StoreRecorder
 from sdd_tui.handover import HandOver
 from sdd_tui.runview import RunView
 
-_warming: list[bool] = []  # once per process
 
-
+@functools.cache  # once per process
 def warm_up_engine() -> None:
     """Import the engine (torch) ahead of time in a daemon thread, so that starting a run is quick.
 
     Called when a run is about to be asked for (the new-experiment form, `--preset ... --tui`), not when
     the app opens: the import takes seconds of CPU and holds the GIL, which would slow browsing the
     history or watching a run on a small machine."""
-    if _warming:
-        return
-    _warming.append(True)
     threading.Thread(target=lambda: __import__("core.experiment"), name="warm-up", daemon=True).start()
 
 

@@ -146,7 +146,8 @@ QUICK_PROBE = ("import sys\nfrom typer.testing import CliRunner\nfrom sdd_tui.cl
                f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}) | {{'core.config'}} & set(sys.modules)))")
 
 
-def imported_heavy(command: list[str], cwd: Path) -> list[str]:
+def imported_heavy(command: list[str], cwd: Path) -> str:
+    """The heavy modules `sdd-tui COMMAND` imported, as the printed list ('[]': none)."""
     shown = subprocess.run([sys.executable, "-P", "-c", QUICK_PROBE, *command], capture_output=True, text=True,
                            env=os.environ, cwd=cwd)
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -24,6 +24,12 @@ def sparsity_pct(value: float | None) -> str:
     return pct(value, 2)
 
 
+def first_line(note: str | None) -> str:
+    """A note's first line (`runs`, the history screen); '' for no note."""
+    lines = (note or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 ROUND_COLUMNS = ("round", "sparsity", "test acc", "best acc", "train acc", "memorised", "distance")
 
 

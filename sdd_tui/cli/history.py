@@ -38,10 +38,6 @@ def shown(text: Any) -> str:
     return "" if text is None else printable(text)
 
 
-def first_line(note: str | None) -> str:
-    return (note or "").strip().splitlines()[0] if (note or "").strip() else ""
-
-
 def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], right: bool = False) -> str:
     """Columns two spaces apart, left-aligned (`right`: right-aligned, for numbers); long names and notes
     cut with '…'."""
@@ -58,16 +54,15 @@ def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], right: bo
 
 
 def list_row(doc: dict[str, Any], status: str) -> tuple[str, ...]:
-    from core.format import noise_short, pct
+    from core.format import first_line, noise_short, pct
 
     s = doc["summary"]
     started = time.strftime("%m-%d %H:%M", time.localtime(doc.get("started") or 0))
-    note = doc.get("note")
     return (doc["id"], shown(doc.get("name")), status, str(s.get("seed", "?")),
             f"{s.get('rounds_done')}/{s.get('rounds_total')}", noise_short(s.get("noise_kind"), s.get("noise_rate")),
             shown(s.get("retrain_mode") or "?"), pct(s.get("dense_acc")), pct(s.get("best_acc")),
             pct(s.get("best_sparsity"), 2), started, shown(",".join(doc.get("tags") or ())),
-            shown(first_line(note)) if note else "")
+            shown(first_line(doc.get("note"))))
 
 
 def select(store, where: list[str], statuses: list[str], tags: list[str], sweep: str | None = None) -> list[dict]:

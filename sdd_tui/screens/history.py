@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import SddError
-from core.format import elide, noise_short, pct as _pct, printable, rounds_text, short_ids
+from core.format import elide, first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
 from core.query import parse_filter_text
 from core.results import summary
 from core.store import display_status
@@ -29,11 +29,6 @@ NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit t
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
 PAGE = 100  # rows added to the table at a time
 PLAIN_COLUMNS = ("status", "rounds", "noise", "mode", "dataset", "model")  # cells that are a row's own text
-
-
-def first_line(note: str | None) -> str:
-    lines = (note or "").strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def history_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -152,8 +147,9 @@ class HistoryScreen(Screen):
         self.laid_out_for = self.size.width or self.app.size.width
         needs = column_needs(shown, self.short, self.selected)
         self.name_room = elastic_width(self.laid_out_for, COLUMNS, first, NAME, MUST_FIT, floors=needs)
-        set_columns(table, COLUMNS, [self.fit(cells) for cells in first], floors=needs)
-        self.add_page(len(first))
+        fitted = [self.fit(cells) for cells in first]
+        set_columns(table, COLUMNS, fitted, floors=needs)
+        add_rows(table, fitted, [row["id"] for row in shown[: len(first)]])  # the first page: cells made once
         if at is not None:
             table.move_cursor(row=at, animate=False)
         order = "descending" if self.sort_reverse else "ascending"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.run_index import flatten
+from core.grouping import flatten
 
 MISSING = "-"
 
@@ -13,7 +13,7 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
     """A run's config (`noise.rate`), preset and provenance (`provenance.torch`) by dotted name."""
     fields = flatten(record.get("config") or {})
     fields["preset"] = record.get("preset")
-    fields.update(flatten(record.get("provenance") or {}, "provenance"))
+    fields.update(flatten(record.get("provenance") or {}, "provenance."))
     return fields
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.grouping import flatten
 from core.paths import check_id, is_valid_id
 from core.results import summary
 
@@ -20,17 +21,6 @@ RECORD_FIELDS = ("id", "name", "preset", "status", "host", "pid", "device", "sta
 FOLDER_ONLY = ("config", "rounds", "versions", "provenance", "analyses")  # kept in the run folder alone
 SKIPPED_SETTINGS = ("description",)  # long text, never a setting anyone filters on
 _MISSING = object()
-
-
-def flatten(value: Any, prefix: str = "", into: dict[str, Any] | None = None) -> dict[str, Any]:
-    """{'noise': {'rate': 0.4}} -> {'noise.rate': 0.4}; lists stay lists, an empty dict gives nothing."""
-    into = {} if into is None else into
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            flatten(inner, f"{prefix}.{key}" if prefix else str(key), into)
-    else:
-        into[prefix] = value
-    return into
 
 
 def config_settings(config: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any
 
 from core.analysis import detect_phases, event_of_round, phase_of_round
 from core.events import EpochEnded, event_from_json
+from core.grouping import flatten
 from core.query import RunQuery
-from core.run_index import flatten
 
 CONFIG_SKIPPED = ("name", "description")  # the run's name is a column already; a description is prose
 
@@ -35,7 +35,7 @@ def run_columns(record: dict[str, Any], status: str) -> dict[str, Any]:
     for key, value in flatten(record.get("config") or {}).items():
         if key not in CONFIG_SKIPPED:
             columns[key] = _cell(value)
-    for key, value in flatten(record.get("provenance") or {}, "provenance").items():
+    for key, value in flatten(record.get("provenance") or {}, "provenance.").items():
         columns[key] = _cell(value)
     return columns
 

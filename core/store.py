@@ -366,21 +366,27 @@ class Store:
         locked by someone else changes neither)."""
         folder = self.folder(run_id)
         with self._db() as db:
-            meta = folder.update_meta(fields)
-            if meta is not None:
-                self._put(db, meta, folder.read_rounds())
-                return
-            runs = db.table("runs")
-            found = runs.get(_by_id(run_id))
-            if found is not None:  # a run whose folder is gone: its summary alone changes
-                runs.update({k: v for k, v in fields.items() if k in RECORD_FIELDS}, doc_ids=[found.doc_id])
+            self._summarise(db, run_id, folder.update_meta(fields), fields)
 
     def end_run(self, run_id: str, **fields: Any) -> None:
         """A run's end (status, ended, error): written to its folder before the store lock is asked for,
         so a store locked by another process past the timeout loses nothing (the SddError still says so;
         listings read a running run from its folder, and `doctor --repair` updates its summary)."""
-        self.folder(run_id).update_meta(fields)
-        self.update_run(run_id, **fields)
+        folder = self.folder(run_id)
+        folder.update_meta(fields)
+        with self._db() as db:  # the summary from the folder as it is now (written once, read again)
+            self._summarise(db, run_id, folder.read_meta(), fields)
+
+    def _summarise(self, db: Any, run_id: str, meta: dict[str, Any] | None, fields: dict[str, Any]) -> None:
+        """Put a run's summary from its folder's record (`meta`); for a run whose folder is gone, set
+        `fields` on its summary alone."""
+        if meta is not None:
+            self._put(db, meta, self.folder(run_id).read_rounds())
+            return
+        runs = db.table("runs")
+        found = runs.get(_by_id(run_id))
+        if found is not None:
+            runs.update({k: v for k, v in fields.items() if k in RECORD_FIELDS}, doc_ids=[found.doc_id])
 
     def add_round(self, run_id: str, result: dict[str, Any]) -> None:
         """Store a round's result, replacing an earlier copy of the same round (after a resume).

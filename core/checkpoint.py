@@ -126,14 +126,7 @@ class Checkpointer:
 
     def restore_labels(self, data: Dataset, state: State) -> None:
         """Train on the checkpoint's noisy labels, the ones the finished rounds saw."""
-        if not state.labels:
-            return
-        saved = state.labels["y_train"]
-        if saved.shape != data.y_train.shape:
-            raise SddError(f"run {self.run_id}: the training set has {len(data.y_train)} samples but the checkpoint "
-                           f"has {len(saved)}; restore the data it was started with, or start a new run")
-        data.y_train = saved.to(data.y_train.device)
-        data.noisy_mask = state.labels["noisy_mask"].to(data.noisy_mask.device)
+        restore_labels(data, state, self.run_id)
 
     def _write(self, payload: dict[str, Any], where: str) -> None:
         write_checkpoint(payload, self.paths.checkpoint, where, self.run_id)
@@ -215,3 +208,15 @@ def _numpy_rng_globals() -> list:
         return []
     multiarray = getattr(numpy, "_core", None) or numpy.core  # NumPy 2 moved numpy.core to numpy._core
     return [multiarray.multiarray._reconstruct, numpy.ndarray, numpy.dtype, numpy.dtypes.UInt32DType]
+
+
+def restore_labels(data: Dataset, state: State, run_id: str) -> None:
+    """Put a checkpoint's noisy labels (if it has them) into `data`: those its run's rounds trained on."""
+    if not state.labels:
+        return
+    saved = state.labels["y_train"]
+    if saved.shape != data.y_train.shape:
+        raise SddError(f"run {run_id}: the training set has {len(data.y_train)} samples but the checkpoint "
+                       f"has {len(saved)}; restore the data it was started with, or start a new run")
+    data.y_train = saved.to(data.y_train.device)
+    data.noisy_mask = state.labels["noisy_mask"].to(data.noisy_mask.device)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from core import pruning
-from core.checkpoint import read_checkpoint, read_round_file, write_checkpoint
+from core.checkpoint import read_checkpoint, read_round_file, restore_labels, write_checkpoint
 from core.config import ExperimentConfig, validate_config
 from core.data import Dataset, batches_per_epoch, load_dataset
 from core.errors import SddError
@@ -84,8 +84,7 @@ def open_run(record: dict[str, Any], home: Path, device: torch.device, say: Say)
                        f"and rewind weights")
     state = read_checkpoint(paths.checkpoint, device, record["id"])
     data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(device)
-    if state.labels:
-        data.y_train, data.noisy_mask = state.labels["y_train"].to(device), state.labels["noisy_mask"].to(device)
+    restore_labels(data, state, record["id"])  # the noisy labels its rounds trained on
     models = RunModels(config, data, device, lambda text, level="info": say(text))
     return StoredRun(record["id"], paths, config, data, models, state,
                      {r["round"]: r for r in record.get("rounds", []) if isinstance(r, dict)})

@@ -112,6 +112,7 @@ class CohortTrainer:
     def train(self) -> list[RoundTraining | BaseException]:
         start = self.members[0].schedule.start_iteration
         self.net = PackedMLP([t.model for t in self.trainers])
+        self.autocast = self.trainers[0].autocast()  # once a round, not once a batch (as Trainer.train does)
         self.masks = PackedMasks(self.net, [t.masks for t in self.trainers])
         self.masks.apply()
         self.optimizer = PackedSGD(self.net, [t.config for t in self.trainers],
@@ -174,8 +175,7 @@ class CohortTrainer:
             inputs = shift_and_flip(inputs.flatten(0, 1), part[:, 1].flatten(), part[:, 2].flatten(),
                                     part[:, 3].flatten().bool()).view(shape)
         targets = self.y_train.gather(1, index)
-        autocast = self.trainers[0].autocast()
-        with autocast() if autocast else contextlib.nullcontext():
+        with self.autocast() if self.autocast else contextlib.nullcontext():
             logits = self.net(inputs)
             losses = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(),
                                                  reduction="none").view(targets.shape).mean(1)
@@ -240,12 +240,11 @@ class CohortTrainer:
         count, samples = len(self.members), self.y_test.shape[1]
         loss_sum = torch.zeros(count, device=self.device)
         correct = torch.zeros(count, device=self.device, dtype=torch.long)
-        autocast = self.trainers[0].autocast()
         size = self.config.eval_batch_size
         for first in range(0, samples, size):
             inputs = self.x_test[:, first : first + size][self.test_source]
             targets = self.y_test[:, first : first + size]
-            with autocast() if autocast else contextlib.nullcontext():
+            with self.autocast() if self.autocast else contextlib.nullcontext():
                 logits = self.net(inputs)
             logits = logits.float()
             loss_sum += nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),

@@ -129,6 +129,12 @@ class RunQuery:
                 raise SddError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
         return cls([parse_condition(term) for term in where], list(statuses), [check_tag(t) for t in tags], sweep)
 
+    @classmethod
+    def parse_in(cls, store: Any, where=(), statuses=(), tags=(), sweep: str | None = None) -> RunQuery:
+        """As `parse`, with `sweep` an id or unique prefix of one of `store`'s sweeps (`runs`, `runs export`,
+        `load_runs`)."""
+        return cls.parse(where, statuses, tags, store.get_sweep(sweep)["id"] if sweep else None)
+
     def check_fields(self, docs: list[dict[str, Any]]) -> None:
         """SddError naming the closest field when a condition names a field no run has."""
         if not self.conditions:

@@ -34,6 +34,5 @@ def load_runs(home: str | Path | None = None, where: list[str] | tuple[str, ...]
         except ImportError:
             raise SddError("load_runs(as_frame=True) needs pandas: pip install 'sdd-tui[pandas]'") from None
     store = Store(home)
-    sweep_id = store.get_sweep(sweep)["id"] if sweep else None
-    rows = load_rows(store, RunQuery.parse(list(where), list(status), list(tags), sweep_id), epochs)
+    rows = load_rows(store, RunQuery.parse_in(store, list(where), list(status), list(tags), sweep), epochs)
     return pandas.DataFrame(rows) if as_frame else rows

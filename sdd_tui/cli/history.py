@@ -68,8 +68,7 @@ def list_row(doc: dict[str, Any], status: str) -> tuple[str, ...]:
 def select(store, where: list[str], statuses: list[str], tags: list[str], sweep: str | None = None) -> list[dict]:
     from core.query import RunQuery
 
-    query = RunQuery.parse(where, statuses, tags, store.get_sweep(sweep)["id"] if sweep else None)
-    return query.select(store.summaries())
+    return RunQuery.parse_in(store, where, statuses, tags, sweep).select(store.summaries())
 
 
 def warn_bad_records(store) -> None:
@@ -239,8 +238,7 @@ def runs_export(
     elif all_runs or sweep or where or status or tag:
         from core.query import RunQuery
 
-        query = RunQuery.parse(where, status, tag, store.get_sweep(sweep)["id"] if sweep else None)
-        rows = load_rows(store, query, epochs)
+        rows = load_rows(store, RunQuery.parse_in(store, where, status, tag, sweep), epochs)
         text = csv_of(rows) if fmt == "csv" else json.dumps(rows, indent=1)
     else:
         raise SddError("say which runs: a RUN_ID, --all, --sweep ID, or --where FIELD=VALUE (--status, --tag)")

@@ -16,8 +16,9 @@ from core.sweep import display_sweep_status, group_by_point, member_records, mem
 def sweep_rows(store: Store) -> list[dict]:
     """One summary row per sweep, newest first."""
     rows = []
+    summaries = {doc["id"]: doc for doc in store.summaries()}  # store.json alone: no run folder is read
     for sweep in store.list_sweeps():
-        statuses = [member_status(r) for r in records_in_order(store, sweep)]
+        statuses = [member_status(summaries.get(m["run_id"])) for m in sweep["members"]]
         rows.append({"id": sweep["id"], "name": sweep["name"], "engine": sweep.get("engine"),
                      "status": display_sweep_status(sweep), "members": len(statuses),
                      "finished": statuses.count("finished"), "created": sweep.get("created")})

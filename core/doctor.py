@@ -21,7 +21,7 @@ from core.events import RoundEnded, RunEnded, RunStarted, event_from_json
 from core.migrate import META_TABLE, convert, meta_of, with_meta
 from core.paths import RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
 from core.run_folder import RunFolder, is_round, merge_round
-from core.run_index import doc_problem, summary_doc
+from core.run_index import config_settings, doc_problem, next_key, summary_doc
 from core.store import CORRUPT_GLOB, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
 
 REJECTED = "store.json.rejected-{stamp}.json"
@@ -365,11 +365,11 @@ def _repair_folders(store: Store, data: dict[str, Any], runs: dict[str, Any], ho
             if meta is None:
                 continue
         if not baseline and meta.get("config"):
-            baseline = summary_doc(meta, [], {})["settings"]
+            baseline = config_settings(meta.get("config"))
             data[META_TABLE]["1"]["baseline"] = baseline
         doc = summary_doc(meta, rounds, baseline)
         if run_id not in by_id:
-            key = str(max([int(k) for k in runs if k.isdigit()] + [0]) + 1)
+            key = str(next_key(runs))
             runs[key] = doc
             by_id[run_id] = key
             actions.append(f"re-added run {run_id} ({meta.get('status')}, {len(rounds)} round(s)) from {folder}")
@@ -411,7 +411,7 @@ def _repair_sweeps(store: Store, sweeps: dict[str, Any]) -> list[str]:
         except (OSError, ValueError):
             actions.append(f"sweep file {path} is unreadable; left as it is")
             continue
-        key = str(max([int(k) for k in sweeps if k.isdigit()] + [0]) + 1)
+        key = str(next_key(sweeps))
         sweeps[key] = record
         actions.append(f"re-added sweep {sweep_id} from {path}")
     for sweep_id, key in table.items():

@@ -28,6 +28,11 @@ def config_settings(config: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in flat.items() if key not in SKIPPED_SETTINGS}
 
 
+def next_key(table: dict[str, Any]) -> int:
+    """The first free document id of a TinyDB table as stored ({"1": ..., "2": ...}): one past the largest."""
+    return max([int(key) for key in table if key.isdigit()] + [0]) + 1
+
+
 def split_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A whole run record as (run.json's content, rounds.json's content)."""
     check_id(record.get("id"))

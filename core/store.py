@@ -35,7 +35,7 @@ from core.events import Event, RoundEnded, RunEnded, RunStarted
 from core.migrate import META_TABLE, convert, keep_backup, meta_of, needs_conversion, with_meta
 from core.paths import RunPaths, is_valid_id, sweep_file
 from core.run_folder import RunFolder
-from core.run_index import RECORD_FIELDS, doc_problem, rebase, split_record, summary_doc
+from core.run_index import RECORD_FIELDS, config_settings, doc_problem, next_key, rebase, split_record, summary_doc
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -250,7 +250,7 @@ class Store:
         """Insert or replace the run's summary, built from its folder's content."""
         runs, baseline = db.table("runs"), self._baseline(db)
         if not baseline and meta.get("config"):  # the first real config becomes the baseline
-            new_baseline = summary_doc(meta, [], {})["settings"]
+            new_baseline = config_settings(meta.get("config"))
             runs.update(lambda doc: rebase([doc], baseline, new_baseline))
             db.table(META_TABLE).update({"baseline": new_baseline}, doc_ids=[1])
             baseline = new_baseline
@@ -454,8 +454,8 @@ class Store:
             ids = {doc.get("id") for doc in new_docs if isinstance(doc, dict)}
             for key in [k for k, doc in runs.items() if isinstance(doc, dict) and doc.get("id") in ids]:
                 del runs[key]
-            next_key = max([int(key) for key in runs if key.isdigit()] + [0]) + 1
-            runs.update({str(next_key + offset): doc for offset, doc in enumerate(new_docs)})
+            first = next_key(runs)
+            runs.update({str(first + offset): doc for offset, doc in enumerate(new_docs)})
             db.storage.write(data)
 
     # -- sweeps (a grid of settings x seeds; each member is an ordinary run with a "sweep" field)

@@ -237,7 +237,7 @@ def _synthetic(config: DataConfig, seed: int) -> tuple[torch.Tensor, ...]:
     return x_train, y_train, x_test, y_test
 
 
-def _subset_order(count: int, size: int | None, seed: int) -> torch.Tensor | None:
+def subset_order(count: int, size: int | None, seed: int) -> torch.Tensor | None:
     """The first `size` of a seeded shuffle of `count` samples; None to keep them all."""
     if size is None or size >= count:
         return None
@@ -279,10 +279,10 @@ def _load(config: DataConfig, home: Path, seed: int) -> tuple[torch.Tensor, torc
         x_train, y_train, x_test, y_test = _digits()
     else:
         x_train, y_train, x_test, y_test = _synthetic(config, seed)
-    if (order := _subset_order(len(y_train), config.train_size, seed=1)) is not None:
+    if (order := subset_order(len(y_train), config.train_size, seed=1)) is not None:
         x_train, y_train = x_train[order], y_train[order]
         crops = crops.subset(order) if crops is not None else None
-    if (order := _subset_order(len(y_test), config.test_size, seed=2)) is not None:
+    if (order := subset_order(len(y_test), config.test_size, seed=2)) is not None:
         x_test, y_test = x_test[order], y_test[order]
     return x_train, y_train, x_test, y_test, crops
 

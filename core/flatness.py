@@ -27,7 +27,7 @@ from torch import nn
 
 from core.checkpoint import read_round_file
 from core.config import ExperimentConfig
-from core.data import Dataset
+from core.data import Dataset, subset_order
 from core.errors import SddError
 from core.paths import RunPaths
 from core.training import Branch, Control, Trainer, evaluate, lr_at, snapshot
@@ -103,10 +103,8 @@ BN_MODES = ("interpolate", "recompute")
 
 def bn_inputs(data: Dataset, samples: int | None, seed: int) -> torch.Tensor:
     """The training inputs batch-norm statistics are recomputed on: all, or `samples` of a seeded shuffle."""
-    if samples is None or samples >= len(data.x_train):
-        return data.x_train
-    order = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:samples]
-    return data.x_train[order.to(data.x_train.device)]
+    order = subset_order(len(data.x_train), samples, seed)
+    return data.x_train if order is None else data.x_train[order.to(data.x_train.device)]
 
 
 def recompute_bn(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> None:

@@ -102,10 +102,10 @@ def short_ids(ids: list[str], after_date: int = 4) -> dict[str, str]:
     """The shortest prefix of each id that no other id in `ids` shares, and at least `after_date`
     characters past the date part ("20261130-0049" of "20261130-004931-6677"): what to type for an id."""
     ordered = sorted(set(ids))
+    pairs = [0, *(_common_prefix(a, b) for a, b in zip(ordered, ordered[1:])), 0]  # with each neighbour
     prefixes = {}
     for index, run_id in enumerate(ordered):
-        neighbours = ordered[max(index - 1, 0):index] + ordered[index + 1:index + 2]
-        shared = max((_common_prefix(run_id, other) for other in neighbours), default=0)
+        shared = max(pairs[index], pairs[index + 1])
         date_end = run_id.find("-")
         floor = date_end + 1 + after_date if date_end >= 0 else after_date
         prefixes[run_id] = run_id[: min(len(run_id), max(shared + 1, floor))]
@@ -113,9 +113,13 @@ def short_ids(ids: list[str], after_date: int = 4) -> dict[str, str]:
 
 
 def _common_prefix(a: str, b: str) -> int:
-    length = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        length += 1
-    return length
+    """How many leading characters `a` and `b` share (a binary search of slice comparisons: 10,000 ids
+    share most of their date, and a character loop costs a tenth of a second)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -175,6 +175,7 @@ class Store:
         self._legacy: dict[str, dict[str, Any]] = {}  # a first-format store read in a read-only home
         self._cache: tuple[Any, dict[str, Any]] = (None, {})  # (store.json's stat, its tables), see _load_cached
         self._checked_for: tuple[Any, Any] | None = None  # (the tables checked, their good and bad records)
+        self._listed_for: tuple[Any, Any] | None = None  # (the tables listed, their non-running summaries)
 
     # -- store.json
 
@@ -266,11 +267,16 @@ class Store:
     def index(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """(every well-formed summary with its full `settings`, the settings baseline): one read of
         store.json, no lock. A summary recorded as running is rebuilt from its folder (its rounds and
-        status are there)."""
+        status are there) at every call; the others are made once per parse of store.json, and callers
+        must not mutate them."""
         data = self._load_cached()
         baseline = dict(meta_of(data).get("baseline") or {})
-        docs = [self._live(doc, baseline) if doc.get("status") == "running" else doc for doc in self._docs(data)]
-        docs = [_with_settings(doc, baseline) for doc in docs]
+        if self._listed_for is None or self._listed_for[0] is not data:  # the app lists every few seconds
+            docs = self._docs(data)
+            self._listed_for = (data, ([_with_settings(doc, baseline) for doc in docs if doc.get("status") != "running"],
+                                       [doc for doc in docs if doc.get("status") == "running"]))
+        ended, running = self._listed_for[1]
+        docs = ended + [_with_settings(self._live(doc, baseline), baseline) for doc in running]
         docs.sort(key=_started, reverse=True)
         return docs, baseline
 

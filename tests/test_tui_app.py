@@ -26,6 +26,7 @@ from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.screens.new_experiment import NewExperimentScreen
 from sdd_tui.widgets.charts import CompareChart, SddChart
 from sdd_tui.widgets.panels import EventLog
+from sdd_tui.widgets.runs_table import RunsTable
 
 WAIT_LIMIT_S = 90.0  # a bound against hanging, not a speed claim
 
@@ -58,8 +59,8 @@ async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home):
         await wait_for(pilot, lambda: live_dashboard.view.status == "finished", "the run to finish")
         await pilot.press("escape", "h")
         assert isinstance(app.screen, HistoryScreen)
-        table = app.screen.query_one("#history", DataTable)
-        assert table.row_count == 1 and "finished" in [str(cell) for cell in table.get_row_at(0)]
+        table = app.screen.query_one("#history", RunsTable)
+        assert table.row_count == 1 and "finished" in table.row_text(0)
         await pilot.press("enter")
         dashboard = app.screen
         assert isinstance(dashboard, DashboardScreen) and dashboard.live is None
@@ -109,7 +110,7 @@ async def test_compare_two_runs_overlays_their_curves(run_experiment, home, smok
     app = make_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("h")
-        table = app.screen.query_one("#history", DataTable)
+        table = app.screen.query_one("#history", RunsTable)
         assert table.row_count == 2
         await pilot.press("space", "down", "space", "c")
         assert isinstance(app.screen, CompareScreen)

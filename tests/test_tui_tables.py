@@ -14,6 +14,7 @@ from sdd_tui.app import SddApp
 from sdd_tui.screens.compare import CompareScreen
 from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.widgets.charts import CompareChart
+from sdd_tui.widgets.runs_table import CELL_PADDING, RunsTable
 
 LONG_NAME = "a very long experiment name that goes on and on and on"
 
@@ -59,26 +60,37 @@ def test_rounds_are_counted_after_the_dense_one_and_cells_are_short():
     assert elide("abcdef", 4) == "abc…" and elide("abc", 4) == "abc"
 
 
-def table_text(table: DataTable) -> list[str]:
-    rows = [[str(c.label) for c in table.ordered_columns]]
-    rows += [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-    return ["  ".join(row) for row in rows]
+def table_view(table) -> tuple[list[str], list[int], list[list[str]]]:
+    """(column titles, their widths on screen with padding, each row's cells) of the home screen's
+    DataTable or the history's RunsTable."""
+    if isinstance(table, RunsTable):
+        return (list(table.columns), [width + CELL_PADDING for width in table.widths],
+                [table.row_text(i) for i in range(table.row_count)])
+    return ([str(c.label) for c in table.ordered_columns], [c.get_render_width(table) for c in table.ordered_columns],
+            [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)])
 
 
-async def check_runs_table(pilot, table: DataTable, width: int) -> None:
+async def check_runs_table(pilot, table, width: int) -> None:
     await pilot.pause()
-    columns = [str(c.label) for c in table.ordered_columns]
+    columns, widths, rows = table_view(table)
     for wanted in ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense"):
         assert wanted in columns
-    right_edge = sum(c.get_render_width(table) for c in table.ordered_columns[: columns.index("best") + 1])
+    right_edge = sum(widths[: columns.index("best") + 1])
     assert right_edge <= width - 1  # a long name never pushes the columns up to best off screen (nor the scrollbar)
-    text = "\n".join(table_text(table))
+    text = "\n".join("  ".join(row) for row in [columns, *rows])
     assert "20261130-00493 " in text and "20261201-1200 " in text and "20261130-004914-8231" in text
     assert "30/30" in text and "12/30" in text and "0/30" in text
     assert "finetune" in text and "lr_rewind" in text and "40%" in text
-    names = [str(table.get_row_at(i)[columns.index("name")]) for i in range(table.row_count)]
+    names = [row[columns.index("name")] for row in rows]
     long = next(n for n in names if n.startswith("a "))
     assert long.endswith("…") and len(long) < len(LONG_NAME)
+    if isinstance(table, RunsTable):  # what is drawn: the header, then each row's cells in their columns
+        drawn = [table.render_line(y).text for y in range(len(rows) + 1)]
+        assert drawn[0].split()[: columns.index("best") + 1] == columns[: columns.index("best") + 1]
+        for line, row in zip(drawn[1:], rows):
+            assert line.startswith(" " + row[0]) and row[columns.index("name")] in line
+            assert f" {row[columns.index('best')]} " in line  # whole: the table is as wide as the screen
+            assert len(line) == table.scrollable_content_region.width  # cut to the table, not wrapped
 
 
 async def test_home_and_history_tell_look_alike_runs_apart_at_80x24_and_200x60(home):
@@ -88,13 +100,13 @@ async def test_home_and_history_tell_look_alike_runs_apart_at_80x24_and_200x60(h
         await check_runs_table(pilot, app.screen.query_one("#runs", DataTable), 80)
         await pilot.press("h")
         assert isinstance(app.screen, HistoryScreen)
-        await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 80)
+        await check_runs_table(pilot, app.screen.query_one("#history", RunsTable), 80)
         await pilot.resize_terminal(200, 60)
-        await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 200)
-        wide = [str(app.screen.query_one("#history", DataTable).get_row_at(i)[1]) for i in range(4)]
+        await check_runs_table(pilot, app.screen.query_one("#history", RunsTable), 200)
+        wide = [app.screen.query_one("#history", RunsTable).row_text(i)[1] for i in range(4)]
         assert any(len(name) > 30 for name in wide)  # wide: more of the name
         await pilot.resize_terminal(80, 24)  # and back: the columns shrink again
-        await check_runs_table(pilot, app.screen.query_one("#history", DataTable), 80)
+        await check_runs_table(pilot, app.screen.query_one("#history", RunsTable), 80)
         await pilot.press("escape")
         await check_runs_table(pilot, app.screen.query_one("#runs", DataTable), 80)
 

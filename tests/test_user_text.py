@@ -56,6 +56,7 @@ async def test_the_app_shows_such_a_name_as_text_in_home_history_and_the_dashboa
     from sdd_tui.screens.dashboard import DashboardScreen
     from sdd_tui.screens.history import HistoryScreen
     from sdd_tui.widgets.panels import progress_text
+    from sdd_tui.widgets.runs_table import RunsTable
 
     home = tmp_path / "home"
     run_id, status, _ = run_experiment(smoke_config("prune.rounds=1", "train.epochs=1", override("name", NAME)), home)
@@ -68,8 +69,9 @@ async def test_the_app_shows_such_a_name_as_text_in_home_history_and_the_dashboa
         assert shown in str(runs.get_row_at(0)[1])
         app.push_screen(HistoryScreen())
         await pilot.pause()
-        history = app.screen.query_one(DataTable)
-        assert shown in str(history.get_row_at(0)[1])
+        history = app.screen.query_one("#history", RunsTable)
+        assert history.row_text(0)[1] == shown
+        assert shown in history.render_line(1).text  # drawn as typed, under the header line
         app.open_run(run_id)
         await pilot.pause(0.5)
         assert isinstance(app.screen, DashboardScreen)

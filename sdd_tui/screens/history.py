@@ -1,40 +1,43 @@
 """History: every stored run, sortable and filterable; open, delete, select several and compare.
 
-Rows are added to the table a page at a time as the cursor nears the end (a DataTable measures every
-cell it holds: 10,000 rows at once take half a minute); column widths come from every shown row.
+The table (sdd_tui.widgets.runs_table) holds every shown run but makes the cells of the rows it draws
+only, so 10,000 runs open as fast as 100; column widths come from every shown row's values.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from core.errors import SddError
-from core.format import elide, first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
+from core.format import first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
 from core.query import parse_filter_text
 from core.results import summary
 from core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
-from sdd_tui.widgets.tables import OpenTable, add_rows, elastic_width, set_columns
+from sdd_tui.widgets.runs_table import CELL_PADDING, RunsTable
 
 # Column titles, each also the sort key of a row dict; the id holds the date and time a run started.
 COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "dataset",
            "model")
 NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit the width
+NAME_ROOM = (5, 40)  # the fewest and most cells the name gets
+SCROLLBAR = 1  # room kept for the vertical scrollbar (app.tcss makes it one cell wide)
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
-PAGE = 100  # rows added to the table at a time
 PLAIN_COLUMNS = ("status", "rounds", "noise", "mode", "dataset", "model")  # cells that are a row's own text
+PERCENT_COLUMNS = {"best": 1, "dense": 1, "at sparsity": 2}  # digits after the point
 
 
 def history_row(record: dict[str, Any]) -> dict[str, Any]:
     """One table row of a run, with raw values for sorting and text for filtering."""
     s = summary(record)
-    return {
+    row = {
         "id": record["id"], "name": record.get("name", "?"), "status": display_status(record),
         "seed": s["seed"], "rounds": rounds_text(s), "noise": noise_short(s["noise_kind"], s["noise_rate"]),
         "mode": s["retrain_mode"] or "?", "dataset": s["dataset"] or "?", "model": s["model"] or "?",
@@ -43,6 +46,9 @@ def history_row(record: dict[str, Any]) -> dict[str, Any]:
         "tags": " ".join("#" + tag for tag in record.get("tags") or []), "note": first_line(record.get("note")),
         "record": record,
     }
+    row["label"] = printable(" ".join(part for part in (row["name"], row["tags"], row["note"] and f"· {row['note']}")
+                                      if part))  # the name cell: name, tags, the note's first line
+    return row
 
 
 def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
@@ -57,12 +63,33 @@ def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
 
 
 def column_needs(rows: list[dict[str, Any]], short: dict[str, str], selected: set[str]) -> dict[str, int]:
-    """The width each column but the name needs for every row, not only the first page's (a later page can
-    hold an interrupted run): measured on the rows' own values, without making their cells."""
-    needs = {column: max((len(str(row[column])) for row in rows), default=0) for column in PLAIN_COLUMNS}
-    needs["seed"] = max((len(str(row["seed"])) for row in rows), default=0)
+    """The width each column needs for every row (a later row can hold an interrupted run), measured on
+    the rows' own values, without making their cells; the name's is its whole text."""
+    def widest(values) -> int:  # in terminal cells: an emoji takes two
+        return max(map(cell_len, map(str, set(values))), default=0)
+
+    needs = {column: widest(row[column] for row in rows) for column in (*PLAIN_COLUMNS, "seed", "label")}
+    needs["name"] = needs.pop("label")
     needs["id"] = max((len(short[row["id"]]) + (row["id"] in selected) for row in rows), default=0)  # ● marks
+    for column, digits in PERCENT_COLUMNS.items():  # a percentage is never shorter for a larger value
+        needs[column] = len(_pct(max((row[column] for row in rows if row[column] is not None), default=None),
+                                 digits))
     return needs
+
+
+def column_widths(needs: dict[str, int], total: int) -> list[int]:
+    """Each column as wide as its title and its widest value; the name gets what the columns up to best
+    leave of `total` cells (between NAME_ROOM's bounds), or less when every name is shorter."""
+    widths = [max(len(title), needs.get(title, 0)) for title in COLUMNS]
+    used = SCROLLBAR + sum(CELL_PADDING + widths[i] for i in range(MUST_FIT) if i != NAME) + CELL_PADDING
+    room = max(NAME_ROOM[0], min(NAME_ROOM[1], total - used))
+    widths[NAME] = max(len(COLUMNS[NAME]), min(room, needs.get("name", 0)))
+    return widths
+
+
+def elide_cells(text: str, width: int) -> str:
+    """`text` cut to `width` terminal cells (an emoji takes two), the last one an ellipsis when it was longer."""
+    return text if cell_len(text) <= width else set_cell_size(text, max(width - 1, 0)) + "…"
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[dict[str, Any]]:
@@ -72,19 +99,18 @@ def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[di
     return sorted(present, key=lambda r: r[column], reverse=reverse) + missing
 
 
-def row_cells(row: dict[str, Any], selected: bool, short_id: str) -> tuple:
-    """The cells of a row; its name cell also holds its tags and the first line of its note."""
+def row_cells(row: dict[str, Any], selected: bool, short_id: str, name_width: int) -> tuple:
+    """The cells of a row; its name cell also holds its tags and the first line of its note, elided to
+    `name_width`."""
     short_id = printable(short_id)
     marked = Text(short_id) + Text("●", style="bold green") if selected else short_id  # selected for compare
-    name = " ".join(part for part in (row["name"], row["tags"], row["note"] and f"· {row['note']}") if part)
-    return (marked, printable(name), row["status"],
+    return (marked, elide_cells(row["label"], name_width), row["status"],
             str(row["seed"]), row["rounds"], row["noise"], row["mode"], _pct(row["best"]), _pct(row["dense"]),
             _pct(row["at sparsity"], 2), row["dataset"], row["model"])
 
 
-
-
 class HistoryScreen(Screen):
+    AUTO_FOCUS = "#history"  # the table, not the filter (each change of focus redraws the footer)
     BINDINGS = [
         Binding("space", "toggle_select", "Select"),
         Binding("c", "compare", "Compare"),
@@ -99,9 +125,9 @@ class HistoryScreen(Screen):
         super().__init__()
         self.rows: list[dict[str, Any]] = []
         self.selected: set[str] = set()
-        self.shown: list[dict[str, Any]] = []  # the rows the filter lets through, in order; the table holds
-        self.short: dict[str, str] = {}  # the first pages of them
-        self.name_room = 0
+        self.shown: list[dict[str, Any]] = []  # the rows the filter lets through, in order (the table's)
+        self.short: dict[str, str] = {}
+        self.name_width = 0
         self.laid_out_for = 0  # the width the columns were fitted to
         self.sort_column = "date"
         self.sort_reverse = True
@@ -109,14 +135,17 @@ class HistoryScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter (/): words, field=value (noise.rate=0.4, best_acc>0.8), #tag", id="filter")
-        yield OpenTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(self.cells_of, lambda row: row["id"], id="history")
         yield Static(id="history-status")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.sub_title = "history"
         self.query_one("#filter", Input).cursor_blink = self.app.blink
-        self.query_one("#history", DataTable).focus()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one("#history", RunsTable)
 
     def on_screen_resume(self) -> None:  # also when the screen is first shown
         self.reload()
@@ -133,8 +162,6 @@ class HistoryScreen(Screen):
         self.refill()
 
     def refill(self) -> None:
-        table = self.query_one("#history", DataTable)
-        current = self.highlighted_id()
         try:
             shown = sort_rows(filter_rows(self.rows, self.query_one("#filter", Input).value), self.sort_column,
                               self.sort_reverse)
@@ -142,55 +169,32 @@ class HistoryScreen(Screen):
         except SddError as error:  # an unknown field or a value of the wrong type, while typing
             shown, problem = [], f"{error}; "
         self.shown = shown
-        at = next((index for index, row in enumerate(shown) if row["id"] == current), None)
-        first = self.cells_of(shown[: (at or 0) + PAGE])  # the columns are sized by the rows shown first
         self.laid_out_for = self.size.width or self.app.size.width
-        needs = column_needs(shown, self.short, self.selected)
-        self.name_room = elastic_width(self.laid_out_for, COLUMNS, first, NAME, MUST_FIT, floors=needs)
-        fitted = [self.fit(cells) for cells in first]
-        set_columns(table, COLUMNS, fitted, floors=needs)
-        add_rows(table, fitted, [row["id"] for row in shown[: len(first)]])  # the first page: cells made once
-        if at is not None:
-            table.move_cursor(row=at, animate=False)
+        widths = column_widths(column_needs(shown, self.short, self.selected), self.laid_out_for)
+        self.name_width = widths[NAME]
+        self.table.set_rows(COLUMNS, widths, shown, cursor_key=self.highlighted_id())
         order = "descending" if self.sort_reverse else "ascending"
         self.query_one("#history-status", Static).update(Text(
             f"{printable(problem)}{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
             f"{len(self.selected)} selected for compare"))
 
-    def cells_of(self, rows: list[dict[str, Any]]) -> list[tuple]:
-        return [row_cells(row, row["id"] in self.selected, self.short[row["id"]]) for row in rows]
-
-    def fit(self, cells: tuple) -> tuple:
-        """The name cell elided to the room the other columns leave it."""
-        return (*cells[:NAME], elide(cells[NAME], self.name_room), *cells[NAME + 1:])
-
-    def add_page(self, upto: int) -> None:
-        """Put the shown rows in the table up to `upto`, a page at a time (cells are made only for them)."""
-        table = self.query_one("#history", DataTable)
-        rows = self.shown[table.row_count:upto]
-        add_rows(table, [self.fit(cells) for cells in self.cells_of(rows)], [row["id"] for row in rows])
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row >= event.data_table.row_count - PAGE // 4:  # near the end: the next page
-            self.add_page(event.data_table.row_count + PAGE)
+    def cells_of(self, row: dict[str, Any]) -> tuple:
+        return row_cells(row, row["id"] in self.selected, self.short[row["id"]], self.name_width)
 
     def highlighted_id(self) -> str | None:
-        table = self.query_one("#history", DataTable)
-        if table.row_count == 0:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.table.cursor_key
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.refill()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#history", DataTable).focus()
+        self.table.focus()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.open_run(event.row_key.value)
+    def on_runs_table_selected(self, event: RunsTable.Selected) -> None:
+        self.app.open_run(event.key)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        column = str(event.column_key.value)
+    def on_runs_table_header_selected(self, event: RunsTable.HeaderSelected) -> None:
+        column = "date" if event.column == "id" else event.column  # an id is the date and time it started
         if column in SORTS:
             self._sort_by(column)
 
@@ -243,6 +247,6 @@ class HistoryScreen(Screen):
 
     def action_back(self) -> None:
         if self.focused is self.query_one("#filter", Input):
-            self.query_one("#history", DataTable).focus()
+            self.table.focus()
             return
         self.app.pop_screen()

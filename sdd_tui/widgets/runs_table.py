@@ -165,6 +165,11 @@ class RunsTable(ScrollView, can_focus=True):
         self._cells = {}
         self.refresh()
 
+    @property
+    def drawn_rows(self) -> int:
+        """How many rows' cells have been made (drawn) since the rows were set."""
+        return len(self._cells)
+
     def cells_at(self, index: int) -> Sequence[Cell]:
         cells = self._cells.get(index)
         if cells is None:

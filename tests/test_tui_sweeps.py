@@ -239,3 +239,23 @@ async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_th
     (sweep,) = Store(home).list_sweeps()
     assert sweep["pack"] is True and sweep["pid"] == launch.process.pid != os.getpid()
     assert "packed: 1 cohort(s) (2 members), 0 member(s) alone" in launch.log.read_text()
+
+
+async def test_u_resumes_a_stopped_sweep_in_the_background_never_a_running_one(home):
+    sweep = stored_sweep(home)  # running: its driver is this process
+    launched = []
+    app = make_app(home, spawn_with=lambda command, log: launched.append(command) or FakeProcess(4343))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        screen = app.screen
+        assert not screen.check_action("resume", ())
+        await pilot.press("u")
+        assert launched == []
+        Store(home).update_sweep(sweep["id"], status="stopped")
+        await pilot.press("r")
+        assert screen.check_action("resume", ())
+        await wait_for(pilot, lambda: "Resume" in " ".join(str(k.render()) for k in screen.query_one(Footer).children),
+                       "u Resume in the footer", limit=10)
+        await pilot.press("u")
+        assert launched == [sdd_tui_command("sweep", "--resume", sweep["id"], "--home", str(home))]
+        assert any(f"resuming {sweep['id']} in process 4343" in n.message for n in app._notifications)

@@ -72,6 +72,21 @@ class SweepRequest:
         return args + (["--pack"] if self.pack else [])
 
 
+def launch_sweep(app, arguments: list[str]) -> SweepLaunch | None:
+    """Start `sdd-tui ARGUMENTS --home HOME` in the background with the app's spawn, its log under
+    <home>/sweeps/; None (and an error notification) when it cannot start."""
+    command = sdd_tui_command(*arguments, "--home", str(app.store.home))
+    log = sweep_log(app.store.home, new_run_id())
+    try:
+        process = app.spawn_with(command, log)
+    except OSError as error:  # no room for the log, no such interpreter any more
+        app.notify(f"could not start the sweep: {error}", severity="error", timeout=15)
+        return None
+    launch = SweepLaunch(command, log, process)
+    app.sweep_launches.append(launch)
+    return launch
+
+
 def grid_parts(text: str) -> list[str]:
     """`noise.rate=0.2,0.4; retrain.mode=rewind` -> one `--grid` value per part."""
     return [part.strip() for part in text.split(";") if part.strip()]
@@ -175,18 +190,12 @@ class NewSweepScreen(Screen):
         request, _ = self.request()
         if request is None:
             return
-        app = self.app
-        command = sdd_tui_command(*request.arguments(), "--home", str(app.store.home))
-        log = sweep_log(app.store.home, new_run_id())
-        try:
-            process = app.spawn_with(command, log)
-        except OSError as error:  # no room for the log, no such interpreter any more
-            self.notify(f"could not start the sweep: {error}", severity="error", timeout=15)
+        launch = launch_sweep(self.app, request.arguments())
+        if launch is None:
             return
-        app.sweep_launches.append(SweepLaunch(command, log, process))
-        app.pop_screen()
-        app.notify(f"sweep of {len(request.members)} member(s) started in process {process.pid} (log {log}); "
-                   "it is listed once it has stored its members", timeout=10)
+        self.app.pop_screen()
+        self.app.notify(f"sweep of {len(request.members)} member(s) started in process {launch.process.pid} "
+                        f"(log {launch.log}); it is listed once it has stored its members", timeout=10)
 
     def action_dry_run(self) -> None:
         """The members the sweep would have and, with Pack, how they pack (as `sdd-tui sweep --dry-run`)."""

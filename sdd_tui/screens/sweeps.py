@@ -21,6 +21,7 @@ from core.results import summary
 from core.sweep import member_status, origin_text, sweep_row
 from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
 
+RESUMABLE = ("stopped", "interrupted", "failed")  # `sdd-tui sweep --resume` runs their unfinished members
 REFRESH_S = 2.0  # sweeps run in other processes: their members' statuses change while the screen is open
 
 SWEEP_COLUMNS = ("id", "preset", "status", "done", "packed", "grid x seeds")
@@ -87,6 +88,7 @@ def fit(rows: list[tuple[str, ...]], headers: tuple[str, ...], elastic: int, wid
 class SweepsScreen(Screen):
     BINDINGS = [
         Binding("n", "new_sweep", "New sweep"),
+        Binding("u", "resume", "Resume"),
         Binding("tab", "app.focus_next", "Next list"),
         Binding("r", "refresh", "Refresh"),
         Binding("escape", "back", "Back"),
@@ -95,6 +97,7 @@ class SweepsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.sweeps: dict[str, dict[str, Any]] = {}  # by id, as last read
+        self.summaries: dict[str, dict[str, Any]] = {}  # the store's run summaries by id, as last read
         self.shown: str | None = None  # the sweep whose members are listed
 
     def compose(self) -> ComposeResult:
@@ -132,13 +135,13 @@ class SweepsScreen(Screen):
         except SddError as error:  # a store another process left corrupt: say so, keep the app
             self.notify(str(error), severity="error", timeout=15)
             return
-        self.sweeps = {sweep["id"]: sweep for sweep in sweeps}
+        self.sweeps, self.summaries = {sweep["id"]: sweep for sweep in sweeps}, summaries
         rows = [sweep_row(sweep, summaries) for sweep in sweeps]
         width = self.size.width or self.app.size.width
         table = self.query_one("#sweeps", DataTable)
         fill_table(table, SWEEP_COLUMNS, fit(sweep_table_rows(rows, self.sweeps), SWEEP_COLUMNS, SWEEP_GRID, width),
                    [row["id"] for row in rows])
-        self.show_members(self._highlighted_sweep(), summaries)
+        self.show_members(self._highlighted_sweep())
 
     def _highlighted_sweep(self) -> str | None:
         table = self.query_one("#sweeps", DataTable)
@@ -146,26 +149,26 @@ class SweepsScreen(Screen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
-    def show_members(self, sweep_id: str | None, summaries: dict[str, dict[str, Any]] | None = None) -> None:
-        """List the members of `sweep_id` (with its options and log above them)."""
+    def show_members(self, sweep_id: str | None) -> None:
+        """List the members of `sweep_id` (with its options and log above them), as last read from the store
+        (a running member's summary is read from its folder: moving the cursor reads nothing)."""
         detail = self.query_one("#sweep-detail", Static)
         members = self.query_one("#members", DataTable)
         sweep = self.sweeps.get(sweep_id) if sweep_id else None
         self.shown = sweep["id"] if sweep else None
+        self.refresh_bindings()  # Resume only for a sweep that has stopped
         if sweep is None:
             detail.update("no sweeps yet: n starts one (or `sdd-tui sweep --preset NAME --seeds 0-4` in a shell)")
             self.query_one("#members-title", Label).update("Members")
             fill_table(members, MEMBER_COLUMNS, [], [])
             return
-        if summaries is None:
-            summaries = {doc["id"]: doc for doc in self.app.stored_runs()}
         detail.update(Text(printable(self.detail_text(sweep))))
         self.query_one("#members-title", Label).update(
             Text(printable(f"Members of {sweep['id']}: Enter opens a run's dashboard")))
         ids = [m["run_id"] for m in sweep["members"]]
-        short = short_ids([*summaries, *ids])
+        short = short_ids([*self.summaries, *ids])
         width = self.size.width or self.app.size.width
-        rows = fit(member_table_rows(sweep, summaries, short), MEMBER_COLUMNS, MEMBER_GRID, width)
+        rows = fit(member_table_rows(sweep, self.summaries, short), MEMBER_COLUMNS, MEMBER_GRID, width)
         fill_table(members, MEMBER_COLUMNS, rows, ids)
 
     def detail_text(self, sweep: dict[str, Any]) -> str:
@@ -205,6 +208,26 @@ class SweepsScreen(Screen):
 
         sweep = self.sweeps.get(self.shown or "")
         self.app.push_screen(NewSweepScreen(sweep.get("preset") if sweep else None))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "resume":
+            return self._shown_row_status() in RESUMABLE
+        return True
+
+    def _shown_row_status(self) -> str | None:
+        sweep = self.sweeps.get(self.shown or "")
+        return sweep_row(sweep, self.summaries)["status"] if sweep else None
+
+    def action_resume(self) -> None:
+        """`sdd-tui sweep --resume ID` in the background: the unfinished members, packed again if it was."""
+        from sdd_tui.screens.new_sweep import launch_sweep
+
+        sweep_id = self.shown
+        if sweep_id is None or self._shown_row_status() not in RESUMABLE:
+            return
+        launch = launch_sweep(self.app, ["sweep", "--resume", sweep_id])
+        if launch is not None:
+            self.notify(f"resuming {sweep_id} in process {launch.process.pid} (log {launch.log})", timeout=10)
 
     def action_back(self) -> None:
         self.app.pop_screen()

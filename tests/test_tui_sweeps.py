@@ -113,7 +113,7 @@ async def test_enter_opens_a_members_dashboard_and_a_queued_member_says_so(home)
         await pilot.press("down", "enter")
         assert isinstance(app.screen, SweepsScreen)
         messages = [n.message for n in app._notifications]
-        assert any(f"{sweep['members'][1]['run_id']} has not started yet" in m for m in messages)
+        assert any(f"{sweep['members'][1]['run_id']} has no run yet" in m for m in messages)
 
 
 async def test_keys_are_in_the_footer_and_help_and_a_name_shows_as_text(home):

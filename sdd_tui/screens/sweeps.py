@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from core.errors import SddError
 from core.format import elide, pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
-from core.sweep import member_status, origin_text, sweep_row
+from core.sweep import display_sweep_status, member_status, origin_text, sweep_row
 from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # `sdd-tui sweep --resume` runs their unfinished members
@@ -199,7 +199,8 @@ class SweepsScreen(Screen):
             return
         run_id = event.row_key.value
         if not self.app.store.has_run(run_id):
-            self.notify(f"{run_id} has not started yet (queued); it opens once it runs", severity="warning")
+            self.notify(f"{run_id} has no run yet (queued, or it failed before it started); it opens once it runs",
+                        severity="warning")
             return
         self.app.open_run(run_id)
 
@@ -216,7 +217,7 @@ class SweepsScreen(Screen):
 
     def _shown_row_status(self) -> str | None:
         sweep = self.sweeps.get(self.shown or "")
-        return sweep_row(sweep, self.summaries)["status"] if sweep else None
+        return display_sweep_status(sweep) if sweep else None
 
     def action_resume(self) -> None:
         """`sdd-tui sweep --resume ID` in the background: the unfinished members, packed again if it was."""

@@ -10,6 +10,7 @@
     <home>/runs/<id>/detached.log        the output of a run detached from the app
     <home>/runs/<id>/cohort.log          a packed cohort's own lines, in its first member's folder
     <home>/sweeps/<id>.json              a sweep's record (the store's copy can be rebuilt from it)
+    <home>/sweeps/started-<time>.log     the output of a sweep started from the app (its id is not known yet)
 
 A run id comes from the command line and from store records alike; both go through `RunPaths`, which
 refuses an id that could leave `<home>/runs/` and a run folder that is a symbolic link.
@@ -124,6 +125,11 @@ def runs_root(home: Path) -> Path:
 
 def sweep_file(home: Path, sweep_id: str) -> Path:
     return Path(home) / SWEEPS_DIR / f"{check_id(sweep_id, 'sweep')}.json"
+
+
+def sweep_log(home: Path, started: str) -> Path:
+    """The log of a background `sdd-tui sweep` started from the app; `started` is a fresh id (new_run_id())."""
+    return Path(home) / SWEEPS_DIR / f"started-{check_id(started, 'log')}.log"
 
 
 def checkpoint_exists(home: Path, run_id: str) -> bool:

@@ -231,6 +231,38 @@ def member_status(record: dict[str, Any] | None) -> str:
     return "queued" if record is None else display_status(record)
 
 
+def sweep_rows(store: Store) -> list[dict[str, Any]]:
+    """One summary row per sweep, newest first (`sdd-tui sweeps`); members are counted from the store's
+    summaries: store.json alone, no run folder is read."""
+    summaries = {doc["id"]: doc for doc in store.summaries()}
+    return [sweep_row(sweep, summaries) for sweep in store.list_sweeps()]
+
+
+def sweep_row(sweep: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A sweep's id, name, preset, engine, pack, status, members and finished members (`summaries`: the
+    store's run summaries by id), and when it was created."""
+    statuses = [member_status(summaries.get(m["run_id"])) for m in sweep["members"]]
+    return {"id": sweep["id"], "name": sweep["name"], "preset": sweep_base(sweep), "engine": sweep.get("engine"),
+            "pack": bool(sweep.get("pack")), "status": display_sweep_status(sweep), "members": len(statuses),
+            "finished": statuses.count("finished"), "created": sweep.get("created")}
+
+
+def sweep_base(sweep: dict[str, Any]) -> str:
+    """What every member starts from: the preset, else the config file's name, else the defaults."""
+    if sweep.get("preset"):
+        return sweep["preset"]
+    return Path(sweep["config_file"]).name if sweep.get("config_file") else "the defaults"
+
+
+def origin_text(sweep: dict[str, Any]) -> str:
+    """The sweep's options as typed: 'from smoke --set ... --grid noise.rate=0.2,0.4 --seeds 0,1'."""
+    return (f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
+            + "".join(f" --set {o}" for o in sweep.get("overrides", []))
+            + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())
+            + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}"
+            + (f" --levels {','.join(map(str, sweep['levels']))}" if sweep.get("levels") else ""))
+
+
 def unfinished_members(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:
     """Members to run on `--resume`: all but the finished; one that still runs is an error."""
     records = member_records(store, sweep)

@@ -1,4 +1,4 @@
-"""The Textual app: home, new experiment, run dashboards, history and compare.
+"""The Textual app: home, new experiment, run dashboards, history and compare, sweeps.
 
 One run at a time trains inside the app (a thread worker, see sdd_tui.live); any number of runs
 can be watched or opened from the store. Quitting while a run trains asks: stop, detach or cancel.
@@ -13,6 +13,7 @@ from textual.worker import WorkerState
 from core.config import ExperimentConfig
 from core.errors import SddError
 from core.format import printable
+from core.spawn import spawn
 from core.store import Store, display_status
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
@@ -39,6 +40,7 @@ class SddApp(App):
         watch: str | None = None,
         blink: bool = True,
         resume_with: ResumeCommand = resume_command,
+        spawn_with=spawn,
     ) -> None:
         super().__init__()
         self.store = store
@@ -46,6 +48,8 @@ class SddApp(App):
         self.watch_request = watch
         self.blink = blink  # tests and snapshots turn the cursor blink off for stable screens
         self.resume_with = resume_with
+        self.spawn_with = spawn_with  # core.spawn.spawn(command, log): how background sweeps start (tests capture it)
+        self.sweep_launches: list = []  # sweeps started from this app (sdd_tui.screens.new_sweep.SweepLaunch)
         self.live: LiveRun | None = None
         self.handovers: dict[str, HandOver] = {}  # run id -> its hand-over to a background process
         self.quitting = False  # quit once the run training here has stopped (and been handed over)

@@ -10,19 +10,7 @@ from rich.table import Table
 from core.format import pct as _pct, printable
 from core.results import summary
 from core.store import Store
-from core.sweep import display_sweep_status, group_by_point, member_records, member_status, point_label
-
-
-def sweep_rows(store: Store) -> list[dict]:
-    """One summary row per sweep, newest first."""
-    rows = []
-    summaries = {doc["id"]: doc for doc in store.summaries()}  # store.json alone: no run folder is read
-    for sweep in store.list_sweeps():
-        statuses = [member_status(summaries.get(m["run_id"])) for m in sweep["members"]]
-        rows.append({"id": sweep["id"], "name": sweep["name"], "engine": sweep.get("engine"),
-                     "status": display_sweep_status(sweep), "members": len(statuses),
-                     "finished": statuses.count("finished"), "created": sweep.get("created")})
-    return rows
+from core.sweep import group_by_point, member_records, member_status, point_label
 
 
 def print_sweep_rows(rows: list[dict]) -> None:

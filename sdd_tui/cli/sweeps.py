@@ -186,7 +186,8 @@ def sweeps_list(
     """All sweeps, newest first."""
     if ctx.invoked_subcommand:
         return
-    from sdd_tui.cli.sweep_tables import print_sweep_rows, sweep_rows
+    from core.sweep import sweep_rows
+    from sdd_tui.cli.sweep_tables import print_sweep_rows
 
     rows = sweep_rows(open_store(ctx, home))
     if as_json:
@@ -209,7 +210,7 @@ def sweeps_show(
     """A sweep's members, and per grid point the mean +- std across seeds of every round."""
     from rich.console import Console
 
-    from core.sweep import display_sweep_status, member_status, sweep_curves
+    from core.sweep import display_sweep_status, member_status, origin_text, sweep_curves
     from sdd_tui.cli.sweep_tables import curve_table, print_members, records_in_order
 
     store = open_store(ctx, home)
@@ -224,11 +225,7 @@ def sweeps_show(
     console = Console(highlight=False, markup=False)
     engine = sweep.get("engine", "") + (", packed" if sweep.get("pack") else "")
     console.print(printable(f"{sweep['id']}  {display_sweep_status(sweep)} ({engine})  {sweep['name']}"))
-    console.print(printable(f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
-                  + "".join(f" --set {o}" for o in sweep.get("overrides", []))
-                  + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())
-                  + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}"
-                  + (f" --levels {','.join(map(str, sweep['levels']))}" if sweep.get("levels") else "")))
+    console.print(printable(origin_text(sweep)))
     print_members(store, sweep, console)
     for curve in curves:
         console.print(curve_table(curve))

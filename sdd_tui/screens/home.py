@@ -55,8 +55,9 @@ class HomeScreen(Screen):
         Binding("n", "new", "New"),
         Binding("h", "history", "History"),
         Binding("w", "watch", "Watch"),
+        Binding("s", "sweeps", "Sweeps"),
         Binding("tab", "app.focus_next", "Next list"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),  # it refreshes itself; `?` lists r (room for ? Help at 80)
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -129,6 +130,11 @@ class HomeScreen(Screen):
         from sdd_tui.screens.history import HistoryScreen
 
         self.app.push_screen(HistoryScreen())
+
+    def action_sweeps(self) -> None:
+        from sdd_tui.screens.sweeps import SweepsScreen
+
+        self.app.push_screen(SweepsScreen())
 
     def action_watch(self) -> None:
         run_id = self.app.latest_running_run()

@@ -99,6 +99,7 @@ class SweepsScreen(Screen):
         self.sweeps: dict[str, dict[str, Any]] = {}  # by id, as last read
         self.summaries: dict[str, dict[str, Any]] = {}  # the store's run summaries by id, as last read
         self.shown: str | None = None  # the sweep whose members are listed
+        self.resumable = False  # whether the shown sweep can be resumed (u shows in the footer)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -156,7 +157,10 @@ class SweepsScreen(Screen):
         members = self.query_one("#members", DataTable)
         sweep = self.sweeps.get(sweep_id) if sweep_id else None
         self.shown = sweep["id"] if sweep else None
-        self.refresh_bindings()  # Resume only for a sweep that has stopped
+        resumable = self._shown_row_status() in RESUMABLE
+        if resumable != self.resumable:  # Resume only for a sweep that has stopped (the footer is redrawn
+            self.resumable = resumable  # when the bindings change: not at every refresh)
+            self.refresh_bindings()
         if sweep is None:
             detail.update("no sweeps yet: n starts one (or `sdd-tui sweep --preset NAME --seeds 0-4` in a shell)")
             self.query_one("#members-title", Label).update("Members")
@@ -212,7 +216,7 @@ class SweepsScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resume":
-            return self._shown_row_status() in RESUMABLE
+            return self.resumable
         return True
 
     def _shown_row_status(self) -> str | None:

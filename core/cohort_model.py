@@ -9,13 +9,15 @@ with lr, momentum and weight decay as per-member tensors; `PackedMasks` keeps pr
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from torch import nn
 
 from core.config import TrainConfig
 from core.models import MLP
 from core.pruning import Masks
-from core.training import make_optimizer
 
 
 def packable_module(module: nn.Module) -> bool:
@@ -121,7 +123,6 @@ class PackedSGD:
         self.has_decay = any(c.weight_decay for c in configs)
         self.step_sizes: list[torch.Tensor] = []  # -lr per member
         self.lrs: list[float] = []
-        self.shadows: dict[int, torch.optim.Optimizer] = {}
 
     def set_lrs(self, lrs: list[float]) -> None:
         self.lrs = list(lrs)
@@ -138,26 +139,51 @@ class PackedSGD:
 
     # -- one member's view, as torch.optim.SGD: what its checkpoints hold
 
-    def member_optimizer(self, index: int) -> torch.optim.Optimizer:
+    def member_optimizer(self, index: int) -> MemberOptimizer:
         """Member `index`'s optimizer as an ordinary run would have it: its state dict is a checkpoint's."""
-        if index not in self.shadows:
-            module = self.net.modules[index]
-            self.shadows[index] = make_optimizer(module, self.configs[index], self.lrs[index] if self.lrs else 0.0,
-                                                 fused=self.fused)
-        shadow = self.shadows[index]
-        for group in shadow.param_groups:
-            group["lr"] = self.lrs[index]
-        if self.configs[index].momentum:  # torch keeps no buffer without momentum
-            for param, buffer in zip(shadow.param_groups[0]["params"], self.buffers):
-                shadow.state[param] = {"momentum_buffer": buffer[index]}
-        return shadow
+        return MemberOptimizer(self, index)
+
+    def member_state(self, index: int) -> dict:
+        """What torch.optim.SGD's `state_dict()` gives for member `index` (as `make_optimizer` builds it), built
+        without torch.optim: an optimizer's first use imports torch._dynamo, seconds of a cohort's start."""
+        config = self.configs[index]
+        group = {**_sgd_defaults(), "lr": self.lrs[index] if self.lrs else 0.0, "momentum": config.momentum,
+                 "weight_decay": config.weight_decay, **({"fused": True} if self.fused else {"foreach": True}),
+                 "params": list(range(len(self.params)))}
+        # torch keeps no buffer without momentum; the live buffers, as torch's state dict holds its own
+        state = {position: {"momentum_buffer": buffer[index]} for position, buffer in enumerate(self.buffers)}
+        return {"state": state if config.momentum else {}, "param_groups": [group]}
 
     def load_member(self, index: int, state: dict) -> None:
-        """Carry on from member `index`'s saved optimizer state (an ordinary run's, or a cohort's)."""
-        self.lrs = self.lrs or [c.lr for c in self.configs]
-        shadow = self.member_optimizer(index)
-        shadow.load_state_dict(state)
+        """Carry on from member `index`'s saved optimizer state (an ordinary run's, or a cohort's), as
+        torch.optim.SGD's `load_state_dict` reads it: saved entries by their place in the saved group."""
+        groups = state["param_groups"]
+        ids = [key for group in groups for key in group["params"]]
+        if len(groups) != 1 or len(ids) != len(self.params):
+            raise ValueError(f"the saved optimizer state has {len(ids)} tensors in {len(groups)} group(s); "
+                             f"the network has {len(self.params)} in one")
         with torch.no_grad():
-            for param, buffer in zip(shadow.param_groups[0]["params"], self.buffers):
-                saved = shadow.state.get(param, {}).get("momentum_buffer")
-                buffer[index].copy_(saved if saved is not None else torch.zeros_like(buffer[index]))
+            for key, buffer in zip(ids, self.buffers):
+                saved = state["state"].get(key, {}).get("momentum_buffer")
+                if saved is None:
+                    buffer[index].zero_()
+                else:
+                    buffer[index].copy_(saved)
+
+
+class MemberOptimizer:
+    """One member's optimizer as `Trainer.on_epoch_end` callbacks see one: `state_dict()` (what a checkpoint
+    keeps) is torch.optim.SGD's for that member; the cohort's PackedSGD steps it."""
+
+    def __init__(self, packed: PackedSGD, index: int):
+        self.packed, self.index = packed, index
+
+    def state_dict(self) -> dict:
+        return self.packed.member_state(self.index)
+
+
+@functools.cache
+def _sgd_defaults() -> dict:
+    """torch.optim.SGD's param-group settings and their defaults, in the order its state dict lists them."""
+    parameters = inspect.signature(torch.optim.SGD.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}

@@ -175,6 +175,24 @@ def test_packed_sgd_steps_each_member_as_torch_sgd_with_its_own_settings(one_thr
         fresh.load_member(2, {"state": {}, "param_groups": [{"params": [0, 1]}]})
 
 
+def test_a_packed_step_written_out_gives_autograds_gradients_bit_for_bit(one_thread):
+    # B=7: 1/B is inexact, as in an epoch's last, shorter batch
+    for count, batch in ((3, 7), (2, 64)):
+        modules = _mlps(count, seed=count)
+        net = PackedMLP(modules)
+        inputs, targets = torch.randn(count, batch, 12), torch.randint(0, 5, (count, batch))
+        logits = net(inputs)
+        losses = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(
+            count, batch).mean(1)
+        losses.sum().backward()
+        expected = {name: tensor.grad.clone() for name, tensor in net.params.items()}
+        net.zero_grad()
+        written_losses, written_logits = net.train_step(inputs, targets)
+        assert torch.equal(written_losses, losses.detach()) and torch.equal(written_logits, logits.detach())
+        for name, tensor in net.params.items():
+            assert torch.equal(tensor.grad, expected[name]), (count, batch, name)
+
+
 def test_equal_data_are_held_once_and_a_later_round_finds_them_stacked():
     first, other = torch.randn(50, 8), torch.randn(50, 8)
     copy = first.clone()

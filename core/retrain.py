@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.config import RetrainConfig
 
-Weights = dict[str, torch.Tensor]
+if TYPE_CHECKING:  # the table is read by the sweep driver (core.cohort_plan), which needs no torch
+    import torch
+
+Weights = dict[str, "torch.Tensor"]
 
 
 class StartWeights(Enum):

@@ -4,6 +4,8 @@ runs alone (masks, accuracies, per-member pruning, a member that diverges, stops
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -158,13 +160,37 @@ def test_packed_sgd_steps_each_member_as_torch_sgd_with_its_own_settings(one_thr
     for index, optimizer in enumerate(alone):
         state = packed.member_optimizer(index).state_dict()
         expected = optimizer.state_dict()
-        assert state["param_groups"][0]["lr"] == expected["param_groups"][0]["lr"]
+        assert state["param_groups"] == expected["param_groups"]  # every setting, built without torch.optim
         assert state["state"].keys() == expected["state"].keys()
         for key, entry in expected["state"].items():
             assert torch.equal(state["state"][key]["momentum_buffer"], entry["momentum_buffer"])
     fresh = PackedSGD(PackedMLP(_mlps(3)), configs)
+    fresh.buffers[0][1].fill_(1.0)
     fresh.load_member(0, alone[0].state_dict())
-    assert torch.equal(fresh.buffers[0][0], alone[0].state[copies[0].hidden[0].weight]["momentum_buffer"])
+    fresh.load_member(1, alone[1].state_dict())  # momentum 0: torch keeps no buffer, the member's is zero
+    for position, param in enumerate(copies[0].parameters()):
+        assert torch.equal(fresh.buffers[position][0], alone[0].state[param]["momentum_buffer"])
+    assert not fresh.buffers[0][1].any()
+    with pytest.raises(ValueError, match="6 in one"):
+        fresh.load_member(2, {"state": {}, "param_groups": [{"params": [0, 1]}]})
+
+
+def test_a_packed_step_written_out_gives_autograds_gradients_bit_for_bit(one_thread):
+    # B=7: 1/B is inexact, as in an epoch's last, shorter batch
+    for count, batch in ((3, 7), (2, 64)):
+        modules = _mlps(count, seed=count)
+        net = PackedMLP(modules)
+        inputs, targets = torch.randn(count, batch, 12), torch.randint(0, 5, (count, batch))
+        logits = net(inputs)
+        losses = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(
+            count, batch).mean(1)
+        losses.sum().backward()
+        expected = {name: tensor.grad.clone() for name, tensor in net.params.items()}
+        net.zero_grad()
+        written_losses, written_logits = net.train_step(inputs, targets)
+        assert torch.equal(written_losses, losses.detach()) and torch.equal(written_logits, logits.detach())
+        for name, tensor in net.params.items():
+            assert torch.equal(tensor.grad, expected[name]), (count, batch, name)
 
 
 def test_equal_data_are_held_once_and_a_later_round_finds_them_stacked():
@@ -296,3 +322,25 @@ def test_a_member_stopped_in_a_cohort_resumes_alone_as_an_ordinary_run(home, run
     assert _round_file(home, run_id, 1)["result"]["test_acc"] == _round_file(home, alone_id, 1)["result"]["test_acc"]
     lines = [json.loads(line) for line in RunPaths(home, run_id).events.read_text().splitlines()]
     assert [e["status"] for e in lines if e["type"] == "RunEnded"] == ["stopped", "finished"]
+
+
+COHORT_PROBE = """
+import sys
+from core.cohort import Cohort
+from core.config import resolve_config
+from core.launch import build_run
+configs = [resolve_config("digits-noise40", overrides=["prune.rounds=1", "train.epochs=1", f"runtime.seed={seed}",
+                                                       "runtime.checkpoint_every=1"]) for seed in (0, 1)]
+cohort = Cohort()
+statuses = cohort.run([build_run(c, sys.argv[1], branch_trainer=cohort.branch_trainer) for c in configs])
+print(sorted(statuses.values()), "torch._dynamo" in sys.modules)
+"""
+
+
+def test_a_cohort_never_imports_torch_dynamo(home):
+    """torch.optim's first use imports torch._dynamo (seconds): a cohort steps, checkpoints and resumes its
+    members' SGD without torch.optim, so its process never pays that."""
+    shown = subprocess.run([sys.executable, "-P", "-c", COHORT_PROBE, str(home)], capture_output=True, text=True,
+                           cwd=home.parent)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip().splitlines()[-1] == "['finished', 'finished'] False", shown.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -110,6 +111,26 @@ def test_one_slot_per_gpu_or_one_cpu_slot():
     assert local_slots(0, max_parallel=2) == [None, None]
     assert local_slots(2, max_parallel=3) == ["cuda:0", "cuda:1", "cuda:0"]
     assert local_slots(4, max_parallel=2) == ["cuda:0", "cuda:1"]
+
+
+GPU_PROBE = """
+import sys
+import core.sweep_local as local
+local.GPU_DEVICE_FILES = (sys.argv[1],)
+count = local.visible_gpus()
+print(count, "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("device_file", ["/nonexistent/nvidia[0-9]*", sys.executable])
+def test_a_sweep_driver_imports_torch_to_count_gpus_only_where_a_gpu_driver_left_a_device_file(device_file):
+    shown = subprocess.run([sys.executable, "-P", "-c", GPU_PROBE, device_file], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    count, imported = shown.stdout.split()
+    if device_file == sys.executable:  # a device file: torch counts
+        assert imported == "True" and int(count) >= 0
+    else:
+        assert (count, imported) == ("0", "False")
 
 
 def test_members_at_once_share_the_cpu_threads():

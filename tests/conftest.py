@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,23 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("SDD_TUI_HOME", str(path))
     return path
+
+
+WAIT_LIMIT_S = 90.0  # how long the app's tests wait for a condition: a bound against hanging, not a speed claim
+
+
+@pytest.fixture
+def wait_for():
+    """`await wait_for(pilot, condition, what)`: pause the app's test pilot until `condition()` holds; an
+    AssertionError naming `what` after WAIT_LIMIT_S."""
+    async def wait(pilot, condition, what: str, limit: float = WAIT_LIMIT_S) -> None:
+        deadline = time.monotonic() + limit
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gave up waiting for {what}")
+            await pilot.pause(0.05)
+
+    return wait
 
 
 @pytest.fixture

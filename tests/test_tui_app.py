@@ -31,14 +31,6 @@ from sdd_tui.widgets.runs_table import RunsTable
 WAIT_LIMIT_S = 90.0  # a bound against hanging, not a speed claim
 
 
-async def wait_for(pilot, condition, what: str, limit: float = WAIT_LIMIT_S) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await pilot.pause(0.05)
-
-
 def make_app(home, **kwargs) -> SddApp:
     return SddApp(store=Store(home), blink=False, **kwargs)
 
@@ -47,7 +39,7 @@ def chart_text(chart) -> str:
     return chart.render().plain
 
 
-async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home):
+async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home, wait_for):
     app = make_app(home)
     async with app.run_test(size=(100, 30)) as pilot:
         app.screen.query_one("#presets", DataTable).move_cursor(row=preset_names().index("smoke"))
@@ -76,7 +68,7 @@ async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home):
         assert json.loads((folder / f"{dashboard.run_id}.json").read_text())["status"] == "finished"
 
 
-async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_config):
+async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_config, wait_for):
     config = smoke_config("train.epochs=10000")  # never finishes by itself: the test stops it
     app = make_app(home, start=(config, "smoke"))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -139,7 +131,7 @@ def synthetic_events(run_id: str, round_index: int) -> list:
     ]
 
 
-async def test_watch_follows_a_run_whose_events_another_thread_appends(home):
+async def test_watch_follows_a_run_whose_events_another_thread_appends(home, wait_for):
     store, run_id = Store(home), "20990101-000000-beef"
     second_round = threading.Event()
 
@@ -200,7 +192,7 @@ async def test_a_bad_form_value_shows_its_error_and_starts_nothing(home):
     assert Store(home).list_runs() == [] and not (home / "runs").exists()
 
 
-async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home, smoke_config):
+async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home, smoke_config, wait_for):
     app = make_app(home)  # the real `sdd-tui resume ID` in a background process
     async with app.run_test(size=(100, 30)) as pilot:
         live = app.start_run(smoke_config(), "smoke")
@@ -238,7 +230,7 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
     assert (Store(home).run_dir(live.run_id) / "detached.log").exists()
 
 
-async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, smoke_config):
+async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))  # never finishes by itself
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.live is not None and len(app.live.view.epochs) >= 1, "training")
@@ -253,7 +245,7 @@ async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, 
     assert Store(home).get_run(live.run_id)["status"] == "stopped"
 
 
-async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, smoke_config):
+async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config('runtime.device="cuda:99"'), "smoke"))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")

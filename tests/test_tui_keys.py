@@ -17,15 +17,6 @@ from sdd_tui.screens.dialogs import ConfirmScreen, QuitScreen
 from sdd_tui.screens.help import HelpScreen, help_table, key_rows
 from sdd_tui.screens.history import HistoryScreen
 
-WAIT_LIMIT_S = 90.0
-
-
-async def wait_for(pilot, condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await pilot.pause(0.05)
-
 
 def stored_run(home, run_id: str = "20261130-004931-6677") -> Store:
     store = Store(home)
@@ -60,7 +51,7 @@ async def test_enter_in_the_delete_dialog_cancels_and_y_deletes(home):
         assert store.list_runs() == []
 
 
-async def test_enter_in_the_quit_dialog_cancels_and_the_run_goes_on(home, smoke_config):
+async def test_enter_in_the_quit_dialog_cancels_and_the_run_goes_on(home, smoke_config, wait_for):
     app = SddApp(store=Store(home), blink=False, start=(smoke_config("train.epochs=10000"), "smoke"))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.live is not None and len(app.live.view.epochs) >= 1, "training")
@@ -100,7 +91,7 @@ async def test_question_mark_lists_every_key_of_the_screen_and_ctrl_p_has_the_th
         assert any("theme" in command.title.lower() for command in app.get_system_commands(app.screen))
 
 
-async def test_the_chart_key_shows_in_the_footer_only_while_the_terminal_is_narrow(home):
+async def test_the_chart_key_shows_in_the_footer_only_while_the_terminal_is_narrow(home, wait_for):
     run_id = "20261130-004931-6677"
     stored_run(home, run_id)
     app = SddApp(store=Store(home), blink=False)

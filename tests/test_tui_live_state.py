@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import time
 
 import pytest
 
@@ -31,7 +30,6 @@ from sdd_tui.sources import FollowedSource
 from sdd_tui.widgets.panels import EventLog, ProgressPanel, progress_text
 
 RUN = "20990101-000000-beef"
-WAIT_LIMIT_S = 90.0
 
 
 class Clock:
@@ -215,14 +213,7 @@ async def test_opening_and_resizing_show_the_latest_log_lines_and_the_current_ro
             assert "round 2/5" in str(dashboard.query_one(ProgressPanel).render())
 
 
-async def wait_for(pilot, condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await pilot.pause(0.05)
-
-
-async def test_watch_shows_paused_while_the_app_has_the_run_paused_and_the_system_line(home, smoke_config):
+async def test_watch_shows_paused_while_the_app_has_the_run_paused_and_the_system_line(home, smoke_config, wait_for):
     app = SddApp(store=Store(home), blink=False, start=(smoke_config("train.epochs=10000"), "smoke"))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.live is not None and len(app.live.view.epochs) >= 2, "training")

@@ -24,14 +24,6 @@ WAIT_LIMIT_S = 90.0  # a bound against hanging, not a speed claim
 GRID = {"noise.rate": ["0.2", "0.4"], "train.lr": ["0.01", "0.05"]}
 
 
-async def wait_for(pilot, condition, what: str, limit: float = WAIT_LIMIT_S) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await pilot.pause(0.05)
-
-
 def make_app(home, **kwargs) -> SddApp:
     return SddApp(store=Store(home), blink=False, **kwargs)
 
@@ -70,7 +62,7 @@ class FakeProcess:
         return self.code
 
 
-async def test_the_list_shows_a_stored_sweep_its_members_and_follows_the_store(home):
+async def test_the_list_shows_a_stored_sweep_its_members_and_follows_the_store(home, wait_for):
     sweep = stored_sweep(home)
     members = sweep["members"]
     app = make_app(home)
@@ -177,7 +169,7 @@ async def test_the_form_rejects_bad_seeds_grid_and_settings_with_one_line_each(h
     assert Store(home).list_sweeps() == [] and not (home / "sweeps").exists()
 
 
-async def test_start_spawns_the_cli_sweep_with_pack_and_a_failed_start_is_reported(home):
+async def test_start_spawns_the_cli_sweep_with_pack_and_a_failed_start_is_reported(home, wait_for):
     launched = []
 
     def fake_spawn(command, log):
@@ -208,7 +200,7 @@ async def test_start_spawns_the_cli_sweep_with_pack_and_a_failed_start_is_report
     assert "packed: 1 cohort(s) (8 members), 0 member(s) alone" in dry.output
 
 
-async def test_dry_run_lists_the_members_and_the_pack_plan(home):
+async def test_dry_run_lists_the_members_and_the_pack_plan(home, wait_for):
     app = make_app(home, spawn_with=lambda command, log: None)
     async with app.run_test(size=(100, 40)) as pilot:
         form = await fill_form(pilot, app, seeds="0,1", grid="retrain.compare_reinit=false,true", pack=True)
@@ -221,7 +213,7 @@ async def test_dry_run_lists_the_members_and_the_pack_plan(home):
     assert Store(home).list_sweeps() == []
 
 
-async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_the_end(home):
+async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_the_end(home, wait_for):
     app = make_app(home)  # the real core.spawn.spawn: a detached `sdd-tui sweep` process
     async with app.run_test(size=(100, 30)) as pilot:
         await fill_form(pilot, app, seeds="0,1", settings="prune.rounds=1", pack=True)
@@ -241,7 +233,7 @@ async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_th
     assert "packed: 1 cohort(s) (2 members), 0 member(s) alone" in launch.log.read_text()
 
 
-async def test_u_resumes_a_stopped_sweep_in_the_background_never_a_running_one(home):
+async def test_u_resumes_a_stopped_sweep_in_the_background_never_a_running_one(home, wait_for):
     sweep = stored_sweep(home)  # running: its driver is this process
     launched = []
     app = make_app(home, spawn_with=lambda command, log: launched.append(command) or FakeProcess(4343))

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.cells import cell_len
+from rich.cells import set_cell_size
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -25,40 +26,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from core.format import printable
+from sdd_tui.widgets.tables import CELL_PADDING
 
 Cell = str | Text
-CELL_PADDING = 2  # one space each side of a cell, as DataTable
 
 
-def cell_segments(cell: Cell, width: int, style: Style) -> list[Segment]:
-    """A cell padded to `width` cells plus one space each side, in `style` (a Text keeps its own styles
-    over it). Text from users is printable() already or made so here."""
+def cell_segments(cell: Cell, width: int, style: Style, console: Console) -> list[Segment]:
+    """A cell cut or padded to `width` terminal cells plus one space each side, in `style` (a Text keeps
+    its own styles over it). Text from users is printable() already or made so here."""
     if isinstance(cell, Text):
         text = cell.copy()
         text.truncate(width, pad=True)
-        return [Segment(" ", style), *_text_segments(text, style), Segment(" ", style)]
-    text = printable(cell)
-    length = cell_len(text)
-    if length > width:
-        text = Text(text)
-        text.truncate(width)
-        text = text.plain
-        length = cell_len(text)
-    return [Segment(" " + text + " " * (width - length + 1), style)]
-
-
-def _text_segments(text: Text, style: Style):
-    """Segments of a one-line Text over `style` (its spans' styles on top), without a Console."""
-    plain = text.plain
-    cuts = sorted({0, len(plain), *(s.start for s in text.spans), *(s.end for s in text.spans)})
-    for start, end in zip(cuts, cuts[1:]):
-        if start >= len(plain):
-            break
-        over = style
-        for span in text.spans:
-            if span.start <= start and span.end >= end:
-                over = over + (Style.parse(span.style) if isinstance(span.style, str) else span.style)
-        yield Segment(plain[start:end], over)
+        return [Segment(" ", style), *Segment.apply_style(text.render(console), style), Segment(" ", style)]
+    return [Segment(f" {set_cell_size(printable(cell), width)} ", style)]
 
 
 class RunsTable(ScrollView, can_focus=True):
@@ -258,7 +238,8 @@ class RunsTable(ScrollView, can_focus=True):
         base = self.rich_style
         if y == 0:
             style = base + self.get_component_rich_style("runs-table--header")
-            line = [Segment(" " + title.ljust(w + 1)[: w + 1], style) for title, w in zip(self.columns, self.widths)]
+            line = [segment for title, w in zip(self.columns, self.widths)
+                    for segment in cell_segments(title, w, style, self.app.console)]
         else:
             index = scroll_y + y - 1
             if index >= len(self.rows):
@@ -269,6 +250,6 @@ class RunsTable(ScrollView, can_focus=True):
             elif index % 2:
                 style = base + self.get_component_rich_style("runs-table--even-row")
             line = [segment for cell, w in zip(self.cells_at(index), self.widths)
-                    for segment in cell_segments(cell, w, style)]
+                    for segment in cell_segments(cell, w, style, self.app.console)]
         strip = Strip(line)
         return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width, style)

@@ -93,11 +93,6 @@ def rounds_text(summary: dict[str, Any]) -> str:
     return f"{summary['rounds_done']}/{summary['rounds_total']}"
 
 
-def elide(text: str, width: int) -> str:
-    """`text` cut to `width` characters, the last one an ellipsis when it was longer."""
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
 def short_ids(ids: list[str], after_date: int = 4) -> dict[str, str]:
     """The shortest prefix of each id that no other id in `ids` shares, and at least `after_date`
     characters past the date part ("20261130-0049" of "20261130-004931-6677"): what to type for an id."""

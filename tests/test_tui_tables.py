@@ -7,14 +7,15 @@ import time
 
 from textual.widgets import DataTable
 
-from core.format import elide, noise_short, rounds_text, short_ids
+from core.format import noise_short, rounds_text, short_ids
 from core.results import summary
 from core.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.screens.compare import CompareScreen
 from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.widgets.charts import CompareChart
-from sdd_tui.widgets.runs_table import CELL_PADDING, RunsTable
+from sdd_tui.widgets.runs_table import RunsTable
+from sdd_tui.widgets.tables import CELL_PADDING, elide
 
 LONG_NAME = "a very long experiment name that goes on and on and on"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.cells import cell_len, set_cell_size
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,14 +21,13 @@ from core.query import parse_filter_text
 from core.results import summary
 from core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
-from sdd_tui.widgets.runs_table import CELL_PADDING, RunsTable
+from sdd_tui.widgets import tables
+from sdd_tui.widgets.runs_table import RunsTable
 
 # Column titles, each also the sort key of a row dict; the id holds the date and time a run started.
 COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "dataset",
            "model")
 NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit the width
-NAME_ROOM = (5, 40)  # the fewest and most cells the name gets
-SCROLLBAR = 1  # room kept for the vertical scrollbar (app.tcss makes it one cell wide)
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
 PLAIN_COLUMNS = ("status", "rounds", "noise", "mode", "dataset", "model")  # cells that are a row's own text
 PERCENT_COLUMNS = {"best": 1, "dense": 1, "at sparsity": 2}  # digits after the point
@@ -79,17 +78,11 @@ def column_needs(rows: list[dict[str, Any]], short: dict[str, str], selected: se
 
 def column_widths(needs: dict[str, int], total: int) -> list[int]:
     """Each column as wide as its title and its widest value; the name gets what the columns up to best
-    leave of `total` cells (between NAME_ROOM's bounds), or less when every name is shorter."""
-    widths = [max(len(title), needs.get(title, 0)) for title in COLUMNS]
-    used = SCROLLBAR + sum(CELL_PADDING + widths[i] for i in range(MUST_FIT) if i != NAME) + CELL_PADDING
-    room = max(NAME_ROOM[0], min(NAME_ROOM[1], total - used))
+    leave of `total` cells (sdd_tui.widgets.tables.elastic_width), or less when every name is shorter."""
+    widths = tables.column_widths(COLUMNS, [], needs)
+    room = tables.elastic_width(total, COLUMNS, [], NAME, MUST_FIT, floors=needs)
     widths[NAME] = max(len(COLUMNS[NAME]), min(room, needs.get("name", 0)))
     return widths
-
-
-def elide_cells(text: str, width: int) -> str:
-    """`text` cut to `width` terminal cells (an emoji takes two), the last one an ellipsis when it was longer."""
-    return text if cell_len(text) <= width else set_cell_size(text, max(width - 1, 0)) + "…"
 
 
 def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[dict[str, Any]]:
@@ -104,7 +97,7 @@ def row_cells(row: dict[str, Any], selected: bool, short_id: str, name_width: in
     `name_width`."""
     short_id = printable(short_id)
     marked = Text(short_id) + Text("●", style="bold green") if selected else short_id  # selected for compare
-    return (marked, elide_cells(row["label"], name_width), row["status"],
+    return (marked, tables.elide(row["label"], name_width), row["status"],
             str(row["seed"]), row["rounds"], row["noise"], row["mode"], _pct(row["best"]), _pct(row["dense"]),
             _pct(row["at sparsity"], 2), row["dataset"], row["model"])
 

@@ -10,10 +10,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config import load_preset, preset_names
-from core.format import elide, noise_short, pct as _pct, printable, rounds_text, short_ids
+from core.format import noise_short, pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
 from core.store import display_status
-from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
+from sdd_tui.widgets.tables import OpenTable, elastic_width, elide, fill_table
 
 RECENT_RUNS = 20
 REFRESH_S = 3.0  # runs change status while the home screen is open

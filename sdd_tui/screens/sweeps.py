@@ -16,10 +16,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.errors import SddError
-from core.format import elide, pct as _pct, printable, rounds_text, short_ids
+from core.format import pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
 from core.sweep import display_sweep_status, member_status, origin_text, sweep_row
-from sdd_tui.widgets.tables import OpenTable, elastic_width, fill_table
+from sdd_tui.widgets.tables import OpenTable, elastic_width, elide, fill_table
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # `sdd-tui sweep --resume` runs their unfinished members
 REFRESH_S = 2.0  # sweeps run in other processes: their members' statuses change while the screen is open

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -24,7 +25,13 @@ class OpenTable(DataTable):
 
 
 def _width(cell: object) -> int:
-    return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+    """A cell's width in terminal cells (an emoji takes two)."""
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def elide(text: str, width: int) -> str:
+    """`text` cut to `width` terminal cells (an emoji takes two), the last one an ellipsis when it was longer."""
+    return text if cell_len(text) <= width else set_cell_size(text, max(width - 1, 0)) + "…"
 
 
 def column_widths(headers: Sequence[str], rows: Sequence[Sequence[object]],

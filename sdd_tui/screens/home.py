@@ -13,7 +13,7 @@ from core.config import load_preset, preset_names
 from core.format import noise_short, pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
 from core.store import display_status
-from sdd_tui.widgets.tables import OpenTable, elastic_width, elide, fill_table
+from sdd_tui.widgets.tables import OpenTable, fill_table, fit_rows
 
 RECENT_RUNS = 20
 REFRESH_S = 3.0  # runs change status while the home screen is open
@@ -41,13 +41,6 @@ def run_row(record: dict[str, Any], short_id: str) -> tuple[str, ...]:
     return (printable(short_id), printable(record.get("name", "?")), display_status(record), str(s["seed"]), rounds_text(s),
             noise_short(s["noise_kind"], s["noise_rate"]), s["retrain_mode"] or "?", _pct(s["best_acc"]),
             _pct(s["dense_acc"]), _pct(s["best_sparsity"], 2), s["dataset"] or "?", s["model"] or "?")
-
-
-def fit_rows(rows: list[tuple[str, ...]], headers: tuple[str, ...], elastic: int, width: int,
-             must_fit: int | None = None, high: int = 40) -> list[tuple[str, ...]]:
-    """Rows with their elastic column elided to what `width` leaves it."""
-    room = elastic_width(width, headers, rows, elastic, must_fit, high=high)
-    return [(*row[:elastic], elide(row[elastic], room), *row[elastic + 1:]) for row in rows]
 
 
 class HomeScreen(Screen):

@@ -19,7 +19,7 @@ from core.errors import SddError
 from core.format import pct as _pct, printable, rounds_text, short_ids
 from core.results import summary
 from core.sweep import display_sweep_status, member_status, origin_text, sweep_row
-from sdd_tui.widgets.tables import OpenTable, elastic_width, elide, fill_table
+from sdd_tui.widgets.tables import OpenTable, elide, fill_table, fit_rows
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # `sdd-tui sweep --resume` runs their unfinished members
 REFRESH_S = 2.0  # sweeps run in other processes: their members' statuses change while the screen is open
@@ -79,12 +79,6 @@ def member_table_rows(sweep: dict[str, Any], summaries: dict[str, dict[str, Any]
     return rows
 
 
-def fit(rows: list[tuple[str, ...]], headers: tuple[str, ...], elastic: int, width: int) -> list[tuple[str, ...]]:
-    """Rows with their elastic column elided to what `width` leaves it once every other column fits."""
-    room = elastic_width(width, headers, rows, elastic, high=200)
-    return [(*row[:elastic], elide(row[elastic], room), *row[elastic + 1:]) for row in rows]
-
-
 class SweepsScreen(Screen):
     BINDINGS = [
         Binding("n", "new_sweep", "New sweep"),
@@ -140,8 +134,8 @@ class SweepsScreen(Screen):
         rows = [sweep_row(sweep, summaries) for sweep in sweeps]
         width = self.size.width or self.app.size.width
         table = self.query_one("#sweeps", DataTable)
-        fill_table(table, SWEEP_COLUMNS, fit(sweep_table_rows(rows, self.sweeps), SWEEP_COLUMNS, SWEEP_GRID, width),
-                   [row["id"] for row in rows])
+        cells = fit_rows(sweep_table_rows(rows, self.sweeps), SWEEP_COLUMNS, SWEEP_GRID, width, high=200)
+        fill_table(table, SWEEP_COLUMNS, cells, [row["id"] for row in rows])
         self.show_members(self._highlighted_sweep())
 
     def _highlighted_sweep(self) -> str | None:
@@ -172,7 +166,7 @@ class SweepsScreen(Screen):
         ids = [m["run_id"] for m in sweep["members"]]
         short = short_ids([*self.summaries, *ids])
         width = self.size.width or self.app.size.width
-        rows = fit(member_table_rows(sweep, self.summaries, short), MEMBER_COLUMNS, MEMBER_GRID, width)
+        rows = fit_rows(member_table_rows(sweep, self.summaries, short), MEMBER_COLUMNS, MEMBER_GRID, width, high=200)
         fill_table(members, MEMBER_COLUMNS, rows, ids)
 
     def detail_text(self, sweep: dict[str, Any]) -> str:

@@ -76,3 +76,10 @@ def elastic_width(total: int, headers: Sequence[str], rows: Sequence[Sequence[ob
     widths = column_widths(headers, rows, floors)
     used = SCROLLBAR + CELL_PADDING + sum(CELL_PADDING + widths[i] for i in range(must_fit) if i != elastic)
     return max(low, min(high, total - used))
+
+
+def fit_rows(rows: list[tuple[str, ...]], headers: tuple[str, ...], elastic: int, width: int,
+             must_fit: int | None = None, high: int = 40) -> list[tuple[str, ...]]:
+    """Rows with their elastic column elided to what `width` leaves it."""
+    room = elastic_width(width, headers, rows, elastic, must_fit, high=high)
+    return [(*row[:elastic], elide(row[elastic], room), *row[elastic + 1:]) for row in rows]

@@ -273,8 +273,8 @@ class Store:
         baseline = dict(meta_of(data).get("baseline") or {})
         if self._listed_for is None or self._listed_for[0] is not data:  # the app lists every few seconds
             docs = self._docs(data)
-            self._listed_for = (data, ([_with_settings(doc, baseline) for doc in docs if doc.get("status") != "running"],
-                                       [doc for doc in docs if doc.get("status") == "running"]))
+            ended = [_with_settings(doc, baseline) for doc in docs if doc.get("status") != "running"]
+            self._listed_for = (data, (ended, [doc for doc in docs if doc.get("status") == "running"]))
         ended, running = self._listed_for[1]
         docs = ended + [_with_settings(self._live(doc, baseline), baseline) for doc in running]
         docs.sort(key=_started, reverse=True)

@@ -29,6 +29,18 @@ def _per_member(values: list[float], like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
 
 
+def linear_forward(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x @ W^T + b for each member: (K, B, in) x (K, out, in) -> (K, B, out)."""
+    return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
+
+
+def linear_backward(grad: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, input_grad: bool
+                    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """(the inputs' gradient or None, the weight's, the bias's) of linear_forward: what F.linear's backward
+    computes, in the same layouts."""
+    return (torch.bmm(grad, weight) if input_grad else None, torch.bmm(grad.transpose(1, 2), inputs), grad.sum(1))
+
+
 class PackedLinear(torch.autograd.Function):
     """x @ W^T + b for each member: (K, B, in) x (K, out, in) -> (K, B, out). The backward computes what
     F.linear's does (grad^T @ x for the weight, grad @ W for the input, a sum for the bias) in the same
@@ -37,18 +49,17 @@ class PackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(inputs, weight)
-        return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
+        return linear_forward(inputs, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         inputs, weight = ctx.saved_tensors
-        grad_inputs = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        return grad_inputs, torch.bmm(grad.transpose(1, 2), inputs), grad.sum(1)
+        return linear_backward(grad, inputs, weight, ctx.needs_input_grad[0])
 
 
 def packed_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     if torch.is_autocast_enabled(inputs.device.type):  # mixed precision: autograd's own backward casts right
-        return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
+        return linear_forward(inputs, weight, bias)
     return PackedLinear.apply(inputs, weight, bias)
 
 
@@ -107,7 +118,7 @@ class PackedMLP:
         layers = [(weight.detach(), bias.detach()) for weight, bias in params]
         activations = [inputs.flatten(2)]  # each layer's input
         for depth, (weight, bias) in enumerate(layers):
-            hidden = torch.baddbmm(bias.unsqueeze(1), activations[-1], weight.transpose(1, 2))
+            hidden = linear_forward(activations[-1], weight, bias)
             activations.append(torch.relu_(hidden) if depth < len(layers) - 1 else hidden)
         logits = activations.pop()
         flat_targets = targets.flatten()
@@ -120,10 +131,9 @@ class PackedMLP:
         grad = torch._log_softmax_backward_data(grad, log_probs, 1, log_probs.dtype).view(count, batch, -1)
         for depth in range(len(layers) - 1, -1, -1):  # as PackedLinear.backward, then relu's backward
             layer_input, (weight, bias) = activations[depth], params[depth]
-            weight.grad = torch.bmm(grad.transpose(1, 2), layer_input)
-            bias.grad = grad.sum(1)
+            grad_input, weight.grad, bias.grad = linear_backward(grad, layer_input, layers[depth][0], depth > 0)
             if depth:
-                grad = torch.ops.aten.threshold_backward(torch.bmm(grad, layers[depth][0]), layer_input, 0)
+                grad = torch.ops.aten.threshold_backward(grad_input, layer_input, 0)
         return losses, logits
 
 

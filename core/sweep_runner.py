@@ -138,6 +138,13 @@ def _run_local(store: Store, sweep: dict, members: list[dict], options: dict[str
     return outcomes, interrupted
 
 
+def pack_plan_lines(members: list[dict], max_parallel: int | None, pack_size: int) -> list[str]:
+    """What `sdd-tui sweep --dry-run --pack` prints: the cohorts these members make on this machine's slots."""
+    from core.sweep_local import local_slots, visible_gpus
+
+    return pack_plan(members, len(local_slots(visible_gpus(), max_parallel)), pack_size).lines()
+
+
 def pack_plan(members: list[dict], slots: int, pack_size: int):
     """How `--pack` groups these members into cohorts (core.cohort_plan), each one's config validated."""
     from core.cohort_plan import plan_cohorts

@@ -88,11 +88,9 @@ def sweep_command(
 
 
 def _echo_pack_plan(members: list[dict], options: dict) -> None:
-    from core.sweep_local import local_slots, visible_gpus
-    from core.sweep_runner import pack_plan
+    from core.sweep_runner import pack_plan_lines
 
-    slots = len(local_slots(visible_gpus(), options["max_parallel"]))
-    for line in pack_plan(members, slots, options["pack_size"]).lines():
+    for line in pack_plan_lines(members, options["max_parallel"], options["pack_size"]):
         typer.echo(line)
 
 

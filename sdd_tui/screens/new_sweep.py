@@ -214,11 +214,9 @@ class NewSweepScreen(Screen):
         """The cohorts `--pack` would make, as `sdd-tui sweep --dry-run --pack` prints them (it imports torch:
         a thread, not the UI's)."""
         from core.cohort_plan import DEFAULT_PACK_SIZE
-        from core.sweep_local import local_slots, visible_gpus
-        from core.sweep_runner import pack_plan
+        from core.sweep_runner import pack_plan_lines
 
-        slots = len(local_slots(visible_gpus(), None))
-        lines = [first, *pack_plan(request.members, slots, DEFAULT_PACK_SIZE).lines()]
+        lines = [first, *pack_plan_lines(request.members, None, DEFAULT_PACK_SIZE)]
         self.app.call_from_thread(self._show_preview, lines)
 
     def _show_preview(self, lines: list[str]) -> None:

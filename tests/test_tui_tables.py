@@ -123,5 +123,5 @@ async def test_compare_legend_names_the_differing_setting_and_n_at_80x24_and_200
             await pilot.pause()
             chart = app.screen.query_one(CompareChart)
             text = chart.render().plain
-            assert "rate=0.4 (n=1)" in text and "rate=0.2 (n=2)" in text and "~" not in text, size
+            assert "rate=0.4 (n=1 run, 1 seed)" in text and "rate=0.2 (n=2 runs, 2 seeds)" in text and "~" not in text, size
             assert "seed=" not in text and "name=" not in text  # seeds and names are not settings

@@ -22,7 +22,7 @@ REFRESH_S = 3.0  # runs change status while the home screen is open
 PRESET_COLUMNS = ("preset", "data", "model", "rounds x epochs", "about")
 RUN_COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "data",
                "model")
-RUN_NAME, RUN_MUST_FIT = 1, 8  # the name is elided so that id ... best fit the width
+RUN_NAME, RUN_MUST_FIT = 1, 9  # the name is elided so that id ... dense fit the width
 
 
 def preset_rows() -> list[tuple[str, ...]]:

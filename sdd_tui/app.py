@@ -22,6 +22,7 @@ from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.help import HelpScreen
 from sdd_tui.screens.home import HomeScreen
+from sdd_tui.settings import load_settings, save_setting
 from sdd_tui.sources import LiveSource, open_source
 
 
@@ -75,12 +76,25 @@ class SddApp(App):
         return HomeScreen()
 
     def on_mount(self) -> None:
+        self.restore_theme()
         self.set_interval(1.0, self.check_handovers)
         if self.start_request is not None:
             warm_up_engine()
             self.start_run(*self.start_request)
         elif self.watch_request is not None:
             self.open_run(self.watch_request)
+
+    def restore_theme(self) -> None:
+        """The theme chosen last time (sdd_tui.settings), and every later choice saved."""
+        theme = load_settings().get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self.save_theme)
+
+    def save_theme(self, theme) -> None:
+        problem = save_setting("theme", theme.name)
+        if problem:
+            self.notify(problem, severity="warning")
 
     # ------------------------------------------------------------------ runs
 

@@ -12,7 +12,7 @@ from textual.widgets import Footer, Static
 
 
 SECTIONS = ("this screen", "everywhere", "moving around")
-PALETTE = ("^p", "command palette: every command, and the theme (type 'theme')")
+PALETTE = ("ctrl+p", "command palette: every command, and the theme (type 'theme')")
 
 
 def key_section(screen: Screen, node, binding: Binding, own: set[str]) -> int:

@@ -115,4 +115,4 @@ def palette_commands(app: App, screen: Screen, textual: Iterable[SystemCommand])
     for command in APP_COMMANDS:
         if command.title.lower() not in titles:
             yield SystemCommand(command.title, command.help, partial(command.run, app, screen))
-    yield from (command for command in textual if command.title in TEXTUAL_KEPT)
+    yield from (command for command in textual if command.title in TEXTUAL_KEPT and command.title.lower() not in titles)

@@ -293,3 +293,20 @@ async def test_the_theme_is_kept_for_the_next_start(home, settings_folder):
     async with third.run_test(size=(80, 24)) as pilot:  # an unreadable file: the default theme, no error
         await pilot.pause()
         assert third.theme != "nord"
+
+
+async def test_home_and_end_go_to_the_first_and_last_row_of_home_tables(home):
+    stored_runs(home, 30)
+    app = make_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one("#presets")
+        await pilot.press("end")
+        assert presets.cursor_row == presets.row_count - 1 and presets.scroll_x == 0
+        await pilot.press("home")
+        assert presets.cursor_row == 0
+        await pilot.press("tab", "end")
+        runs = app.screen.query_one("#runs")
+        assert app.focused is runs and runs.cursor_row == runs.row_count - 1 == 19  # the 20 most recent
+        await pilot.press("home")
+        assert runs.cursor_row == 0

@@ -184,7 +184,10 @@ async def test_history_home_end_sort_marks_and_a_new_filter_scrolls_back(home):
             screen = app.screen
             assert isinstance(screen, HistoryScreen)
             table = screen.query_one(RunsTable)
-            assert "id ▼" in screen_text(app)  # sorted by date, newest first
+            text = screen_text(app)
+            assert "id ▼" in text  # sorted by date, newest first
+            header = next(line for line in text.splitlines() if "id ▼" in line)
+            assert width < 80 or "dense" in header.split(), header  # the columns up to dense, whole at 80
             await pilot.press("end")
             assert table.cursor_row == 29
             await pilot.press("home")

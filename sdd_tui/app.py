@@ -15,12 +15,14 @@ from core.errors import SddError
 from core.format import printable
 from core.spawn import spawn
 from core.store import Store, display_status
+from sdd_tui.commands import palette_commands
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import QuitScreen
 from sdd_tui.screens.help import HelpScreen
 from sdd_tui.screens.home import HomeScreen
+from sdd_tui.settings import load_settings, save_setting
 from sdd_tui.sources import LiveSource, open_source
 
 
@@ -29,6 +31,7 @@ class SddApp(App):
     TITLE = "sdd-tui"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("q", "quit", "Quit", show=False),  # every screen; typed as text in a field (Ctrl+Q quits there)
         Binding("question_mark", "help", "Help"),
     ]
     ENABLE_COMMAND_PALETTE = True  # ctrl+p: every command and the theme; `?` lists it (no footer entry)
@@ -65,16 +68,33 @@ class SddApp(App):
         super().notify(message if markup else printable(message), title=title, severity=severity, timeout=timeout,
                        markup=markup)
 
+    def get_system_commands(self, screen):
+        """Ctrl+P: the screen's own commands, the app's (sdd_tui.commands), the theme, screenshot, quit."""
+        return palette_commands(self, screen, super().get_system_commands(screen))
+
     def get_default_screen(self) -> HomeScreen:
         return HomeScreen()
 
     def on_mount(self) -> None:
+        self.restore_theme()
         self.set_interval(1.0, self.check_handovers)
         if self.start_request is not None:
             warm_up_engine()
             self.start_run(*self.start_request)
         elif self.watch_request is not None:
             self.open_run(self.watch_request)
+
+    def restore_theme(self) -> None:
+        """The theme chosen last time (sdd_tui.settings), and every later choice saved."""
+        theme = load_settings().get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, self.save_theme)
+
+    def save_theme(self, theme) -> None:
+        problem = save_setting("theme", theme.name)
+        if problem:
+            self.notify(problem, severity="warning")
 
     # ------------------------------------------------------------------ runs
 
@@ -174,10 +194,16 @@ class SddApp(App):
             return False
         return record.get("pid") == pid and record.get("status") == "running"
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C: say how to quit, as plain text (Textual's own toast is markup, and notify shows text)."""
+        self.notify("Press q (or Ctrl+Q in a text field) to quit the app", title="Do you want to quit?")
+
     def action_quit(self) -> None:
         live = self.live
         if live is None or not live.running:
             self.exit()
+            return
+        if isinstance(self.screen, QuitScreen):  # asked already
             return
 
         def chosen(choice: str | None) -> None:

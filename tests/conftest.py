@@ -18,6 +18,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def settings_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's settings (its theme) in a temporary folder: a test never reads or writes the user's."""
+    path = tmp_path / "config"
+    monkeypatch.setenv("SDD_TUI_CONFIG", str(path))
+    return path
+
+
 WAIT_LIMIT_S = 90.0  # how long the app's tests wait for a condition: a bound against hanging, not a speed claim
 
 

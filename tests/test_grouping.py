@@ -60,12 +60,14 @@ def test_compare_screen_plot_and_sweeps_use_the_sample_std():
 
 def test_compare_labels_name_only_the_differing_settings_and_every_n():
     labels = [g.label for g in compare_groups(RUNS)]
-    assert labels == ["rate=0.2 (n=3)", "rate=0.4 (n=1)"]
+    assert labels == ["rate=0.2 (n=3 runs, 3 seeds)", "rate=0.4 (n=1 run, 1 seed)"]
+    twice = [run(f"t{i}", config(0.2, i % 3), [0.5]) for i in range(6)]  # three seeds, each run twice
+    assert [g.label for g in compare_groups(twice)] == ["demo seed=0 (n=6 runs, 3 seeds)"]
     clash = [run("x", {**config(0.2, 0), "train": {"epochs": 2, "lr": 0.1}, "retrain": {"lr": 0.01}}, [0.5]),
              run("y", {**config(0.2, 0), "train": {"epochs": 2, "lr": 0.2}, "retrain": {"lr": 0.02}}, [0.5])]
-    assert [g.label for g in compare_groups(clash)] == ["retrain.lr=0.01 train.lr=0.1 (n=1)",
-                                                        "retrain.lr=0.02 train.lr=0.2 (n=1)"]
+    assert [g.label for g in compare_groups(clash)] == ["retrain.lr=0.01 train.lr=0.1 (n=1 run, 1 seed)",
+                                                        "retrain.lr=0.02 train.lr=0.2 (n=1 run, 1 seed)"]
     long_value = [run("p", config(0.2, 0), [0.5]), run("q", {**config(0.2, 0), "model": {"name": "mlp",
                   "hidden": [300, 100, 100, 100, 100, 100, 100, 100]}}, [0.5])]
     assert "[300, 100, 100, 100, 100, 100, 100, 100]" in compare_groups(long_value)[1].label  # never cut
-    assert [g.label for g in compare_groups(RUNS[:1])] == ["demo seed=0 (n=1)"]  # one group: its name
+    assert [g.label for g in compare_groups(RUNS[:1])] == ["demo seed=0 (n=1 run, 1 seed)"]  # one group: its name

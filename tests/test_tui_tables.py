@@ -65,7 +65,7 @@ def table_view(table) -> tuple[list[str], list[int], list[list[str]]]:
     """(column titles, their widths on screen with padding, each row's cells) of the home screen's
     DataTable or the history's RunsTable."""
     if isinstance(table, RunsTable):
-        return (list(table.columns), [width + CELL_PADDING for width in table.widths],
+        return ([title.rstrip(" ▲▼") for title in table.columns], [width + CELL_PADDING for width in table.widths],
                 [table.row_text(i) for i in range(table.row_count)])
     return ([str(c.label) for c in table.ordered_columns], [c.get_render_width(table) for c in table.ordered_columns],
             [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)])
@@ -87,7 +87,8 @@ async def check_runs_table(pilot, table, width: int) -> None:
     assert long.endswith("…") and len(long) < len(LONG_NAME)
     if isinstance(table, RunsTable):  # what is drawn: the header, then each row's cells in their columns
         drawn = [table.render_line(y).text for y in range(len(rows) + 1)]
-        assert drawn[0].split()[: columns.index("best") + 1] == columns[: columns.index("best") + 1]
+        titles = [t for t in drawn[0].split() if t not in "▲▼"]  # the sorted column's mark aside
+        assert titles[: columns.index("best") + 1] == columns[: columns.index("best") + 1]
         for line, row in zip(drawn[1:], rows):
             assert line.startswith(" " + row[0]) and row[columns.index("name")] in line
             assert f" {row[columns.index('best')]} " in line  # whole: the table is as wide as the screen
@@ -123,5 +124,5 @@ async def test_compare_legend_names_the_differing_setting_and_n_at_80x24_and_200
             await pilot.pause()
             chart = app.screen.query_one(CompareChart)
             text = chart.render().plain
-            assert "rate=0.4 (n=1)" in text and "rate=0.2 (n=2)" in text and "~" not in text, size
+            assert "rate=0.4 (n=1 run, 1 seed)" in text and "rate=0.2 (n=2 runs, 2 seeds)" in text and "~" not in text, size
             assert "seed=" not in text and "name=" not in text  # seeds and names are not settings

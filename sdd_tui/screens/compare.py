@@ -42,7 +42,7 @@ def group_table(groups: list[RunGroup]) -> Table:
         color = LINE_COLORS[index % len(LINE_COLORS)]
         legend = Text("■", style=color) + Text(f" {group_number(index)} {printable(group.label)}")
         table.add_row(legend, str(runs_per_round(group.records)),
-                      ",".join(map(str, dict.fromkeys(group.seeds))), _pm(dense), _pm(best), _pm(where))
+                      ",".join(map(str, sorted(set(group.seeds)))), _pm(dense), _pm(best), _pm(where))
     return table
 
 

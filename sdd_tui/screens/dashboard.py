@@ -48,6 +48,7 @@ class DashboardScreen(Screen):
         Binding("q", "app.quit", "Quit"),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]  # short: no title bar, a two-line log (room for a chart)
 
     def __init__(self, run_id: str, source: RunSource) -> None:
         super().__init__()
@@ -151,6 +152,7 @@ class DashboardScreen(Screen):
                 self.query_one(EpochChart).set_points(view.epochs, view.progress.round)
 
     def on_resize(self) -> None:
+        self.drawn_state = ()  # the header's lines are elided to the width: drawn again at the next tick
         self.call_after_refresh(self._refresh_footer)  # `v Chart` comes and goes with the -narrow class
 
     def _refresh_footer(self) -> None:

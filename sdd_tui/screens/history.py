@@ -27,7 +27,7 @@ from sdd_tui.widgets.runs_table import RunsTable
 # Column titles, each also the sort key of a row dict; the id holds the date and time a run started.
 COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "dataset",
            "model")
-NAME, MUST_FIT = 1, 8  # the name is elided so that the columns up to best fit the width
+NAME, MUST_FIT = 1, 9  # the name is elided so that the columns up to dense fit the width
 SORTS = ("date", "name", "status", "dense", "best", "at sparsity", "seed", "noise", "mode", "dataset", "model")
 PLAIN_COLUMNS = ("status", "rounds", "noise", "mode", "dataset", "model")  # cells that are a row's own text
 PERCENT_COLUMNS = {"best": 1, "dense": 1, "at sparsity": 2}  # digits after the point
@@ -92,6 +92,13 @@ def sort_rows(rows: list[dict[str, Any]], column: str, reverse: bool) -> list[di
     return sorted(present, key=lambda r: r[column], reverse=reverse) + missing
 
 
+def sort_marked(columns: tuple[str, ...], sort_column: str, reverse: bool) -> list[str]:
+    """The column titles, the sorted one marked ▲ (ascending) or ▼ (descending); the id stands for the date."""
+    sorted_title = "id" if sort_column == "date" else sort_column
+    mark = "▼" if reverse else "▲"
+    return [f"{title} {mark}" if title == sorted_title else title for title in columns]
+
+
 def row_cells(row: dict[str, Any], selected: bool, short_id: str, name_width: int) -> tuple:
     """The cells of a row; its name cell also holds its tags and the first line of its note, elided to
     `name_width`."""
@@ -110,6 +117,7 @@ class HistoryScreen(Screen):
         Binding("x", "delete", "Delete"),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse sort", show=False),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -124,6 +132,7 @@ class HistoryScreen(Screen):
         self.laid_out_for = 0  # the width the columns were fitted to
         self.sort_column = "date"
         self.sort_reverse = True
+        self.filtered_by = ""  # the filter the rows were last shown for
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -161,11 +170,20 @@ class HistoryScreen(Screen):
             problem = ""
         except SddError as error:  # an unknown field or a value of the wrong type, while typing
             shown, problem = [], f"{error}; "
+        filter_text = self.query_one("#filter", Input).value
+        if filter_text != self.filtered_by:  # a new filter: the table from its first column again
+            self.filtered_by = filter_text
+            self.table.scroll_to(x=0, animate=False, immediate=True)
         self.shown = shown
         self.laid_out_for = self.size.width or self.app.size.width
-        widths = column_widths(column_needs(shown, self.short, self.selected), self.laid_out_for)
+        titles = sort_marked(COLUMNS, self.sort_column, self.sort_reverse)
+        needs = column_needs(shown, self.short, self.selected)
+        for column, title in zip(COLUMNS, titles):  # room for the sorted column's mark
+            needs[column] = max(needs.get(column, 0), len(title))
+        widths = column_widths(needs, self.laid_out_for)
+        widths[NAME] = max(widths[NAME], len(titles[NAME]))
         self.name_width = widths[NAME]
-        self.table.set_rows(COLUMNS, widths, shown, cursor_key=self.highlighted_id())
+        self.table.set_rows(titles, widths, shown, cursor_key=self.highlighted_id())
         order = "descending" if self.sort_reverse else "ascending"
         self.query_one("#history-status", Static).update(Text(
             f"{printable(problem)}{len(shown)} of {len(self.rows)} runs, sorted by {self.sort_column} ({order}); "
@@ -187,7 +205,8 @@ class HistoryScreen(Screen):
         self.app.open_run(event.key)
 
     def on_runs_table_header_selected(self, event: RunsTable.HeaderSelected) -> None:
-        column = "date" if event.column == "id" else event.column  # an id is the date and time it started
+        title = event.column.rstrip(" ▲▼")
+        column = "date" if title == "id" else title  # an id is the date and time it started
         if column in SORTS:
             self._sort_by(column)
 
@@ -197,7 +216,12 @@ class HistoryScreen(Screen):
         self.refill()
 
     def action_sort(self) -> None:
+        """The next sort key, in its natural direction (newest, best and dense first; names A to Z)."""
         self._sort_by(SORTS[(SORTS.index(self.sort_column) + 1) % len(SORTS)])
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.refill()
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

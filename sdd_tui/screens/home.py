@@ -16,13 +16,15 @@ from core.store import display_status
 from sdd_tui.widgets.tables import OpenTable, fill_table, fit_rows
 
 RECENT_RUNS = 20
+EMPTY_HINT = ("No runs yet: Enter on a preset above opens its form to start one, or n for the highlighted preset "
+              "(smoke takes seconds).")
 REFRESH_S = 3.0  # runs change status while the home screen is open
 
 
 PRESET_COLUMNS = ("preset", "data", "model", "rounds x epochs", "about")
 RUN_COLUMNS = ("id", "name", "status", "seed", "rounds", "noise", "mode", "best", "dense", "at sparsity", "data",
                "model")
-RUN_NAME, RUN_MUST_FIT = 1, 8  # the name is elided so that id ... best fit the width
+RUN_NAME, RUN_MUST_FIT = 1, 9  # the name is elided so that id ... dense fit the width
 
 
 def preset_rows() -> list[tuple[str, ...]]:
@@ -61,6 +63,7 @@ class HomeScreen(Screen):
         yield Static(id="preset-description")
         yield Label("Recent runs: Enter opens the dashboard", classes="section")
         yield OpenTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static(EMPTY_HINT, id="runs-empty")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
@@ -90,6 +93,8 @@ class HomeScreen(Screen):
         recent = records[:RECENT_RUNS]
         rows = fit_rows([run_row(r, short[r["id"]]) for r in recent], RUN_COLUMNS, RUN_NAME, width, RUN_MUST_FIT)
         self._fill("#runs", RUN_COLUMNS, rows, [r["id"] for r in recent])
+        self.query_one("#runs").display = bool(records)  # no runs: how to start one instead of a bare header
+        self.query_one("#runs-empty").display = not records
 
     def _fill(self, selector: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
               keys: list[str] | None = None) -> None:

@@ -86,18 +86,42 @@ def form_defaults(preset: str) -> dict[str, Any]:
 
 
 def build_config(preset: str, values: dict[str, Any], extra: str) -> tuple[ExperimentConfig | None, dict[str, str]]:
-    """The preset with the form's values and extra overrides, validated; or the errors per field."""
+    """The preset with the form's values and extra overrides, validated; or every error at once, per field
+    (a bad override does not hide a bad field, nor a bad field a bad override)."""
     raw = copy.deepcopy(preset_raw(preset))
     for path, value in values.items():
         set_path(raw, path, value)
+    raw, extra_errors = apply_each_override(raw, extra)
     try:
-        raw = apply_overrides(raw, shlex.split(extra)) if extra.strip() else raw
-    except (SddError, ValueError) as error:
-        return None, {EXTRA: str(error).replace("--set ", "")}
-    try:
-        return ExperimentConfig.model_validate(raw), {}
+        config = ExperimentConfig.model_validate(raw)
+        errors: dict[str, str] = {}
     except ValidationError as error:
-        return None, validation_errors(error)
+        config, errors = None, validation_errors(error)
+    if extra_errors:
+        errors[EXTRA] = "; ".join([*extra_errors, *([errors[EXTRA]] if EXTRA in errors else [])])
+    return (config if not errors else None), errors
+
+
+def apply_each_override(raw: dict[str, Any], extra: str) -> tuple[dict[str, Any], list[str]]:
+    """`raw` with each `section.field=value` of `extra` that applies; one message per one that does not."""
+    try:
+        overrides = shlex.split(extra)
+    except ValueError as error:  # an unclosed quote
+        return raw, [f"{error}; close the quote"]
+    problems = []
+    for override in overrides:
+        try:
+            raw = apply_overrides(raw, [override])
+        except SddError as error:
+            problems.append(str(error).replace("--set ", ""))
+    return raw, problems
+
+
+def errors_line(errors: dict[str, str]) -> str:
+    """One line naming every field to fix, in the form's order: 'fix 2 fields: noise rate, more settings'."""
+    labels = {path: label for path, label, _ in FORM_FIELDS} | {EXTRA: "more settings", GENERAL: "the settings"}
+    names = [labels[key] for key in [*labels] if key in errors]
+    return f"fix {len(names)} field{'s' * (len(names) != 1)}: {', '.join(names)}"
 
 
 def validation_errors(error: ValidationError) -> dict[str, str]:
@@ -116,6 +140,7 @@ def validation_errors(error: ValidationError) -> dict[str, str]:
 
 
 class NewExperimentScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow-form"), (80, "-wide-form")]  # narrow: help under each field
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("escape", "back", "Back"),
@@ -186,10 +211,24 @@ class NewExperimentScreen(Screen):
         config, errors = build_config(self.preset, self.form_values(), extra)
         self.show_errors(errors)
         if config is None:
-            self.notify(f"{len(errors)} field(s) need fixing: see the red text", severity="error")
+            self.go_to_first_error(errors)
+            return
+        if self.app.live is not None and self.app.live.running:  # refused: the form stays, values and all
+            self.notify(f"{self.app.live.run_id} is still training here; stop or detach it first", severity="error")
             return
         self.app.pop_screen()
         self.app.start_run(config, self.preset)
+
+    def go_to_first_error(self, errors: dict[str, str]) -> None:
+        """Focus (and scroll to) the first field with an error; one line names them all."""
+        first = next((path for path in [p for p, _, _ in FORM_FIELDS] + [EXTRA] if path in errors), None)
+        if first is not None:
+            widget = self.query_one(f"#input-{field_id(first)}")
+            widget.focus()
+            self.query_one(f"#help-{field_id(first)}").scroll_visible(animate=False)
+        else:
+            self.query_one(f"#help-{GENERAL}").scroll_visible(animate=False)
+        self.notify(errors_line(errors), severity="error", timeout=10)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -87,6 +87,10 @@ def launch_sweep(app, arguments: list[str]) -> SweepLaunch | None:
     return launch
 
 
+def pack_label(on: bool) -> str:
+    return f"Pack (--pack): {'on' if on else 'off'}"
+
+
 def grid_parts(text: str) -> list[str]:
     """`noise.rate=0.2,0.4; retrain.mode=rewind` -> one `--grid` value per part."""
     return [part.strip() for part in text.split(";") if part.strip()]
@@ -94,9 +98,11 @@ def grid_parts(text: str) -> list[str]:
 
 def check_request(preset: str, seeds: str, grid: str, overrides: str, pack: bool
                   ) -> tuple[SweepRequest | None, dict[str, str]]:
-    """The request, every member validated as `sdd-tui sweep` validates it; or one error per field."""
+    """The request, every member validated as `sdd-tui sweep` validates it; or one error per field, every
+    field checked (a bad seeds value does not hide a bad grid: the members are made without what is bad)."""
     errors: dict[str, str] = {}
-    seed_list = None
+    seed_list = grid_values = None
+    override_list: list[str] = []
     if seeds.strip():
         try:
             seed_list = parse_seeds(seeds.strip())
@@ -110,18 +116,36 @@ def check_request(preset: str, seeds: str, grid: str, overrides: str, pack: bool
         override_list = shlex.split(overrides)
     except ValueError as error:  # an unclosed quote
         errors["set"] = f"--set {overrides!r}: {error}; close the quote"
+    members, problem = members_or_error(preset, override_list, seed_list, grid_values or {})
+    if problem:
+        errors.setdefault(problem[0], problem[1])
+        if problem[0] == "set" and grid_values:  # the grid checked without the bad overrides
+            _, grid_problem = members_or_error(preset, [], seed_list, grid_values)
+            if grid_problem and grid_problem[0] == "grid":
+                errors.setdefault("grid", grid_problem[1])
     if errors:
-        return None, errors
-    try:
-        members = expand_sweep(preset, None, override_list, seed_list, grid_values)
-    except SddError as error:
-        message = str(error)  # a grid value names its grid point first; anything else is an override's
-        errors["grid" if message.startswith(("--grid", "the sweep would have")) and grid_values else "set"] = message
         return None, errors
     return SweepRequest(preset, seeds.strip(), grid_parts(grid), override_list, pack, members), {}
 
 
+def members_or_error(preset: str, overrides: list[str], seeds: list[int] | None, grid: dict[str, list[str]]
+                     ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    """The sweep's validated members, or (the field to blame, the message)."""
+    try:
+        return expand_sweep(preset, None, overrides, seeds, grid), None
+    except SddError as error:
+        message = str(error)  # a grid value names its grid point first; anything else is an override's
+        return [], ("grid" if message.startswith(("--grid", "the sweep would have")) and grid else "set", message)
+
+
+def sweep_errors_line(errors: dict[str, str]) -> str:
+    """One line naming every field to fix, in the form's order."""
+    names = [label for name, label, _, _ in TEXT_FIELDS if name in errors]
+    return f"fix {len(names)} field{'s' * (len(names) != 1)}: {', '.join(names)}"
+
+
 class NewSweepScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow-form"), (80, "-wide-form")]  # narrow: help under each field
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("ctrl+d", "dry_run", "Dry run", priority=True),
@@ -151,7 +175,7 @@ class NewSweepScreen(Screen):
                     yield Static(help_text, id=f"help-{name}", classes="field-help")
             with Horizontal(classes="field"):
                 yield Label("", classes="field-label")
-                yield Checkbox("Pack (--pack)", id="input-pack", compact=True)
+                yield Checkbox(pack_label(False), id="input-pack", compact=True)
                 yield Static("MLP-family members that share network, data and schedule train as one cohort "
                              "per process", classes="field-help")
             yield Static(id="preview", classes="field-help")
@@ -159,6 +183,9 @@ class NewSweepScreen(Screen):
                 yield Button("Start (Ctrl+S)", id="start", variant="success")
                 yield Button("Dry run (Ctrl+D)", id="dry-run")
         yield Footer(show_command_palette=False)  # ctrl+p still opens it; `?` says so
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = pack_label(event.value)  # its state in words: the box looks alike on and off
 
     def on_mount(self) -> None:
         self.sub_title = "new sweep"
@@ -177,7 +204,10 @@ class NewSweepScreen(Screen):
             help_widget.update(Text(printable(errors.get(name, HELP[name]))))  # the error quotes what was typed
         if errors:
             self.query_one("#preview", Static).update("")
-            self.notify(f"{len(errors)} field(s) need fixing: see the red text", severity="error")
+            first = next(name for name in HELP if name in errors)
+            self.query_one(f"#input-{first}", Input).focus()
+            self.query_one(f"#help-{first}", Static).scroll_visible(animate=False)
+            self.notify(sweep_errors_line(errors), severity="error", timeout=10)
         return request, errors
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -86,6 +86,7 @@ class SweepsScreen(Screen):
         Binding("tab", "app.focus_next", "Next list"),
         Binding("r", "refresh", "Refresh"),
         Binding("escape", "back", "Back"),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self) -> None:

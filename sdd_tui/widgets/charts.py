@@ -4,7 +4,10 @@ Each chart keeps its data and redraws the whole figure in `replot`, then refresh
 dashboard calls `replot` at most a few times a second. Series are downsampled to the width.
 They read like the exported figure: every series has its own marker as well as its colour, the
 dense accuracy is a labelled line, y ticks are round numbers, epochs whole, and the phases' names
-sit above the plot area (as ticks of its upper edge), clear of the curves.
+sit above the plot area (as ticks of its upper edge), clear of the curves. Reference lines (dense,
+std bands, phase starts) are drawn first so that the data series are drawn over them; the title and
+the legend are a line of text above the plot area, never over a curve. A chart with less room than
+MIN_PLOT_ROWS rows of plot says so ("too small: WxH, needs ...") instead of overprinting.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
-from core.grouping import runs_per_round
 from sdd_tui.runview import EpochPoint
 from sdd_tui.widgets.phases import phases_for_chart
 from sdd_tui.widgets.series import (
@@ -23,6 +26,7 @@ from sdd_tui.widgets.series import (
     accuracy_series,
     dense_accuracy,
     downsample,
+    group_counts,
     mean_curve,
     nice_ticks,
     round_series,
@@ -34,11 +38,37 @@ from sdd_tui.widgets.series import (
 LINE_COLORS = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "gray")
 MARKERS = ("braille", "+", "dot", "x", "o", "*", "^", "#")  # a series is told apart by shape, not colour alone
 DENSE_MARKER = "─"
+BAND_MARKERS = ("·", ":", "'", "˙", "¨", "°", "∙", "-")  # std bands told apart by pattern (NO_COLOR), per group
+LEGEND_MARKS = {"braille": "⢕", "dot": "•"}  # how plotext draws these markers, for the legend line
+RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}  # plotext colour names rich spells otherwise
+MIN_PLOT_ROWS = 6  # fewer rows of plot area cannot show a curve between round ticks: the chart says so
+MIN_WIDTH = 30  # columns: the y ticks (5), both borders and a few sparsity ticks
+FRAME_ROWS = 4  # plotext's rows around the plot area: both borders, the x ticks, the upper (phase) ticks
 PHASE_COLORS = {"light": "gray", "critical": "red", "sweet": "green", "collapsed": "orange"}
 
 
+LegendEntry = tuple[str, str, str]  # (marker as drawn, label, plotext colour)
+
+
+def legend_lines(title: str, entries: list[LegendEntry], width: int) -> list[Text]:
+    """The title, then `mark mark label` per entry, two spaces apart, wrapped to `width` columns."""
+    lines = [Text(title, style="bold")]
+    for mark, label, color in entries:
+        item = Text(LEGEND_MARKS.get(mark, mark) * 2, style=RICH_COLORS.get(color, color)) + Text(f" {label}")
+        if lines[-1].cell_len + 2 + item.cell_len > width and lines[-1].plain:
+            lines.append(Text())
+        lines[-1].append_text(Text("  ") + item if lines[-1].plain else item)
+    return lines
+
+
 class Chart(PlotextPlot):
-    """A plotext chart that draws from its own data; subclasses implement `draw`."""
+    """A plotext chart that draws from its own data; subclasses implement `draw` (and call `legend` for
+    each series worth a legend entry, `self.title` for the title)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.title = ""
+        self.entries: list[LegendEntry] = []
 
     def on_resize(self) -> None:
         self.replot()
@@ -46,8 +76,26 @@ class Chart(PlotextPlot):
     def replot(self) -> None:
         plt = self.plt
         plt.clear_figure()
+        self.entries = []
         self.draw(plt)
         self.refresh()
+
+    def legend(self, mark: str, label: str, color: str) -> None:
+        self.entries.append((mark, label, color))
+
+    def render(self):
+        """The legend lines above plotext's figure, sized to what they leave; or why it cannot be drawn."""
+        width, height = self.size.width, self.size.height
+        legend = legend_lines(self.title, self.entries, max(width, 1))
+        needs = len(legend) + FRAME_ROWS + MIN_PLOT_ROWS
+        if width < MIN_WIDTH or height < needs:
+            return Text(f"{self.title}: too small: {width}x{height}, needs {MIN_WIDTH}x{needs}", style="dim")
+        plt = self._plot
+        plot_height = height - len(legend)
+        plt.plotsize(width, plot_height)
+        plt._set_size(width, plot_height)  # as PlotextPlot.render does (textual-plotext issue 5)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        return Text("\n").join([*legend, Text.from_ansi(plt.build())])
 
     def draw(self, plt) -> None:
         raise NotImplementedError
@@ -87,17 +135,24 @@ class Chart(PlotextPlot):
         ticks, labels = sparsity_ticks(max(x_max, 0.3), max_ticks=max(2, self.size.width // 9))
         plt.xticks(ticks, labels)
         limits = (0.0, max(x_max, ticks[-1]) * 1.02)
-        plt.xlim(*limits)
-        plt.xlabel("sparsity")
+        plt.xlim(*limits)  # no x label: the ticks are sparsity percentages and the title says "vs sparsity"
         return limits
 
-    def _lines(self, plt, series: Sequence[Series]) -> None:
-        for index, line in enumerate(series):
+    def _lines(self, plt, series: Sequence[Series], order: Sequence[int] | None = None) -> None:
+        """Each series in its colour and marker (by its index), drawn in `order` (the last on top); a series
+        marked `points` is drawn as its points only, so that a line it nearly follows shows between them."""
+        for index in order if order is not None else range(len(series)):
+            line = series[index]
             if not line.xs:
                 continue
             xs, ys = downsample(line.xs, line.ys, self.max_points)
-            plt.plot(xs, ys, label=line.label, color=LINE_COLORS[index % len(LINE_COLORS)],
-                     marker=line.marker or MARKERS[index % len(MARKERS)])
+            color, marker = LINE_COLORS[index % len(LINE_COLORS)], line.marker or MARKERS[index % len(MARKERS)]
+            draw = plt.scatter if line.points else plt.plot
+            draw(xs, ys, color=color, marker=marker)
+        for index, line in enumerate(series):
+            if line.xs:
+                self.legend(line.marker or MARKERS[index % len(MARKERS)], line.label,
+                            LINE_COLORS[index % len(LINE_COLORS)])
 
 
 class RoundsChart(Chart):
@@ -116,18 +171,22 @@ class SddChart(RoundsChart):
     """Test (last and best epoch) and train accuracy against sparsity, dense test accuracy, phases."""
 
     def draw(self, plt) -> None:
-        plt.title("accuracy % vs sparsity")
+        self.title = "accuracy % vs sparsity"
         series = accuracy_series(self.rounds)
         if not any(s.xs for s in series):
             self._waiting(plt, "waiting for the first round")
             return
-        self._lines(plt, series)
         limits = self._sparsity_axis(plt, series)
         dense = dense_accuracy(self.rounds)
-        if dense is not None:  # a labelled line across the plot, as in the exported figure
-            plt.plot(list(limits), [dense, dense], label="dense", color="gray", marker=DENSE_MARKER)
         ticks = self._y_axis(plt, [y for s in series for y in s.ys] + ([dense] if dense is not None else []))
-        self._phases(plt, limits, ticks[0])
+        self._phases(plt, limits, ticks[0])  # reference lines first: the series are drawn over them
+        if dense is not None:  # a labelled line across the plot, as in the exported figure
+            plt.plot(list(limits), [dense, dense], color="gray", marker=DENSE_MARKER)
+        # train, the branches, then test (last epoch) on top, and the best epoch's points over its line
+        order = [2, *range(3, len(series)), 0, 1]
+        self._lines(plt, series, order)
+        if dense is not None:
+            self.legend(DENSE_MARKER, "dense", "gray")
 
     def _phases(self, plt, limits: tuple[float, float], y_low: float) -> None:
         """A line where each phase after the first begins; the names above the plot, at each phase's middle
@@ -161,26 +220,27 @@ class EpochChart(Chart):
         self.replot()
 
     def draw(self, plt) -> None:
-        plt.title(f"round {self.round_index}: per epoch")
+        self.title = f"round {self.round_index}: per epoch"
         if not self.points:
             self._waiting(plt, "waiting for an epoch")
             return
         epochs = [p.epoch for p in self.points]
         xs, test = downsample(epochs, [100 * p.test_acc for p in self.points], self.max_points)
         _, loss = downsample(epochs, [p.train_loss for p in self.points], self.max_points)
-        plt.plot(xs, test, label="test acc %", color="cyan", marker=MARKERS[0])
-        plt.plot(xs, loss, label="train loss", color="orange", marker=MARKERS[1], yside="right")
+        plt.plot(xs, loss, color="orange", marker=MARKERS[1], yside="right")
+        plt.plot(xs, test, color="cyan", marker=MARKERS[0])
+        self.legend(MARKERS[0], "test acc % (left)", "cyan")
+        self.legend(MARKERS[1], "train loss (right)", "orange")
         self._y_axis(plt, test)
         self._y_axis(plt, loss, yside="right")
         self._epoch_axis(plt, epochs)
-        plt.xlabel("epoch")
 
 
 class DistanceChart(RoundsChart):
     """Learning distance ||w - w_init|| against sparsity."""
 
     def draw(self, plt) -> None:
-        plt.title("learning distance vs sparsity")
+        self.title = "learning distance vs sparsity"
         series = round_series(self.rounds, "learning_distance", "distance", scale=1.0)
         if not series.xs:
             self._waiting(plt, "no learning distance yet", 1.0)
@@ -220,28 +280,30 @@ class CompareChart(Chart):
     def legend_label(self, index: int, group: RunGroup) -> str:
         if len(group.label) <= max(16, self.size.width // 2 - 8):
             return group.label
-        return f"{group_number(index)} (n={runs_per_round(group.records)})"
+        return f"{group_number(index)} ({group_counts(group)})"
 
     def draw(self, plt) -> None:
         title, scale = COMPARE_METRICS[self.metric]
-        plt.title(f"{title} vs sparsity")
+        self.title = f"{title} vs sparsity"
         drawn: list[Series] = []
         y_values: list[float] = []
-        for index, group in enumerate(self.groups):
-            curve = mean_curve(group, self.metric, scale)
-            if not curve.xs:
-                continue
-            color = LINE_COLORS[index % len(LINE_COLORS)]
-            xs, mean = downsample(curve.xs, curve.mean, self.max_points)
-            plt.plot(xs, mean, label=self.legend_label(index, group), color=color, marker=MARKERS[index % len(MARKERS)])
-            bands = []
+        curves = [(index, group, mean_curve(group, self.metric, scale)) for index, group in enumerate(self.groups)]
+        curves = [(index, group, curve) for index, group, curve in curves if curve.xs]
+        for index, _, curve in curves:  # the std bands first: every mean line is drawn over them
             if any(curve.std):
                 for sign in (1, -1):
                     band = [m + sign * s for m, s in zip(curve.mean, curve.std)]
-                    plt.plot(*downsample(curve.xs, band, self.max_points), color=color, marker=".")
-                    bands += band
+                    plt.plot(*downsample(curve.xs, band, self.max_points), color=LINE_COLORS[index % len(LINE_COLORS)],
+                             marker=BAND_MARKERS[index % len(BAND_MARKERS)])
+                    y_values += band
+        for index, group, curve in curves:
+            color, marker = LINE_COLORS[index % len(LINE_COLORS)], MARKERS[index % len(MARKERS)]
+            plt.plot(*downsample(curve.xs, curve.mean, self.max_points), color=color, marker=marker)
+            self.legend(marker, self.legend_label(index, group), color)
+            if any(curve.std):
+                self.legend(BAND_MARKERS[index % len(BAND_MARKERS)], "±std", color)
             drawn.append(Series(group.label, curve.xs, curve.mean))
-            y_values += curve.mean + bands
+            y_values += curve.mean
         if not drawn:
             self._waiting(plt, "no rounds to compare")
             return

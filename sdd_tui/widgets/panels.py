@@ -8,6 +8,7 @@ from textual.widgets import RichLog, Static
 from core.analysis import detect_phases
 from core.format import pct as _pct, printable
 from sdd_tui.runview import RunView
+from sdd_tui.widgets.tables import elide
 
 STATUS_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan", "stopped": "bold yellow",
                  "failed": "bold red", "interrupted": "bold red", "starting": "bold",
@@ -18,18 +19,22 @@ LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 ACTIVE = ("running", "paused", "handing over", "starting")
 
 
-def progress_text(view: RunView, status: str, source: str, system: str = "") -> Text:
+def progress_text(view: RunView, status: str, source: str, system: str = "", width: int = 0) -> Text:
     """Status and run; round, epoch and ETA; dense, best and latest accuracy; then, while it trains,
-    the system line (`system`: device, GPU, CPU, memory; samples/s added here), or once it has
-    ended, the phases (dense, dip, peak, collapse)."""
+    the system line (`system`: device, GPU, CPU, memory; samples/s added here, or `paused`), or once
+    it has ended, the phases (dense, dip, peak, collapse). Each is one line: the run's name is elided
+    to what `width` columns leave it (0: whole), and a line still too long is cut with `…`, never
+    wrapped, so the system line stays on screen."""
     p = view.progress
     active = status in ACTIVE
     text = Text()
-    text.append(f" {status.upper()} ", style=f"reverse {STATUS_STYLES.get(status, 'bold')}")
-    text.append(printable(f" {p.name or '?'}  {view.run_id}  {source}"))
-    if p.device:
-        text.append(f"  on {p.device}")
-    text.append("\n")
+    badge = f" {status.upper()} "
+    rest = printable(f"  {view.run_id}  {source}") + (f"  on {p.device}" if p.device else "")
+    name = printable(p.name or "?")
+    if width:
+        name = elide(name, max(8, width - len(badge) - 1 - len(rest)))
+    text.append(badge, style=f"reverse {STATUS_STYLES.get(status, 'bold')}")
+    text.append(f" {name}{rest}\n")
     text.append(f"round {p.round}/{p.rounds}  epoch {p.epoch}/{p.epochs}  {100 * p.fraction_done:3.0f}%", style="bold")
     if active:
         text.append(f"  {p.eta_text()}")
@@ -37,6 +42,7 @@ def progress_text(view: RunView, status: str, source: str, system: str = "") -> 
     text.append(_results_line(view))
     if active and system:
         samples = f"  {p.samples_per_s:,.0f} samples/s" if p.samples_per_s else ""
+        samples = "  paused" if status == "paused" else samples  # the last rate is not the current one
         text.append(f"\n{p.device or '?'}  {system}{samples}", style="dim")
     elif not active and view.results:
         text.append("\n" + phases_summary(detect_phases(view.results)))
@@ -77,10 +83,17 @@ class ProgressPanel(Static):
     lines = 0
 
     def show(self, view: RunView, status: str, source: str, system: str = "") -> None:
-        text = progress_text(view, status, source, system)
-        lines = len(text.plain.splitlines())
-        self.update(text, layout=lines != self.lines)  # a layout pass per update costs more than the rest
-        self.lines = lines
+        width = self.content_region.width
+        text = progress_text(view, status, source, system, width)
+        if width and status in ACTIVE:  # one line each, cut rather than wrapped: the system line stays on screen
+            lines = text.split("\n")
+            for line in lines:
+                if not line.plain.startswith("error:"):  # an error wraps: it is read whole
+                    line.truncate(width, overflow="ellipsis")
+            text = Text("\n").join(lines)
+        count = len(text.plain.splitlines()) + (10 if view.error else 0)
+        self.update(text, layout=count != self.lines)  # a layout pass per update costs more than the rest
+        self.lines = count
 
 
 class EventLog(RichLog):

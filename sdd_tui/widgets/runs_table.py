@@ -50,8 +50,8 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("down", "cursor_down", "Down", show=False),
         Binding("pageup", "page_up", "Page up", show=False),
         Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
+        Binding("home", "first", "First row", show=False),
+        Binding("end", "last", "Last row", show=False),
         Binding("left", "scroll_left", "Left", show=False),
         Binding("right", "scroll_right", "Right", show=False),
     ]
@@ -200,6 +200,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     def action_first(self) -> None:
         self.move_cursor(0)
+        self.scroll_to(x=0, animate=False, immediate=True)
 
     def action_last(self) -> None:
         self.move_cursor(len(self.rows) - 1)

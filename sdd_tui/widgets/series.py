@@ -75,14 +75,16 @@ class Series:
     xs: list[float] = field(default_factory=list)
     ys: list[float] = field(default_factory=list)
     marker: str | None = None  # None: the chart's next marker; a branch's line is drawn dashed
+    points: bool = False  # drawn as its points only (the best epoch's accuracy nearly follows the last's)
 
 # a branch's test accuracy, drawn dashed as the exported figure draws it (random prune: dotted)
 BRANCH_MARKERS = {"reinit": "╌", "ticket": "╌", "random_prune": "┈"}
 
 
-def round_series(rounds: Iterable[dict[str, Any]], key: str, label: str, scale: float = 100.0) -> Series:
+def round_series(rounds: Iterable[dict[str, Any]], key: str, label: str, scale: float = 100.0,
+                 points: bool = False) -> Series:
     """`key` of each round against sparsity_x, skipping rounds where it is missing."""
-    series = Series(label)
+    series = Series(label, points=points)
     for result in sorted(rounds, key=lambda r: r["round"]):
         value = result.get(key)
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -97,7 +99,7 @@ def accuracy_series(rounds: Sequence[dict[str, Any]]) -> list[Series]:
     test accuracy of each branch the rounds carry (reinit, ticket, random prune), dashed."""
     lines = [
         round_series(rounds, "test_acc", "test"),
-        round_series(rounds, "best_test_acc", "best test"),
+        round_series(rounds, "best_test_acc", "best test", points=True),
         round_series(rounds, "train_acc", "train"),
     ]
     for branch in BRANCHES:
@@ -160,8 +162,15 @@ def group_labels(groups: Sequence[RunGroup]) -> list[str]:
     for group, config in zip(groups, configs):
         parts = [f"{name}={_value_text(config.get(f))}" for name, f in zip(names, fields)]
         text = " ".join(parts) if parts else group.records[0].get("name", "?")
-        labels.append(f"{text} (n={runs_per_round(group.records)})")
+        labels.append(f"{text} ({group_counts(group)})")
     return labels
+
+
+def group_counts(group: RunGroup) -> str:
+    """'n=6 runs, 3 seeds': the runs measured per round and the distinct seeds among them, apart (a seed
+    run twice is two runs, one seed)."""
+    runs, seeds = runs_per_round(group.records), len(set(group.seeds))
+    return f"n={runs} run{'s' * (runs != 1)}, {seeds} seed{'s' * (seeds != 1)}"
 
 
 def _value_text(value: Any) -> str:

@@ -21,7 +21,20 @@ SCROLLBAR = 1  # room kept for the vertical scrollbar (app.tcss makes it one cel
 
 
 class OpenTable(DataTable):
-    BINDINGS = [Binding("enter", "select_cursor", "Open")]
+    """Enter opens; Home and End go to the first and last row (DataTable's scroll sideways), as in history."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open"),
+        Binding("home", "first_row", "First row", show=False),
+        Binding("end", "last_row", "Last row", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        self.move_cursor(row=0, animate=False)
+        self.scroll_to(x=0, animate=False)
+
+    def action_last_row(self) -> None:
+        self.move_cursor(row=max(self.row_count - 1, 0), animate=False)
 
 
 def _width(cell: object) -> int:

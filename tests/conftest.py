@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -114,3 +115,9 @@ def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(RuntimeChoices, "for_device", classmethod(for_device))
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
     return backend
+
+
+# The helpers the test files share (tests/sdd_test_helpers.py), importable by name: this folder on sys.path
+# (no project module lives here), and the module registered as a plugin so that pytest rewrites its asserts.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+pytest_plugins = ["sdd_test_helpers"]

@@ -337,6 +337,7 @@ print(sorted(statuses.values()), "torch._dynamo" in sys.modules)
 """
 
 
+@pytest.mark.slow
 def test_a_cohort_never_imports_torch_dynamo(home):
     """torch.optim's first use imports torch._dynamo (seconds): a cohort steps, checkpoints and resumes its
     members' SGD without torch.optim, so its process never pays that."""

@@ -46,19 +46,23 @@ def tiny_resnet(choices: RuntimeChoices) -> tuple[nn.Module, dict[str, torch.Ten
     model = build_model(ModelConfig(name="resnet18", width=0.0625), (3, 8, 8), 4, seed=0)
     if choices.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    masks = pruning.full_masks(model, prunable_names(model))
-    return model, pruning.prune_masks(pruning.random_scores(masks, torch.Generator().manual_seed(0)), masks, 0.2)
+    return model, round_one_masks(model, prunable_names(model))
 
 
 def small_cnn(choices: RuntimeChoices) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """A convolution, BatchNorm and a linear layer: what compiling a CNN meets, traced in a second or two."""
+    """A convolution, BatchNorm and a linear layer: what compiling a CNN meets, in a graph traced quickly."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(8, 4))
     if choices.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    masks = pruning.full_masks(model, ["0.weight", "5.weight"])
-    return model, pruning.prune_masks(pruning.random_scores(masks, torch.Generator().manual_seed(0)), masks, 0.2)
+    return model, round_one_masks(model, ["0.weight", "5.weight"])
+
+
+def round_one_masks(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    """20% of `names`' weights pruned at random, as round 1 prunes."""
+    masks = pruning.full_masks(model, names)
+    return pruning.prune_masks(pruning.random_scores(masks, torch.Generator().manual_seed(0)), masks, 0.2)
 
 
 def pruned_nonzero(model: nn.Module, masks: dict[str, torch.Tensor]) -> int:
@@ -165,6 +169,7 @@ def test_a_fused_steps_optimizer_state_resumes_a_round(one_thread, monkeypatch):
 # ---------------------------------------------------------------------------- torch.compile
 
 
+@pytest.mark.slow
 def test_compiling_keeps_the_weights_and_the_compiled_network_trains_with_exact_masks(one_thread, monkeypatch):
     import torch._dynamo
 
@@ -190,6 +195,7 @@ def test_compiling_keeps_the_weights_and_the_compiled_network_trains_with_exact_
 # ---------------------------------------------------------------------------- whole runs
 
 
+@pytest.mark.slow
 def test_a_compiled_run_on_a_gpus_choices_finishes_with_exact_masks(as_on_a_gpu, run_experiment, home):
     import torch._dynamo
 

@@ -35,6 +35,7 @@ def _strict_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"), parse_constant=reject)
 
 
+@pytest.mark.slow
 def test_quick_check_writes_the_report_of_every_section_it_ran(gpu_check, tmp_path, monkeypatch, one_thread):
     monkeypatch.setattr(gpu_check, "COHORT_SCRIPT", tmp_path / "no_such_bench_cohort.py")
     # smaller still than --quick: two steps a round, a sixteenth of ResNet-18's width
@@ -132,6 +133,7 @@ def test_the_cohort_bench_runs_as_a_child_with_the_options_it_knows(gpu_check, t
 TINY_RUNS = dict(run_width=0.0625, run_train=64, run_test=32, run_batch_size=32, eval_batch_size=64, run_rewind=1)
 
 
+@pytest.mark.slow
 def test_the_quick_check_takes_the_gpus_branches_on_the_cpu(gpu_check, tmp_path, monkeypatch, one_thread,
                                                                as_on_a_gpu):
     """The sections the CPU test above leaves out (the correctness runs and a compiled bench), each with the fast
@@ -214,6 +216,7 @@ def _with_dependencies(names) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_gpu_prepare_dry_run_lists_every_package_gpu_check_imports(tmp_path):
     from importlib import metadata
 

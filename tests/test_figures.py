@@ -53,6 +53,7 @@ def test_group_curve_is_mean_and_sample_std_per_round():
     assert group_curve(group, "test_acc", "reinit").rounds == []
 
 
+@pytest.mark.slow
 def test_figure_one_has_test_and_train_panels_on_a_sparsity_axis(tmp_path):
     records = [record("a", 0, reinit=True), record("b", 1, shift=0.01, reinit=True)]
     figure = figure_one(records)

@@ -322,6 +322,7 @@ def test_runs_export_writes_the_same_table(two_real_runs, tmp_path):
     assert {r["noise.rate"] for r in csv.DictReader(selected.open())} == {"0.2"}
 
 
+@pytest.mark.slow
 def test_runs_lists_the_newest_hundred_unless_asked_for_more(tmp_path):
     from core.store import Store
 

@@ -87,6 +87,7 @@ def test_bench_json_reports_both_loops_and_a_full_run_estimate():
         assert report[f"{side}_samples_per_s"] == pytest.approx(sorted(rates)[1], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_bench_text_and_user_errors():
     runner = CliRunner()
     text = runner.invoke(app, ["bench", "--batches", "2", "--batch-size", "16", "--device", "cpu"])

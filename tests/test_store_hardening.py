@@ -23,8 +23,8 @@ from core.store import Store, StoreRecorder
 
 
 def record(run_id: str, **extra) -> dict:
-    return run_record(run_id, config={"noise": {"rate": 0.2}}, started=1.0,
-                      rounds=[{"round": 0, "sparsity": 0.0, "test_acc": 0.5}], **extra)
+    return run_record(run_id, **{"config": {"noise": {"rate": 0.2}}, "started": 1.0,
+                                 "rounds": [{"round": 0, "sparsity": 0.0, "test_acc": 0.5}], **extra})
 
 
 def first_format(home, *records, sweeps=None) -> None:

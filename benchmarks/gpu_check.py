@@ -337,11 +337,13 @@ def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
 
 
 def _amp_name(device: str, variant: str) -> str:
+    """The precision `variant` trains in: the fast path's own decision (core.runtime_choices)."""
     import torch
 
-    if variant != "fast" or not _cuda(device):
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    from core.runtime_choices import RuntimeChoices
+
+    dtype = RuntimeChoices.for_device(torch.device(device), fast=variant != "slow", amp=variant == "fast").amp_dtype
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def _pruned_nonzero(weights: dict, masks: dict) -> int:

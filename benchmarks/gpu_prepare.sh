@@ -4,7 +4,10 @@
 # python3 (3.12, x86-64; torch and torchvision already installed) installs these offline, with the
 # command that docs/PERFORMANCE.md ("GPU check") gives.
 #
-#   benchmarks/gpu_prepare.sh [PYTHON_VERSION]   # default 3.12, the GPU image's Python
+#   benchmarks/gpu_prepare.sh [--dry-run] [PYTHON_VERSION]   # default 3.12, the GPU image's Python
+#
+# --dry-run prints the requirements and the pip commands, and downloads and writes nothing (the tests
+# run it: tests/test_gpu_check.py checks that the list covers what gpu_check.py imports).
 #
 # Every package is pure Python except pydantic-core, fetched as the manylinux wheel for
 # PYTHON_VERSION. The versions are those of the development environment the tests pass in; the set is
@@ -13,14 +16,18 @@
 # pip picks the one that fits.
 set -euo pipefail
 
+dry_run=false
+if [[ "${1:-}" == "--dry-run" ]]; then
+    dry_run=true
+    shift
+fi
 python_version="${1:-3.12}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 wheels="$here/.gpu-wheels"
-mkdir -p "$wheels"
 
 # name==version, one a line: the project's dependencies (pyproject.toml) beyond torch, torchvision,
 # scikit-learn and matplotlib (the image has those), and everything they need.
-cat >"$wheels/requirements.txt" <<'EOF'
+requirements=$(cat <<'EOF'
 pydantic==2.14.4
 pydantic-core==2.50.5
 annotated-types==0.8.0
@@ -42,14 +49,26 @@ mdurl==0.1.2
 mdit-py-plugins==0.7.0
 linkify-it-py==2.2.0
 EOF
+)
 
-pure=$(grep -v '^pydantic-core==' "$wheels/requirements.txt")
-core=$(grep '^pydantic-core==' "$wheels/requirements.txt")
+pure=$(grep -v '^pydantic-core==' <<<"$requirements")
+core=$(grep '^pydantic-core==' <<<"$requirements")
 pip=(python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheels")
+binary=(--python-version "$python_version" --implementation cp
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+if $dry_run; then
+    echo "# $wheels/requirements.txt"
+    echo "$requirements"
+    # shellcheck disable=SC2086  # one argument per requirement line
+    echo "#" "${pip[@]}" $pure
+    echo "#" "${pip[@]}" "${binary[@]}" "$core"
+    exit 0
+fi
+mkdir -p "$wheels"
+echo "$requirements" >"$wheels/requirements.txt"
 # shellcheck disable=SC2086  # one argument per requirement line
 "${pip[@]}" $pure
-"${pip[@]}" --python-version "$python_version" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 "$core"
+"${pip[@]}" "${binary[@]}" "$core"
 
 count=$(find "$wheels" -name '*.whl' | wc -l)
 size=$(du -sh "$wheels" | cut -f1)

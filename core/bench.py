@@ -26,6 +26,7 @@ from core.data import Dataset, _normalise_images
 from core.errors import SddError
 from core.models import MODELS, build_model, prunable_names
 from core.reference import pil_loader, reference_step
+from core.runtime_choices import RuntimeChoices
 from core.training import Control, Trainer, evaluate
 
 # shape (C, H, W), classes, training samples of the real dataset, augmentation of its standard recipe
@@ -138,7 +139,7 @@ def _round_one_masks(model: torch.nn.Module) -> pruning.Masks:
 
 def _build(model_config: ModelConfig, data: Dataset, device: torch.device, fast: bool) -> torch.nn.Module:
     model = build_model(model_config, data.input_shape, data.num_classes, seed=0).to(device)
-    if fast and device.type == "cuda":
+    if RuntimeChoices.for_device(device, fast, amp=True).channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -221,8 +222,9 @@ def project_loop(model_config: ModelConfig, data: Dataset, train: TrainConfig, d
     masks = _round_one_masks(model)
     forward = None
     if compile_model:
-        autocast = Trainer(model, data, train, {}, Control(), amp=True).autocast()
-        forward, _ = compile_now(model, data.x_train[: train.batch_size], data.y_train[: train.batch_size], autocast)
+        choices = Trainer(model, data, train, {}, Control(), amp=True).runtime
+        forward, _ = compile_now(model, data.x_train[: train.batch_size], data.y_train[: train.batch_size],
+                                 choices.autocast(device), choices.compile_backend)
     size = train.batch_size
 
     def trainer(count: int) -> Trainer:

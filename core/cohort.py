@@ -58,7 +58,7 @@ class _Request:
         """Equal for requests that train as one packed model; None for one that trains alone."""
         trainer, config = self.member.trainer, self.member.config
         if (config is None or trainer.branch is not Branch.MAIN or not packable_module(trainer.model)
-                or trainer.amp_dtype() == torch.float16):  # fp16 loss scaling skips steps for all at once
+                or trainer.runtime.grad_scaling):  # fp16 loss scaling skips steps for all at once
             return None
         key = pack_key(config)
         return None if key is None else (key, *self.position[:3])

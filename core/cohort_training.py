@@ -118,7 +118,7 @@ class CohortTrainer:
         self.masks = PackedMasks(self.net, [t.masks for t in self.trainers])
         self.masks.apply()
         self.optimizer = PackedSGD(self.net, [t.config for t in self.trainers],
-                                   fused=self.trainers[0].fast and self.device.type == "cuda")
+                                   fused=self.trainers[0].runtime.fused_optimizer)
         for index, member in enumerate(self.members):
             if member.schedule.optimizer_state is not None:  # resuming mid-round: momentum carries on
                 self.optimizer.load_member(index, member.schedule.optimizer_state)

@@ -10,7 +10,8 @@ from torch import nn
 from core.config import ExperimentConfig
 from core.data import Dataset
 from core.models import build_model
-from core.training import autocast_for, compile_model
+from core.runtime_choices import RuntimeChoices
+from core.training import compile_model
 
 
 class RunModels:
@@ -22,9 +23,13 @@ class RunModels:
         self.compiled: dict[int, nn.Module] = {}  # id(model) -> its torch.compile wrapper
         self.reinit_model: nn.Module | None = None  # the reinit branch's one module, when compiling
 
+    @property
+    def choices(self) -> RuntimeChoices:
+        return RuntimeChoices.for_device(self.device, self.config.runtime.fast, self.config.runtime.amp)
+
     def new(self, seed: int) -> nn.Module:
         model = build_model(self.config.model, self.data.input_shape, self.data.num_classes, seed).to(self.device)
-        if self.device.type == "cuda" and self.config.runtime.fast and self.data.is_image:
+        if self.data.is_image and self.choices.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
 
@@ -45,8 +50,9 @@ class RunModels:
             return
         count = self.config.train.batch_size
         x, y = self.data.x_train[:count], self.data.y_train[:count]
+        choices = self.choices
         try:
-            compiled, seconds = compile_model(model, x, y, autocast_for(self.device, runtime.mixed_precision))
+            compiled, seconds = compile_model(model, x, y, choices.autocast(self.device), choices.compile_backend)
         except Exception as error:  # a missing C++ compiler or an unsupported op must not cost the run
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
             self.say(f"torch.compile failed ({type(error).__name__}: {reason}); training eagerly; "

@@ -22,6 +22,7 @@ from core.data import Dataset, batches_per_epoch, training_batches
 from core.errors import SddError, StopRequested
 from core.events import EpochMetrics
 from core.pruning import MaskApplier
+from core.runtime_choices import RuntimeChoices
 
 
 class TrainingDiverged(SddError):
@@ -100,16 +101,7 @@ def epoch_generator(seed: int, round_index: int, epoch: int, stream: int = 0) ->
 
 def autocast_for(device: torch.device, enabled: bool):
     """A context factory for mixed precision on CUDA (bf16, fp16 where bf16 is missing), or None."""
-    dtype = amp_dtype(device, enabled)
-    if dtype is None:
-        return None
-    return lambda: torch.autocast(device.type, dtype=dtype)
-
-
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return RuntimeChoices.for_device(device, fast=enabled, amp=enabled).autocast(device)
 
 
 @dataclass
@@ -168,16 +160,17 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def compile_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                  autocast=None) -> tuple[nn.Module, float]:
+                  autocast=None, backend: str = "inductor") -> tuple[nn.Module, float]:
     """torch.compile `model` and build its training and evaluation graphs now; returns (compiled, seconds).
 
     The warm-up runs one forward/backward and one inference pass on a batch, then restores the
-    parameters and buffers (BatchNorm statistics), so training is the same as without it.
+    parameters and buffers (BatchNorm statistics), so training is the same as without it. `backend` is
+    torch.compile's (RuntimeChoices.compile_backend: tests build with a cheap one).
     """
     started = time.perf_counter()
     saved, was_training = snapshot(model), model.training
     try:
-        compiled = torch.compile(model)
+        compiled = torch.compile(model, backend=backend)
         compiled.train()
         with autocast() if autocast else contextlib.nullcontext():
             loss = nn.functional.cross_entropy(compiled(inputs).float(), targets)
@@ -199,6 +192,7 @@ class Trainer:
     optimizer, and the loop never waits for the host: metrics are read once per epoch.
     slow (`fast=False`): the standard recipe of core.reference (Dataset + DataLoader, eager fp32).
     `forward` is an optional compiled wrapper of `model`; masks always address `model` itself.
+    `choices` replaces what the fast path turns on for the device (tests: a GPU's choices on a CPU).
     """
 
     model: nn.Module
@@ -215,6 +209,7 @@ class Trainer:
     on_epoch_end: Callable[[int, torch.optim.Optimizer, "RoundTraining"], None] | None = None
     fast: bool = True
     forward: nn.Module | None = None
+    choices: RuntimeChoices | None = None
 
     @property
     def device(self) -> torch.device:
@@ -233,11 +228,18 @@ class Trainer:
     def total_iterations(self) -> int:
         return self.config.epochs * self.iterations_per_epoch
 
+    @property
+    def runtime(self) -> RuntimeChoices:
+        """What the fast path turns on here: `choices` when given, else the device's."""
+        if self.choices is not None:
+            return self.choices
+        return RuntimeChoices.for_device(self.device, self.fast, self.amp)
+
     def amp_dtype(self) -> torch.dtype | None:
-        return amp_dtype(self.device, self.amp and self.fast)
+        return self.runtime.amp_dtype
 
     def autocast(self):
-        return autocast_for(self.device, self.amp and self.fast)
+        return self.runtime.autocast(self.device)
 
     def _batches(self, epoch: int, skip: int):
         generator = epoch_generator(self.seed, self.round_index, epoch, self.branch.stream)
@@ -252,9 +254,9 @@ class Trainer:
 
     def _step_function(self, optimizer: torch.optim.Optimizer, applier: MaskApplier):
         """One optimizer step on a batch; returns (loss, logits) as device tensors, never read here."""
-        forward, autocast = self.runner, self.autocast()
-        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
-        scaler = torch.amp.GradScaler("cuda") if self.amp_dtype() == torch.float16 else None
+        forward, runtime = self.runner, self.runtime
+        autocast = runtime.autocast(self.device)
+        scaler = torch.amp.GradScaler(self.device.type) if runtime.grad_scaling else None
         mask_grads = not self.fast  # the fast path only re-zeroes weights: the same result, one op less
 
         def step(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,13 +287,13 @@ class Trainer:
     ) -> RoundTraining:
         """Train from `start_iteration` to the end of the schedule; optionally snapshot at one iteration."""
         config, model, device = self.config, self.model, self.device
-        per_epoch = self.iterations_per_epoch
-        if self.fast and device.type == "cuda":
+        per_epoch, runtime = self.iterations_per_epoch, self.runtime
+        if runtime.cudnn_benchmark:
             torch.backends.cudnn.benchmark = True  # shapes repeat every batch: pick the fastest kernels once
         applier = MaskApplier(model, self.masks)
         applier.weights()
         lr_of = lr_schedule(config, per_epoch, fixed_lr)
-        optimizer = make_optimizer(model, config, lr_of(start_iteration), fused=self.fast and device.type == "cuda")
+        optimizer = make_optimizer(model, config, lr_of(start_iteration), fused=runtime.fused_optimizer)
         if optimizer_state is not None:  # resuming mid-round: momentum and Adam moments carry on
             optimizer.load_state_dict(optimizer_state)
         step = self._step_function(optimizer, applier)

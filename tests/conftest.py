@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -103,3 +104,28 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield write
     for name in names:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch):
+    """Every fast-path decision made as for a CUDA card with bf16 (core.runtime_choices; the slow path still
+    gets none), compiling with a cheap backend: the engine then takes its GPU branches on the CPU. Returns the
+    backend; torch.backends.cudnn.benchmark is put back afterwards."""
+    import dataclasses
+
+    from core.runtime_choices import RuntimeChoices
+
+    decide, cuda, backend = RuntimeChoices.for_device.__func__, torch.device("cuda"), "aot_eager"
+
+    def for_device(cls, device, fast, amp, bf16=None):
+        return dataclasses.replace(decide(cls, cuda, fast, amp, bf16=True), compile_backend=backend)
+
+    monkeypatch.setattr(RuntimeChoices, "for_device", classmethod(for_device))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
+    return backend
+
+
+# The helpers the test files share (tests/sdd_test_helpers.py), importable by name: this folder on sys.path
+# (no project module lives here), and the module registered as a plugin so that pytest rewrites its asserts.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+pytest_plugins = ["sdd_test_helpers"]

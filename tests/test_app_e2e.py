@@ -18,6 +18,7 @@ import termios
 import time
 from pathlib import Path
 
+import pytest
 import pyte
 
 COLUMNS, LINES = 80, 24
@@ -93,6 +94,7 @@ def curve_dots(screen: str) -> int:
     return drawn
 
 
+@pytest.mark.slow
 def test_the_installed_app_runs_the_smoke_preset_at_80x24(tmp_path):
     script = Path(sys.executable).parent / "sdd-tui"
     assert script.exists(), f"no console script at {script}: install the project first"

@@ -91,6 +91,7 @@ def test_a_dataset_too_big_for_memory_says_how_many_bytes(tmp_path):
     assert "data.synthetic_train" in line
 
 
+@pytest.mark.slow
 def test_a_model_too_big_for_memory_fails_the_run_in_one_line(tmp_path):
     home = tmp_path / "home"
     result = CliRunner().invoke(app, ["--preset", "smoke", "--set", "model.hidden=[10000000, 100000]",

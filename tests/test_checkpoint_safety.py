@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy
 import pytest
 import torch
-from typer.testing import CliRunner
+from sdd_test_helpers import error_line, invoke
 
 from core.config import resolve_config, validate_config
 from core.events import EpochEnded, Message, RoundEnded
 from core.launch import build_run
 from core.paths import RunPaths
 from core.store import Store
-from sdd_tui.cli import app
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = ["prune.rounds=1", "train.epochs=2", "model.hidden=[8]", "runtime.checkpoint_every=0",
@@ -62,20 +61,6 @@ def stopped(stopped_home, tmp_path) -> tuple[Path, str]:
     home = tmp_path / "home"
     shutil.copytree(stopped_home[0], home)
     return home, stopped_home[1]
-
-
-def invoke(*args: str):
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------- refused files

@@ -2,17 +2,9 @@ import csv
 import json
 
 import pytest
-from typer.testing import CliRunner
+from sdd_test_helpers import invoke
 
 from core.store import Store
-from sdd_tui.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
-
 
 def test_presets_list_and_show():
     result = invoke("presets")

@@ -239,6 +239,7 @@ def _mask_difference(a, b) -> float:
     return differing / sum(mask.numel() for mask in a.values())
 
 
+@pytest.mark.slow
 def test_packed_members_match_the_same_runs_alone_and_prune_within_themselves(home, run_experiment):
     # lr 0.05 against 0.5: weights of very different sizes; a threshold across members would prune unevenly
     configs = [digits(0), digits(1, "train.lr=0.5", "train.momentum=0.0", "noise.rate=0.2"),
@@ -283,6 +284,7 @@ class StopAt:
             self.control.stop.set()
 
 
+@pytest.mark.slow
 def test_a_stopped_cohort_resumes_from_its_checkpoints_at_different_points(home, run_experiment):
     configs = [digits(0, "prune.rounds=2"), digits(1, "prune.rounds=2")]
     stops = [StopAt(0, 1), StopAt(1, 2)]
@@ -337,6 +339,7 @@ print(sorted(statuses.values()), "torch._dynamo" in sys.modules)
 """
 
 
+@pytest.mark.slow
 def test_a_cohort_never_imports_torch_dynamo(home):
     """torch.optim's first use imports torch._dynamo (seconds): a cohort steps, checkpoints and resumes its
     members' SGD without torch.optim, so its process never pays that."""

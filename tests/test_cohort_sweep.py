@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from core.cohort import Cohort
@@ -53,6 +54,7 @@ def test_a_cohort_is_one_job_whose_exit_code_is_every_members():
     assert reported[:2] == [("started", "r0"), ("started", "r1")] and len(reported) == 6
 
 
+@pytest.mark.slow
 def test_a_packed_sweep_end_to_end(home):
     result = runner.invoke(app, ["sweep", "--preset", "smoke", "--seeds", "0,1", "--set", "prune.rounds=1", "--pack",
                                  "--home", str(home)])
@@ -82,6 +84,7 @@ class StopAt:
             self.control.stop.set()
 
 
+@pytest.mark.slow
 def test_sweep_resume_goes_on_with_a_stopped_cohort_from_its_checkpoints(home):
     store = Store(home)
     overrides = ["prune.rounds=2", "train.epochs=3"]

@@ -167,6 +167,7 @@ def test_batches_cover_every_sample_once():
     assert sorted(seen.tolist()) == list(range(100))
 
 
+@pytest.mark.slow
 def test_digits_are_scikit_learns_without_importing_sklearn_datasets(tmp_path):
     """The digits come from the file scikit-learn ships, read as its `load_digits` reads it, and a run's
     process never imports `sklearn.datasets` (2.7 s) for them."""

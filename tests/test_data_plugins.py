@@ -128,6 +128,7 @@ def test_provenance_names_module_function_file_and_hash(plugin_module, tmp_path)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 def test_example_plugin_runs_and_its_run_records_the_plugins(run_experiment, home, monkeypatch):
     monkeypatch.chdir(EXAMPLES)  # as its docstring says: run from the examples folder
     monkeypatch.setattr(sys, "path", list(sys.path))

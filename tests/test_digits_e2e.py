@@ -1,9 +1,12 @@
 """The CPU demo must show sparse double descent: a dip below dense, then a peak well above it."""
 
+import pytest
+
 from core.config import load_preset
 from core.events import RoundEnded
 
 
+@pytest.mark.slow
 def test_digits_noise40_shows_the_dip_and_the_peak(run_experiment, home):
     run_id, status, events = run_experiment(load_preset("digits-noise40"), home, preset="digits-noise40")
     assert status == "finished"

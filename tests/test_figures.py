@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from sdd_test_helpers import run_record
 from typer.testing import CliRunner
 
 from core.errors import SddError
@@ -25,7 +26,7 @@ def record(run_id, seed=0, rate=0.4, shift=0.0, name="digits-noise40", reinit=Fa
     config = {"name": name, "noise": {"kind": "symmetric", "rate": rate}, "model": {"name": "mlp"},
               "data": {"name": "digits"}, "retrain": {"mode": "rewind"}, "prune": {"rounds": len(DD_TEST) - 1},
               "runtime": {"seed": seed, "device": "cpu"}}
-    return {"id": run_id, "name": name, "status": "finished", "config": config, "rounds": rounds, "started": seed}
+    return run_record(run_id, name=name, config=config, rounds=rounds, started=seed)
 
 
 def png_size(path):
@@ -52,6 +53,7 @@ def test_group_curve_is_mean_and_sample_std_per_round():
     assert group_curve(group, "test_acc", "reinit").rounds == []
 
 
+@pytest.mark.slow
 def test_figure_one_has_test_and_train_panels_on_a_sparsity_axis(tmp_path):
     records = [record("a", 0, reinit=True), record("b", 1, shift=0.01, reinit=True)]
     figure = figure_one(records)
@@ -101,6 +103,7 @@ def test_interpolation_figure_draws_loss_accuracy_and_loss_plots():
     assert len(figure.axes[0].get_lines()) == 2 and len(figure.axes[2].get_lines()) == 2
 
 
+@pytest.mark.slow
 def test_plot_command_writes_png_pdf_and_svg(tmp_path):
     store = Store(tmp_path)
     for item in (record("run-a", 0), record("run-b", 1)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ def _strict_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"), parse_constant=reject)
 
 
+@pytest.mark.slow
 def test_quick_check_writes_the_report_of_every_section_it_ran(gpu_check, tmp_path, monkeypatch, one_thread):
     monkeypatch.setattr(gpu_check, "COHORT_SCRIPT", tmp_path / "no_such_bench_cohort.py")
     # smaller still than --quick: two steps a round, a sixteenth of ResNet-18's width
@@ -124,3 +126,121 @@ def test_the_cohort_bench_runs_as_a_child_with_the_options_it_knows(gpu_check, t
     script.write_text("import sys\nprint('no GPU', file=sys.stderr)\nsys.exit(3)\n")
     with pytest.raises(RuntimeError, match="exited 3: no GPU"):
         gpu_check.cohort("cpu", quick=False, limit=60)
+
+
+# ---------------------------------------------------------------------------- the GPU's branches, on the CPU
+
+TINY_RUNS = dict(run_width=0.0625, run_train=64, run_test=32, run_batch_size=32, eval_batch_size=64, run_rewind=1)
+
+
+@pytest.mark.slow
+def test_the_quick_check_takes_the_gpus_branches_on_the_cpu(gpu_check, tmp_path, monkeypatch, one_thread,
+                                                               as_on_a_gpu):
+    """The sections the CPU test above leaves out (the correctness runs and a compiled bench), each with the fast
+    path's GPU choices: channels_last, bf16 autocast, the fused step and torch.compile (a cheap backend)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(gpu_check, "QUICK", dataclasses.replace(gpu_check.QUICK, **TINY_RUNS))
+    gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--quick",
+                    "--only", "correctness,bench/lenet300_100-mnist/compile"])
+    sections = _strict_json(tmp_path / "gpu_check.json")["sections"]
+    assert list(sections) == ["environment", "correctness", "bench/lenet300_100-mnist/compile"]
+    assert all(entry["status"] == "ok" for entry in sections.values()), sections
+    runs = sections["correctness"]["result"]
+    assert {name: run["amp"] for name, run in runs["runs"].items()} == {"fast": "bf16", "slow": "fp32"}
+    assert all(run["status"] == "finished" for run in runs["runs"].values())
+    assert runs["pruned_weights_zero"] is True and 0 < runs["fast_vs_slow"]["masks_equal"] <= 1
+    bench = sections["bench/lenet300_100-mnist/compile"]["result"]
+    assert bench["compile"] is True and bench["project_samples_per_s"] > 0
+
+
+# ---------------------------------------------------------------------------- gpu_prepare.sh
+
+PREPARE = SCRIPT.with_name("gpu_prepare.sh")
+IMAGE_HAS = ("torch", "torchvision", "scikit-learn", "matplotlib")  # gpu_prepare.sh: the GPU image's own
+# gpu_check's sections in a fresh process where only `allowed` top-level modules (and the standard library) can
+# be imported, as on the GPU machine: what torch imports only if present fails there as here, and is skipped
+IMPORTS_PROBE = """
+import importlib.machinery, json, sys
+allowed, blocked = set(json.loads(sys.argv[4])), set()
+
+class NotOnTheGpuMachine:
+    \"\"\"A finder that finds no package outside `allowed`, as if it were not installed.\"\"\"
+    def __init__(self, inner):
+        self.inner = inner
+    def find_spec(self, name, path=None, target=None):
+        if "." not in name and name not in allowed and name not in sys.stdlib_module_names and name[0] != "_":
+            blocked.add(name)
+            return None
+        return self.inner.find_spec(name, path, target)
+    def invalidate_caches(self):
+        getattr(self.inner, "invalidate_caches", lambda: None)()
+
+stdlib = (importlib.machinery.BuiltinImporter, importlib.machinery.FrozenImporter)
+sys.meta_path = [f if f in stdlib else NotOnTheGpuMachine(f) for f in sys.meta_path]
+import dataclasses, importlib.util
+from pathlib import Path
+script, out = Path(sys.argv[1]), sys.argv[2]
+spec = importlib.util.spec_from_file_location("gpu_check", script)
+module = importlib.util.module_from_spec(spec)
+sys.modules["gpu_check"] = module
+spec.loader.exec_module(module)
+module.COHORT_SCRIPT = Path(out) / "absent.py"
+module.QUICK = dataclasses.replace(module.QUICK, **json.loads(sys.argv[3]))
+report = module.main(["--out", out, "--device", "cpu", "--quick", "--only", "bench/lenet300_100-mnist,bf16_vs_fp32"])
+print(json.dumps({"sections": {name: entry.get("error") or entry["status"]
+                               for name, entry in report["sections"].items()}, "blocked": sorted(blocked)}))
+"""
+
+
+def _with_dependencies(names) -> set[str]:
+    """`names` and everything they require (installed metadata; markers for this Python, no extras)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found, todo = set(), [canonicalize_name(name) for name in names]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [canonicalize_name(r.name) for r in map(Requirement, requires)
+                 if r.marker is None or r.marker.evaluate({"extra": ""})]
+    return found
+
+
+@pytest.mark.slow
+def test_gpu_prepare_dry_run_lists_every_package_gpu_check_imports(tmp_path):
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    wheels = SCRIPT.parents[1] / ".gpu-wheels"
+    existed = wheels.exists()
+    done = subprocess.run(["bash", str(PREPARE), "--dry-run", "3.12"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert wheels.exists() == existed  # a dry run writes nothing
+    lines = done.stdout.splitlines()
+    pinned = {canonicalize_name(line.split("==")[0]) for line in lines if "==" in line and not line.startswith("#")}
+    assert {"pydantic", "pydantic-core", "textual", "typer", "tinydb", "rich"} <= pinned
+    assert sum(line.startswith("# python3 -m pip download") for line in lines) == 2
+    image = _with_dependencies(IMAGE_HAS)
+    assert _with_dependencies(pinned) <= pinned | image  # the set is closed: `pip install --no-index` needs no more
+
+    providers = metadata.packages_distributions()  # top-level module -> the distributions that install it
+    allowed = [module for module, dists in providers.items()
+               if any(canonicalize_name(dist) in pinned | image for dist in dists)]
+    own = ["core", "sdd_tui", "presets", "gpu_check"]
+    probe = subprocess.run([sys.executable, "-P", "-c", IMPORTS_PROBE, str(SCRIPT), str(tmp_path),
+                            json.dumps(TINY_RUNS), json.dumps(allowed + own)],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    found = json.loads(probe.stdout.splitlines()[-1])
+    assert found["sections"] == {"environment": "ok", "bench/lenet300_100-mnist": "ok", "bf16_vs_fp32": "ok"}, found

@@ -56,6 +56,7 @@ def test_every_source_module_and_data_file_is_installed():
     assert not missing, f"installed package lacks {missing}; fix [tool.setuptools] in pyproject.toml"
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_source_module_and_data_file(tmp_path):
     if not (REPO / "pyproject.toml").exists():
         pytest.fail(f"no checkout at {REPO} to build a wheel from")
@@ -161,6 +162,7 @@ def test_quick_commands_import_no_heavy_library(command, home, tmp_path):
     assert imported_heavy(command, tmp_path) == "[]"
 
 
+@pytest.mark.slow
 def test_runs_and_runs_show_of_a_stored_run_import_no_heavy_library(home, tmp_path, run_experiment, smoke_config):
     run_id, status, _ = run_experiment(smoke_config(), home)
     assert status == "finished"
@@ -180,6 +182,7 @@ print("resnet18", "torchvision.models" in sys.modules, type(model).__name__)
 """
 
 
+@pytest.mark.slow
 def test_an_mlp_run_imports_no_torchvision_models(tmp_path):
     """`torchvision.models` imports torch._dynamo (about 2 s): a run of an MLP (each member process of an
     MLP sweep) never pays it; a ResNet still gets torchvision's blocks."""

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from sdd_test_helpers import error_line, invoke
 
 from core.events import RunStarted
 from core.paths import CHECKPOINT
 from core.store import Store
 from core.training import Trainer
-from sdd_tui.cli import app
 from sdd_tui.headless import hangup_safe
 
 QUICK = ["train.epochs=1", "prune.rounds=2", "runtime.checkpoint_every=0", "runtime.checkpoint_minutes=0"]
@@ -45,27 +44,12 @@ def sets(overrides) -> list[str]:
     return [arg for o in overrides for arg in ("--set", o)]
 
 
-def invoke(*args: str):
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        torch.set_num_threads(threads)
-
-
 def run(home: Path, *args: str):
     return invoke("--preset", "smoke", "--home", str(home), *args)
 
 
 def store_bytes(home: Path) -> bytes:
     return (home / "store.json").read_bytes()
-
-
-def error_line(result) -> str:
-    """The CLI's one `error:` line on stderr (a failing run's log on stdout may repeat it)."""
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def records(home: Path) -> dict[str, dict]:
@@ -283,6 +267,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_writing_200_records_each_lose_none(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-P", "-c", WRITER, str(tmp_path), tag], cwd=tmp_path,
                                 stderr=subprocess.PIPE, text=True) for tag in ("a", "b")]

@@ -33,13 +33,7 @@ def comparable(rounds: list[dict]) -> list[dict]:
     return [strip(r) for r in sorted(rounds, key=lambda r: r["round"])]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine run fastest on one thread; give the others back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +88,7 @@ def resume(home: Path, run_id: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow
 def test_sigkill_mid_round_then_resume_gives_the_uninterrupted_rounds(tmp_path, long_baseline):
     proc = start_run(tmp_path / "home", [*LONG, "runtime.checkpoint_every=1"])
     read_until(proc, "round 1/3 epoch 2/4")  # epoch 1 of round 1 is checkpointed before epoch 2 starts
@@ -113,6 +108,7 @@ def test_sigkill_mid_round_then_resume_gives_the_uninterrupted_rounds(tmp_path, 
     assert comparable(resumed["rounds"]) == long_baseline
 
 
+@pytest.mark.slow
 def test_sigterm_stops_checkpoints_and_resumes_exactly(tmp_path, long_baseline):
     proc = start_run(tmp_path / "home", [*LONG, "runtime.checkpoint_every=0", "runtime.checkpoint_minutes=0"])
     read_until(proc, "round 1/3 epoch 2/4")

@@ -12,14 +12,13 @@ import sys
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from sdd_test_helpers import error_line, files_of, invoke
 
 from core import provenance
 from core.errors import SddError
 from core.query import RunQuery
 from core.store import Store
 from sdd_tui import load_runs
-from sdd_tui.cli import app
 from sdd_tui.screens.history import filter_rows, history_row
 
 # A record as today's (first-format) store.json holds it: copied from a real digits-noise40 run
@@ -70,20 +69,6 @@ def a_run(run_id: str, rate: float = 0.4, mode: str = "rewind", seed: int = 1, s
     record["config"]["runtime"]["seed"] = seed
     record.update(id=run_id, status=status, started=started, **extra)
     return record
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.output
-    return lines[0]
-
-
-def files_of(home) -> dict[str, bytes]:
-    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -337,6 +322,7 @@ def test_runs_export_writes_the_same_table(two_real_runs, tmp_path):
     assert {r["noise.rate"] for r in csv.DictReader(selected.open())} == {"0.2"}
 
 
+@pytest.mark.slow
 def test_runs_lists_the_newest_hundred_unless_asked_for_more(tmp_path):
     from core.store import Store
 

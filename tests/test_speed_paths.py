@@ -14,14 +14,6 @@ from core.events import Message, RoundEnded
 from sdd_tui.cli import app
 
 
-@pytest.fixture
-def one_thread():
-    """runtime.threads=1 changes torch's process-wide thread count: put it back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _curve(run_experiment, home, fast: bool) -> list[dict]:
     config = resolve_config("digits-noise40", overrides=[
         "prune.rounds=6", "train.epochs=20", f"runtime.fast={str(fast).lower()}", "runtime.device='cpu'",
@@ -31,6 +23,7 @@ def _curve(run_experiment, home, fast: bool) -> list[dict]:
     return [e.result for e in events if isinstance(e, RoundEnded)]
 
 
+@pytest.mark.slow
 def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, one_thread, monkeypatch):
     import core.reference
 
@@ -46,6 +39,7 @@ def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, one_threa
         assert f["sparsity"] == s["sparsity"]
 
 
+@pytest.mark.slow
 def test_compiled_run_compiles_once_and_keeps_masks_exact(run_experiment, home, smoke_config, monkeypatch):
     compiled = []
     original = torch.compile
@@ -75,6 +69,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(run_experiment, home
     assert any("torch.compile failed" in text and "no C++ compiler" in text for text in warnings)
 
 
+@pytest.mark.slow
 def test_bench_json_reports_both_loops_and_a_full_run_estimate():
     result = CliRunner().invoke(app, ["bench", "--batches", "3", "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
@@ -92,6 +87,7 @@ def test_bench_json_reports_both_loops_and_a_full_run_estimate():
         assert report[f"{side}_samples_per_s"] == pytest.approx(sorted(rates)[1], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_bench_text_and_user_errors():
     runner = CliRunner()
     text = runner.invoke(app, ["bench", "--batches", "2", "--batch-size", "16", "--device", "cpu"])
@@ -108,6 +104,7 @@ def test_bench_text_and_user_errors():
     ({"OMP_WAIT_POLICY": "PASSIVE"}, "OMP_WAIT_POLICY=PASSIVE"),  # the user's own settings win
     ({"GOMP_SPINCOUNT": "300000"}, "GOMP_SPINCOUNT=300000"),
 ])
+@pytest.mark.slow
 def test_openmp_wait_settings_are_set_before_torch_loads_unless_the_user_chose(given, expected):
     import os
     import subprocess

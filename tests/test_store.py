@@ -1,13 +1,14 @@
 import json
 
 import pytest
+from sdd_test_helpers import run_record
 
 from core.errors import SddError
 from core.store import Store
 
 
 def record(run_id, started=0.0, **extra):
-    return {"id": run_id, "name": "n", "status": "finished", "config": {}, "rounds": [], "started": started, **extra}
+    return run_record(run_id, started=started, **extra)
 
 
 def test_round_trip_of_records_and_rounds(home):

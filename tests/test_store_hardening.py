@@ -14,33 +14,17 @@ import sys
 import textwrap
 
 import pytest
-from typer.testing import CliRunner
+from sdd_test_helpers import error_line, files_of, invoke, run_record
 
 from core import store as store_module
 from core.errors import SddError
 from core.paths import RunPaths
 from core.store import Store, StoreRecorder
-from sdd_tui.cli import app
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    return lines[0]
-
-
-def files_of(home) -> dict[str, bytes]:
-    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
 
 
 def record(run_id: str, **extra) -> dict:
-    return {"id": run_id, "name": "n", "status": "finished", "config": {"noise": {"rate": 0.2}}, "started": 1.0,
-            "rounds": [{"round": 0, "sparsity": 0.0, "test_acc": 0.5}], **extra}
+    return run_record(run_id, **{"config": {"noise": {"rate": 0.2}}, "started": 1.0,
+                                 "rounds": [{"round": 0, "sparsity": 0.0, "test_acc": 0.5}], **extra})
 
 
 def first_format(home, *records, sweeps=None) -> None:
@@ -87,6 +71,7 @@ def test_a_run_folder_that_is_a_symlink_is_refused(tmp_path):
     assert report.exit_code == 1 and "is a symbolic link" in report.output
 
 
+@pytest.mark.slow
 def test_delete_needs_four_characters_and_yes_without_a_terminal(home):
     store = Store(home)
     store.create_run(record("20260101-000000-aaaa"))

@@ -122,6 +122,7 @@ print(count, "torch" in sys.modules)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device_file", ["/nonexistent/nvidia[0-9]*", sys.executable])
 def test_a_sweep_driver_imports_torch_to_count_gpus_only_where_a_gpu_driver_left_a_device_file(device_file):
     shown = subprocess.run([sys.executable, "-P", "-c", GPU_PROBE, device_file], capture_output=True, text=True)
@@ -297,6 +298,7 @@ def test_unknown_sweep_is_a_one_line_error(home):
 # ---------------------------------------------------------------------------- a local sweep end to end
 
 
+@pytest.mark.slow
 def test_local_sweep_of_two_seeds_end_to_end_and_resume(home):
     args = ["sweep", "--preset", "smoke", "--seeds", "0,1", "--set", "prune.rounds=1", "--max-parallel", "2",
             "--home", str(home)]

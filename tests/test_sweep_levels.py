@@ -84,6 +84,7 @@ def test_a_stopped_dense_member_leaves_the_levels_for_resume(home):
     assert ran == [["smoke level=1 seed=0"]]
 
 
+@pytest.mark.slow
 def test_a_local_levels_sweep_trains_one_dense_round_and_plots_one_curve(home, tmp_path, run_experiment,
                                                                           smoke_config):
     args = ["sweep", "--preset", "smoke", *sum((["--set", o] for o in ONESHOT), []), "--levels", "1-2",

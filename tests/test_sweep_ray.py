@@ -45,6 +45,7 @@ def test_a_member_uses_its_one_gpu_or_stays_on_cpu():
     assert ray_member_device("auto", has_gpu=False) == "auto"
 
 
+@pytest.mark.slow
 def test_ray_sweep_records_members_and_resumes_a_killed_one(local_ray, home):
     store, sweep = _sweep(home, ["prune.rounds=3"], [0, 1])
     killed, healthy = sweep["members"][1]["run_id"], sweep["members"][0]["run_id"]
@@ -65,6 +66,7 @@ def test_ray_sweep_records_members_and_resumes_a_killed_one(local_ray, home):
     assert shown.exit_code == 0 and killed in shown.output and "mean ± std over seeds 0,1" in shown.output
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_ray_sweep_and_resume_finishes_it(local_ray, home):
     store, sweep = _sweep(home, ["prune.rounds=3"], [0, 1, 2])
     hold = {m["run_id"]: {"hold_round": 1} for m in sweep["members"]}  # a member pauses in round 1 until stopped

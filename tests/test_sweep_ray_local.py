@@ -29,6 +29,7 @@ def is_loopback(address: str) -> bool:
     return parsed.is_loopback or bool(getattr(parsed, "ipv4_mapped", None) and parsed.ipv4_mapped.is_loopback)
 
 
+@pytest.mark.slow
 def test_a_local_sweep_instance_listens_on_loopback_only():
     assert not ray.is_initialized(), "another test left Ray running"
     with ray_session(None) as session:

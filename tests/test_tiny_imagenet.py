@@ -130,6 +130,7 @@ def test_resnet101_is_torchvisions_bottleneck_resnet_with_the_cifar_stem():
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 200)
 
 
+@pytest.mark.slow
 def test_a_oneshot_resnet101_run_on_the_folder(data_dir, run_experiment, smoke_config, tmp_path):
     config = smoke_config("data.name=tiny_imagenet", f"data.data_dir={str(data_dir)!r}", "model.name=resnet101",
                           "model.width=0.0625", "train.augment=true", "train.batch_size=8", "train.epochs=1",

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Input, Static
 from typer.testing import CliRunner
@@ -39,6 +40,7 @@ def chart_text(chart) -> str:
     return chart.render().plain
 
 
+@pytest.mark.slow
 async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home, wait_for):
     app = make_app(home)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -68,6 +70,7 @@ async def test_start_smoke_from_the_form_then_find_it_in_history_charted(home, w
         assert json.loads((folder / f"{dashboard.run_id}.json").read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
 async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_config, wait_for):
     config = smoke_config("train.epochs=10000")  # never finishes by itself: the test stops it
     app = make_app(home, start=(config, "smoke"))
@@ -96,6 +99,7 @@ async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_conf
     assert len(record["rounds"]) == len(live.view.results)
 
 
+@pytest.mark.slow
 async def test_compare_two_runs_overlays_their_curves(run_experiment, home, smoke_config):
     for rate in ("0.2", "0.4"):
         run_experiment(smoke_config(f"noise.rate={rate}", "prune.rounds=2"), home)
@@ -131,6 +135,7 @@ def synthetic_events(run_id: str, round_index: int) -> list:
     ]
 
 
+@pytest.mark.slow
 async def test_watch_follows_a_run_whose_events_another_thread_appends(home, wait_for):
     store, run_id = Store(home), "20990101-000000-beef"
     second_round = threading.Event()
@@ -176,6 +181,7 @@ def test_watch_without_a_running_run_is_a_one_line_error(home):
     assert "error: no run is running" in result.output
 
 
+@pytest.mark.slow
 async def test_a_bad_form_value_shows_its_error_and_starts_nothing(home):
     app = make_app(home)
     async with app.run_test(size=(100, 40)) as pilot:
@@ -192,6 +198,7 @@ async def test_a_bad_form_value_shows_its_error_and_starts_nothing(home):
     assert Store(home).list_runs() == [] and not (home / "runs").exists()
 
 
+@pytest.mark.slow
 async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home, smoke_config, wait_for):
     app = make_app(home)  # the real `sdd-tui resume ID` in a background process
     async with app.run_test(size=(100, 30)) as pilot:
@@ -230,6 +237,7 @@ async def test_detach_hands_the_run_to_a_background_process_and_follows_it(home,
     assert (Store(home).run_dir(live.run_id) / "detached.log").exists()
 
 
+@pytest.mark.slow
 async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))  # never finishes by itself
     async with app.run_test(size=(100, 30)) as pilot:
@@ -245,6 +253,7 @@ async def test_quitting_with_a_run_in_progress_asks_stop_detach_or_cancel(home, 
     assert Store(home).get_run(live.run_id)["status"] == "stopped"
 
 
+@pytest.mark.slow
 async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config('runtime.device="cuda:99"'), "smoke"))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -257,6 +266,7 @@ async def test_a_run_that_cannot_start_shows_the_error_on_its_dashboard(home, sm
     assert Store(home).list_runs() == []
 
 
+@pytest.mark.slow
 async def test_a_store_corrupted_while_the_app_is_open_is_an_error_and_the_app_goes_on(run_experiment, home,
                                                                                         smoke_config):
     run_experiment(smoke_config("prune.rounds=1", "train.epochs=1"), home)
@@ -298,6 +308,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_the_engine_loads_when_the_new_experiment_form_opens_not_while_browsing(home, tmp_path):
     """Importing torch takes seconds of CPU and holds the GIL: the app leaves it for when a run is near."""
     import subprocess

@@ -6,6 +6,7 @@ import io
 import re
 import time
 
+import pytest
 from rich.console import Console
 from textual.widgets import Static
 from typer.testing import CliRunner
@@ -52,22 +53,22 @@ def test_nice_ticks_are_round_numbers_covering_the_range():
     assert nice_ticks(1, 3, 10, integer=True) == [1.0, 2.0, 3.0]  # never half an epoch
 
 
-async def chart_of_the_run(app, pilot) -> str:
+async def chart_of_the_run(app, pilot, wait_for) -> str:
     """Open RUN's dashboard and return its accuracy chart's text once every round is drawn."""
     app.open_run(RUN)
     await pilot.pause()
     chart = app.screen.query_one(SddChart)
-    while len(chart.rounds) < len(DD_TEST):
-        await pilot.pause(0.05)
+    await wait_for(pilot, lambda: len(chart.rounds) >= len(DD_TEST), "every round on the chart")
     return chart.render().plain
 
 
-async def test_the_sparsity_chart_reads_like_the_exported_figure(home):
+@pytest.mark.slow
+async def test_the_sparsity_chart_reads_like_the_exported_figure(home, wait_for):
     double_descent_run(home)
     for size in SIZES:
         app = SddApp(store=Store(home), blink=False)
         async with app.run_test(size=size) as pilot:
-            text = await chart_of_the_run(app, pilot)
+            text = await chart_of_the_run(app, pilot, wait_for)
             lines = text.splitlines()
             for legend in ("⢕⢕ test", "++ best test", "•• train", "── dense"):  # a marker each, and the dense line
                 assert legend in text, (size, legend)
@@ -82,7 +83,8 @@ async def test_the_sparsity_chart_reads_like_the_exported_figure(home):
             assert all(abs((a - b) - step) < 1e-9 for a, b in zip(ticks, ticks[1:])), ticks
 
 
-async def test_a_branch_is_drawn_dashed_with_its_own_legend(home):
+@pytest.mark.slow
+async def test_a_branch_is_drawn_dashed_with_its_own_legend(home, wait_for):
     double_descent_run(home)
     store = Store(home)
     for result in store.get_run(RUN)["rounds"][1:]:
@@ -90,7 +92,7 @@ async def test_a_branch_is_drawn_dashed_with_its_own_legend(home):
                               "random_prune": {"test_acc": result["test_acc"] - 0.1, "train_acc": 0.4}})
     app = SddApp(store=store, blink=False)
     async with app.run_test(size=(200, 60)) as pilot:
-        text = await chart_of_the_run(app, pilot)
+        text = await chart_of_the_run(app, pilot, wait_for)
         assert "╌╌ reinit test" in text and "┈┈ random prune test" in text
         assert "⢕⢕ test" in text and "── dense" in text
 
@@ -123,6 +125,7 @@ def cli_rows(text: str) -> list[tuple[str, ...]]:
     return [tuple(row.split()[:3]) for row in table if re.match(r"^\s*\d+\s+\d", row)]
 
 
+@pytest.mark.slow
 async def test_the_finished_dashboard_shows_the_phases_and_the_rounds_of_runs_show(home):
     rounds = double_descent_run(home)
     phases = detect_phases(rounds)

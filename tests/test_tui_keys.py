@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 from rich.console import Console
+from sdd_test_helpers import add_run, run_record
 from textual.command import CommandPalette
 from textual.widgets import Button, Footer
 
@@ -19,12 +21,9 @@ from sdd_tui.screens.history import HistoryScreen
 
 
 def stored_run(home, run_id: str = "20261130-004931-6677") -> Store:
-    store = Store(home)
-    store.create_run({"id": run_id, "name": "kept", "config": {"prune": {"rounds": 3}}, "status": "finished",
-                      "started": time.time(), "rounds": [], "pid": None, "host": None})
-    for index in range(4):
-        store.add_round(run_id, {"round": index, "sparsity": 1 - 0.8**index, "test_acc": 0.5, "train_acc": 1.0})
-    return store
+    record = run_record(run_id, name="kept", config={"prune": {"rounds": 3}}, started=time.time(), pid=None, host=None)
+    rounds = [{"round": index, "sparsity": 1 - 0.8**index, "test_acc": 0.5, "train_acc": 1.0} for index in range(4)]
+    return add_run(Store(home), record, rounds)
 
 
 def help_text(help_screen: HelpScreen) -> str:
@@ -37,6 +36,7 @@ def footer_keys(screen) -> str:
     return " ".join(str(key.render()) for key in screen.query_one(Footer).children)
 
 
+@pytest.mark.slow
 async def test_enter_in_the_delete_dialog_cancels_and_y_deletes(home):
     store = stored_run(home)
     app = SddApp(store=store, blink=False)
@@ -51,6 +51,7 @@ async def test_enter_in_the_delete_dialog_cancels_and_y_deletes(home):
         assert store.list_runs() == []
 
 
+@pytest.mark.slow
 async def test_enter_in_the_quit_dialog_cancels_and_the_run_goes_on(home, smoke_config, wait_for):
     app = SddApp(store=Store(home), blink=False, start=(smoke_config("train.epochs=10000"), "smoke"))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -66,6 +67,7 @@ async def test_enter_in_the_quit_dialog_cancels_and_the_run_goes_on(home, smoke_
         await wait_for(pilot, lambda: not live.running, "the run to stop")
 
 
+@pytest.mark.slow
 async def test_question_mark_lists_every_key_of_the_screen_and_ctrl_p_has_the_theme(home):
     run_id = "20261130-004931-6677"
     stored_run(home, run_id)
@@ -91,6 +93,7 @@ async def test_question_mark_lists_every_key_of_the_screen_and_ctrl_p_has_the_th
         assert any("theme" in command.title.lower() for command in app.get_system_commands(app.screen))
 
 
+@pytest.mark.slow
 async def test_the_chart_key_shows_in_the_footer_only_while_the_terminal_is_narrow(home, wait_for):
     run_id = "20261130-004931-6677"
     stored_run(home, run_id)

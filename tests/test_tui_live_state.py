@@ -196,6 +196,7 @@ def last_log_line(dashboard) -> str:
     return log.lines[visible - 1].text.strip()
 
 
+@pytest.mark.slow
 async def test_opening_and_resizing_show_the_latest_log_lines_and_the_current_round(home):
     write_running_run(home)
     app = SddApp(store=Store(home), blink=False)
@@ -213,6 +214,7 @@ async def test_opening_and_resizing_show_the_latest_log_lines_and_the_current_ro
             assert "round 2/5" in str(dashboard.query_one(ProgressPanel).render())
 
 
+@pytest.mark.slow
 async def test_watch_shows_paused_while_the_app_has_the_run_paused_and_the_system_line(home, smoke_config, wait_for):
     app = SddApp(store=Store(home), blink=False, start=(smoke_config("train.epochs=10000"), "smoke"))
     async with app.run_test(size=(100, 30)) as pilot:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from textual.widgets import Footer
 
 from core.store import Store
@@ -24,7 +25,7 @@ def svg_text(svg: str) -> str:
     return html.unescape("".join(re.findall(r"<text[^>]*>(.*?)</text>", svg, flags=re.S))).replace("\xa0", " ")
 
 
-async def screenshots(home, run_id: str, size: tuple[int, int], folder) -> tuple[str, str]:
+async def screenshots(home, run_id: str, size: tuple[int, int], folder, wait_for) -> tuple[str, str]:
     app = SddApp(store=Store(home), blink=False)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -39,8 +40,7 @@ async def screenshots(home, run_id: str, size: tuple[int, int], folder) -> tuple
         await pilot.pause()
         dashboard = app.screen
         assert isinstance(dashboard, DashboardScreen)
-        while len(dashboard.query_one(SddChart).rounds) < 4:
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: len(dashboard.query_one(SddChart).rounds) >= 4, "4 rounds on the chart")
         await pilot.pause(0.3)  # one more redraw tick
         dashboard_svg = app.save_screenshot(f"dashboard-{size[0]}x{size[1]}.svg", str(folder))
         await pilot.press("c")  # the screenshot key writes into the run's folder
@@ -49,11 +49,13 @@ async def screenshots(home, run_id: str, size: tuple[int, int], folder) -> tuple
         return svg_text(a.read()), svg_text(b.read())
 
 
-async def test_home_and_finished_dashboard_at_80x24_and_120x40(run_experiment, home, smoke_config, tmp_path):
+@pytest.mark.slow
+async def test_home_and_finished_dashboard_at_80x24_and_120x40(run_experiment, home, smoke_config, tmp_path,
+                                                                wait_for):
     run_id, status, _ = run_experiment(smoke_config(), home)
     assert status == "finished"
     for size in SIZES:
-        home_text, dashboard_text = await screenshots(home, run_id, size, tmp_path)
+        home_text, dashboard_text = await screenshots(home, run_id, size, tmp_path, wait_for)
         for expected in ("Presets", "digits-noise40", "smoke", "finished", "Recent runs", "New", "History", "Quit"):
             assert expected in home_text, (size, expected)
         for expected in ("FINISHED", run_id, "accuracy % vs sparsity", "sparsity", "0%", "20%", "dense",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from textual.widgets import Checkbox, DataTable, Footer, Input, Select, Static
 from typer.testing import CliRunner
 
@@ -62,6 +63,7 @@ class FakeProcess:
         return self.code
 
 
+@pytest.mark.slow
 async def test_the_list_shows_a_stored_sweep_its_members_and_follows_the_store(home, wait_for):
     sweep = stored_sweep(home)
     members = sweep["members"]
@@ -91,6 +93,7 @@ async def test_the_list_shows_a_stored_sweep_its_members_and_follows_the_store(h
                        "the refresh", limit=10)
 
 
+@pytest.mark.slow
 async def test_enter_opens_a_members_dashboard_and_a_queued_member_says_so(home):
     sweep = stored_sweep(home)
     app = make_app(home)
@@ -108,6 +111,7 @@ async def test_enter_opens_a_members_dashboard_and_a_queued_member_says_so(home)
         assert any(f"{sweep['members'][1]['run_id']} has no run yet" in m for m in messages)
 
 
+@pytest.mark.slow
 async def test_keys_are_in_the_footer_and_help_and_a_name_shows_as_text(home):
     stored_sweep(home, name="[b]odd[/b] \x1b")
     app = make_app(home)
@@ -144,6 +148,7 @@ def help_line(form, name: str) -> tuple[bool, str]:
     return widget.has_class("error"), str(widget.render())
 
 
+@pytest.mark.slow
 async def test_the_form_rejects_bad_seeds_grid_and_settings_with_one_line_each(home):
     launched = []
     app = make_app(home, spawn_with=lambda command, log: launched.append(command))
@@ -169,6 +174,7 @@ async def test_the_form_rejects_bad_seeds_grid_and_settings_with_one_line_each(h
     assert Store(home).list_sweeps() == [] and not (home / "sweeps").exists()
 
 
+@pytest.mark.slow
 async def test_start_spawns_the_cli_sweep_with_pack_and_a_failed_start_is_reported(home, wait_for):
     launched = []
 
@@ -200,6 +206,7 @@ async def test_start_spawns_the_cli_sweep_with_pack_and_a_failed_start_is_report
     assert "packed: 1 cohort(s) (8 members), 0 member(s) alone" in dry.output
 
 
+@pytest.mark.slow
 async def test_dry_run_lists_the_members_and_the_pack_plan(home, wait_for):
     app = make_app(home, spawn_with=lambda command, log: None)
     async with app.run_test(size=(100, 40)) as pilot:
@@ -213,6 +220,7 @@ async def test_dry_run_lists_the_members_and_the_pack_plan(home, wait_for):
     assert Store(home).list_sweeps() == []
 
 
+@pytest.mark.slow
 async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_the_end(home, wait_for):
     app = make_app(home)  # the real core.spawn.spawn: a detached `sdd-tui sweep` process
     async with app.run_test(size=(100, 30)) as pilot:
@@ -233,6 +241,7 @@ async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_th
     assert "packed: 1 cohort(s) (2 members), 0 member(s) alone" in launch.log.read_text()
 
 
+@pytest.mark.slow
 async def test_u_resumes_a_stopped_sweep_in_the_background_never_a_running_one(home, wait_for):
     sweep = stored_sweep(home)  # running: its driver is this process
     launched = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from sdd_test_helpers import add_run, run_record
 from textual.widgets import DataTable
 
 from core.format import noise_short, rounds_text, short_ids
@@ -24,10 +26,9 @@ def stored_run(store: Store, run_id: str, name: str, seed: int, rate: float, mod
     config = {"name": name, "noise": {"kind": "symmetric", "rate": rate}, "prune": {"rounds": 30},
               "retrain": {"mode": mode}, "runtime": {"seed": seed}, "data": {"name": "digits"},
               "model": {"name": "mlp"}}
-    store.create_run({"id": run_id, "name": name, "config": config, "status": "running", "started": time.time(),
-                      "rounds": [], "pid": None, "host": None})
-    for index in range(done + 1):
-        store.add_round(run_id, {"round": index, "sparsity": 1 - 0.8**index, "test_acc": 0.5 + index / 100})
+    record = run_record(run_id, name=name, config=config, status="running", started=time.time(), pid=None, host=None)
+    add_run(store, record, [{"round": index, "sparsity": 1 - 0.8**index, "test_acc": 0.5 + index / 100}
+                            for index in range(done + 1)])
     store.end_run(run_id, status="finished", ended=time.time(), error="")  # as a run's RunEnded does
 
 
@@ -95,6 +96,7 @@ async def check_runs_table(pilot, table, width: int) -> None:
             assert len(line) == table.scrollable_content_region.width  # cut to the table, not wrapped
 
 
+@pytest.mark.slow
 async def test_home_and_history_tell_look_alike_runs_apart_at_80x24_and_200x60(home):
     look_alike_runs(home)
     app = SddApp(store=Store(home), blink=False)
@@ -113,6 +115,7 @@ async def test_home_and_history_tell_look_alike_runs_apart_at_80x24_and_200x60(h
         await check_runs_table(pilot, app.screen.query_one("#runs", DataTable), 80)
 
 
+@pytest.mark.slow
 async def test_compare_legend_names_the_differing_setting_and_n_at_80x24_and_200x60(home):
     store = look_alike_runs(home)
     stored_run(store, "20261202-090000-bbbb", "smoke", 3, 0.2, "rewind", 5)  # a seed of the 12/30 run's setting

@@ -3,21 +3,19 @@ emoji kept as they are in the store."""
 
 from __future__ import annotations
 
+import functools
 import json
 
-from typer.testing import CliRunner
+import pytest
+from sdd_test_helpers import invoke
 
 from core.config import override
 from core.format import printable
 from core.store import Store
-from sdd_tui.cli import app
 
 NAME = "run 😀 [/bold] \x1b[2J[red]x"
 QUICK = ["--set", "prune.rounds=1", "--set", "train.epochs=1"]
-
-
-def invoke(*args: str):
-    return CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args))  # a wide table: the name on one line
+invoke = functools.partial(invoke, env={"COLUMNS": "200"})  # a wide table: the name on one line
 
 
 def test_printable_escapes_control_characters_and_keeps_the_rest():
@@ -48,6 +46,7 @@ def test_an_error_quoting_user_input_is_escaped(tmp_path):
     assert "\x1b" not in result.stderr and "\\x1b" in result.stderr
 
 
+@pytest.mark.slow
 async def test_the_app_shows_such_a_name_as_text_in_home_history_and_the_dashboard(run_experiment, smoke_config,
                                                                                     tmp_path):
     from textual.widgets import DataTable

@@ -108,20 +108,26 @@ def _overview(selection: Selection, groups: list[SeedGroup], names: dict[int, st
                            f"{', '.join(map(str, sweep.get('seeds') or []))}; {len(sweep['members'])} members, "
                            f"{sum(1 for r in selection.records if r.get('sweep') == sweep['id'])} of them stored. "
                            f"Groups follow its grid."))
+    from core.grouping import differing_fields, experiment_fields
+
+    changed = differing_fields([g.records[0].get("config", {}) for g in groups])
     rows = []
     for group in groups:
+        fields = experiment_fields(group.records[0].get("config", {}))
+        setting = ", ".join(f"{key}={fields.get(key)}" for key in changed) or "-"
         statuses = [display_status(r) for r in group.records]
         rounds = [summary(r) for r in group.records]
         test = group_curve(group, "test_acc")
         best = max(range(len(test.mean)), key=lambda i: test.mean[i]) if test.mean else None
-        rows.append((names[id(group)], printable(group.label), len(group.records),
+        rows.append((names[id(group)], printable(group.label), printable(setting), len(group.records),
                      ", ".join(f"{s} x{statuses.count(s)}" for s in dict.fromkeys(statuses)),
                      ", ".join(f"{r['rounds_done']}/{r['rounds_total']}" for r in rounds[:6])
                      + (" ..." if len(rounds) > 6 else ""),
                      _at(test, 0), "-" if best is None else f"{_at(test, test.rounds[best])} at "
                                                             f"{pct(test.sparsity[best], 2)}"))
-    blocks.append(Table(("group", "runs", "n", "status", "rounds", "dense test acc", "best mean test acc"), rows,
-                        "Each group: its runs (ids in Provenance), how far they got, dense and best test accuracy."))
+    blocks.append(Table(("group", "runs", "setting", "n", "status", "rounds", "dense test acc", "best mean test acc"),
+                        rows, "Each group: its runs, the fields that set it apart (all of them under Settings), how "
+                              "far its runs got, dense and best test accuracy."))
     return blocks
 
 

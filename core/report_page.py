@@ -81,11 +81,29 @@ class Page:
 # ---------------------------------------------------------------------------- HTML
 
 
+def svg_text(figure: MplFigure) -> str:
+    """The figure as SVG, its text as <text> in the page's sans-serif (half the time of glyphs as paths; no
+    font is embedded or fetched)."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "sans-serif"}):
+        _lay_out_once(figure)
+        figure.savefig(buffer, format="svg", metadata=SVG_METADATA)
+    return buffer.getvalue()
+
+
+def _lay_out_once(figure: MplFigure) -> None:
+    """Run the figure's layout engine once and keep its result: savefig would lay out and draw twice."""
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.execute(figure)
+        figure.set_layout_engine("none")
+
+
 def inline_svg(figure: MplFigure) -> str:
     """The figure as an <svg> element for an HTML page: no prolog, no DOCTYPE, no namespace URIs."""
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata=SVG_METADATA)
-    text = buffer.getvalue()
+    text = svg_text(figure)
     text = text[text.index("<svg"):]
     head_end = text.index(">")
     return NAMESPACES.sub("", text[:head_end]) + text[head_end:]
@@ -188,7 +206,7 @@ def block_md(block: Any, figures: Path, link: str) -> str:
         return _table_md(block)
     if isinstance(block, Figure):
         path = figures / f"{block.name}.svg"
-        block.figure.savefig(path, format="svg", metadata=SVG_METADATA)
+        path.write_text(svg_text(block.figure), encoding="utf-8")
         return f"![{_md(block.caption or block.name)}]({link}/{path.name})" + (f"\n\n*{_md(block.caption)}*"
                                                                              if block.caption else "")
     if isinstance(block, Commands):

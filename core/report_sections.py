@@ -5,6 +5,7 @@ core.report_page; where a piece is missing, its blocks say so and give the comma
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -40,9 +41,10 @@ def _has(records: list[dict[str, Any]], metric: str) -> bool:
     return any(r.get(metric) is not None for record in records for r in record.get("rounds") or [])
 
 
-def _cut(lines: list[str], count: int) -> list[str]:
-    """At most MAX_COMMANDS lines; then how many runs were left out."""
-    return lines if count <= MAX_COMMANDS else lines[:MAX_COMMANDS] + [f"# ... and {count - MAX_COMMANDS} more runs"]
+def _cut(lines: list[str]) -> list[str]:
+    """At most MAX_COMMANDS lines; then how many were left out."""
+    left = len(lines) - MAX_COMMANDS
+    return lines if left <= 0 else lines[:MAX_COMMANDS] + [f"# ... and {left} more"]
 
 
 # ---------------------------------------------------------------------------- 2. learning distance
@@ -66,7 +68,7 @@ def distance_section(records: list[dict[str, Any]], groups: list[SeedGroup]) -> 
         for found in distance_correlations(group, group_phases(group)):
             rows.append((printable(group.label), found.over, found.count, _coefficient(found, "spearman"),
                          _coefficient(found, "pearson")))
-    blocks.append(Table(("group", "over", "n (rounds)", "Spearman rho (p)", "Pearson r (p)"), rows,
+    blocks.append(Table(("group", "over", "n (rounds)", "Spearman rho", "Pearson r"), rows,
                         "Correlation of learning distance and test accuracy over the group's mean curves (one "
                         "point per round), over all rounds and within each phase; positive: they rise and fall "
                         "together.", numeric=(2, 3, 4)))
@@ -75,7 +77,7 @@ def distance_section(records: list[dict[str, Any]], groups: list[SeedGroup]) -> 
 
 def _coefficient(found: Correlation, kind: str) -> str:
     value = getattr(found, kind)
-    return found.why_not if value is None else f"{value[0]:+.2f} (p={value[1]:.2g})"
+    return found.why_not if value is None else f"{value:+.2f}"
 
 
 # ---------------------------------------------------------------------------- 3. minima flatness
@@ -108,8 +110,8 @@ def _flatness_row(result: dict[str, Any]) -> tuple[Any, ...]:
     line = result.get("interpolation") or []
     worst = max(line, key=lambda p: p["train_loss"]) if line else None
     sparse, dense = result.get("sparse") or {}, result.get("redense") or {}
-    settings = (f"{result.get('epochs')} epochs at lr {result.get('lr'):g}, batch norm {result.get('bn')}, "
-                f"{len(line)} points" if result.get("lr") is not None else f"{result.get('epochs')} epochs")
+    settings = (f"{result.get('epochs')} epoch(s) at lr {result.get('lr'):g}, batch norm {result.get('bn')}, "
+                f"{len(line)} points" if result.get("lr") is not None else f"{result.get('epochs')} epoch(s)")
     losses = (f"{line[0]['train_loss']:.3f} / {worst['train_loss']:.3f} (a={worst['alpha']:.2f}) / "
               f"{line[-1]['train_loss']:.3f}" if worst else "-")
     return (result.get("round"), pct(result.get("sparsity"), 2), settings,
@@ -153,7 +155,7 @@ def _flatness_missing(groups: list[SeedGroup], home: Path | None) -> list[Any]:
                      "`sdd-tui analyze ID --redense --rounds 5,10,20`.", "missing")]
     return [Text("No round was analysed yet. Add it (re-dense training, then 101 interpolation points; a light "
                  "round, the critical dip and the sweet peak of the group's first run):", "missing"),
-            Commands(tuple(_cut(lines, count)))]
+            Commands(tuple(_cut(lines)))]
 
 
 # ---------------------------------------------------------------------------- 4. winning tickets
@@ -221,7 +223,7 @@ def _tickets_missing(records: list[dict[str, Any]], home: Path | None) -> list[A
                      "start new runs with `--set retrain.compare_reinit=true`.", "missing")]
     return [Text("No run has a reinit branch. Train one (and random pruning beside it) on the stored rounds of "
                  "a finished run, or start new runs with `--set retrain.compare_reinit=true`:", "missing"),
-            Commands(tuple(_cut(lines, len(lines))))]
+            Commands(tuple(_cut(lines)))]
 
 
 # ---------------------------------------------------------------------------- settings and reproduction
@@ -250,16 +252,22 @@ def _value(value: Any) -> str:
     return printable(value if isinstance(value, str) else json.dumps(value))
 
 
-def preset_command(record: dict[str, Any]) -> list[str] | None:
-    """`sdd-tui --preset P --set ...` giving the run's config from today's preset; None where it cannot."""
+@functools.lru_cache(maxsize=32)
+def _preset_fields(preset: str) -> dict[str, Any] | None:
+    """A preset's flattened config as it is today; None for a preset renamed or removed since."""
     from core.config import resolve_config
 
-    preset, config = record.get("preset"), record.get("config") or {}
-    if not preset or not config:
-        return None
     try:
-        base = flatten(resolve_config(preset).model_dump(mode="json"))
-    except SddError:  # a preset renamed or removed since
+        return flatten(resolve_config(preset).model_dump(mode="json"))
+    except SddError:
+        return None
+
+
+def preset_command(record: dict[str, Any]) -> list[str] | None:
+    """`sdd-tui --preset P --set ...` giving the run's config from today's preset; None where it cannot."""
+    preset, config = record.get("preset"), record.get("config") or {}
+    base = _preset_fields(preset) if preset and config else None
+    if base is None:
         return None
     words = ["sdd-tui", "--preset", preset]
     for key, value in flatten(config).items():

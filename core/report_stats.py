@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 import tomllib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.figures import Curve, SeedGroup, group_curve
 from core.format import pct
@@ -43,27 +44,32 @@ def point_text(curve: Curve, point: dict[str, Any] | None) -> str:
 class Correlation:
     over: str  # "all rounds" or a phase's name
     count: int
-    spearman: tuple[float, float] | None  # (rho, p); None when undefined
-    pearson: tuple[float, float] | None
+    spearman: float | None  # None when undefined
+    pearson: float | None
     why_not: str = ""
 
 
+def average_ranks(values: list[float]) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (what Spearman's rho ranks by)."""
+    array = np.asarray(values, dtype=float)
+    unique, inverse, counts = np.unique(array, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)  # the rank of each distinct value's last occurrence
+    return ((upper - (counts - 1) / 2)[inverse]).astype(float)
+
+
 def correlation(over: str, first: list[float], second: list[float]) -> Correlation:
-    """Spearman and Pearson of two equally long series; undefined under 3 points or for a constant series."""
+    """Spearman's rho (Pearson of average ranks) and Pearson's r of two equally long series (numpy's corrcoef;
+    scipy.stats would add seconds of import to every report); undefined under 3 points or for a constant one."""
     count = len(first)
     if count < MIN_CORRELATION_POINTS:
         return Correlation(over, count, None, None, f"needs {MIN_CORRELATION_POINTS} rounds or more")
     if len(set(first)) < 2 or len(set(second)) < 2:
         return Correlation(over, count, None, None, "undefined: one series is constant")
-    from scipy import stats
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # near-constant input: scipy warns, the value is still what it is
-        spearman, pearson = stats.spearmanr(first, second), stats.pearsonr(first, second)
-    pairs = [(float(spearman.statistic), float(spearman.pvalue)), (float(pearson.statistic), float(pearson.pvalue))]
-    if any(math.isnan(value) for pair in pairs for value in pair):
+    pearson = float(np.corrcoef(first, second)[0, 1])
+    spearman = float(np.corrcoef(average_ranks(first), average_ranks(second))[0, 1])
+    if math.isnan(pearson) or math.isnan(spearman):
         return Correlation(over, count, None, None, "undefined for these values")
-    return Correlation(over, count, pairs[0], pairs[1])
+    return Correlation(over, count, spearman, pearson)
 
 
 def distance_correlations(group: SeedGroup, phases: dict[str, Any]) -> list[Correlation]:

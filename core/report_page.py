@@ -207,7 +207,7 @@ def block_md(block: Any, figures: Path, link: str) -> str:
     if isinstance(block, Figure):
         path = figures / f"{block.name}.svg"
         path.write_text(svg_text(block.figure), encoding="utf-8")
-        return f"![{_md(block.caption or block.name)}]({link}/{path.name})" + (f"\n\n*{_md(block.caption)}*"
+        return f"![{block.name}]({link}/{path.name})" + (f"\n\n*{_md(block.caption)}*"
                                                                              if block.caption else "")
     if isinstance(block, Commands):
         return "```sh\n" + "\n".join(block.lines) + "\n```"

@@ -67,7 +67,7 @@ def select_runs(store, run_ids: list[str], sweep_ids: list[str]) -> Selection:
 
 
 def build_report(selection: Selection, version: str = "?") -> Page:
-    records = selection.records
+    records = _tagged(selection.records)
     groups = group_by_seed(records)
     names = {id(group): f"G{index + 1}" for index, group in enumerate(groups)}
     page = Page(_title(records, selection.sweeps), _lead(records, groups, version))
@@ -80,6 +80,16 @@ def build_report(selection: Selection, version: str = "?") -> Page:
     page.blocks += provenance_section(records)
     page.blocks += reproduce_section(records, selection.sweeps)
     return page
+
+
+def _tagged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the records named after their group ("G2 smoke") when there are several groups, so that
+    legends and tables tell apart groups whose runs share a name."""
+    groups = group_by_seed(records)
+    if len(groups) < 2:
+        return records
+    tag = {record["id"]: f"G{index + 1}" for index, group in enumerate(groups) for record in group.records}
+    return [{**record, "name": f"{tag[record['id']]} {record.get('name') or ''}".rstrip()} for record in records]
 
 
 def _title(records: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> str:

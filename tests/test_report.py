@@ -248,7 +248,7 @@ def test_a_sweep_is_grouped_by_its_grid(lab, tmp_path):
     text = report_text(home, tmp_path, "--sweep", ids["sweep"])
     for rate in ("0.2", "0.4"):
         group = f"G{1 if rate == '0.2' else 2}"
-        assert f"<td>{group}</td><td>smoke noise.rate={rate} (3 seeds: 0, 1, 2)</td><td>noise.rate={rate}</td><td>3</td>" in text
+        assert f"<td>{group}</td><td>{group} smoke noise.rate={rate} (3 seeds: 0, 1, 2)</td><td>noise.rate={rate}</td><td>3</td>" in text
     assert "(n=3)" in text and "<td>G3</td>" not in text
     assert "sdd-tui sweep --preset smoke --set train.epochs=1 --grid noise.rate=0.2,0.4 --seeds 0,1,2" in text
     assert "<td>noise.rate</td><td>0.2</td><td>0.4</td>" in text

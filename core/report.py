@@ -18,8 +18,9 @@ from typing import Any
 from core.errors import SddError
 from core.figures import SeedGroup, figure_one, group_by_seed, group_curve, group_phases
 from core.format import pct, printable
-from core.grouping import flatten
-from core.report_page import Bands, Commands, Figure, Heading, Page, Table, Text
+from core.grouping import differing_fields, experiment_fields, flatten
+from core.provenance import package_version
+from core.report_page import Bands, Figure, Heading, Page, Table, Text, write_page
 from core.report_sections import (
     distance_section,
     figure_title,
@@ -28,7 +29,9 @@ from core.report_sections import (
     settings_section,
     tickets_section,
 )
-from core.report_stats import point_text, reference_for, reference_rows
+from core.report_stats import mean_text, point_text, reference_for, reference_rows, references
+from core.results import summary
+from core.store import display_status
 
 PHASE_COLUMNS = ("light", "critical", "sweet", "collapsed")
 
@@ -108,9 +111,6 @@ def _lead(records: list[dict[str, Any]], groups: list[SeedGroup], version: str) 
 
 
 def _overview(selection: Selection, groups: list[SeedGroup], names: dict[int, str]) -> list[Any]:
-    from core.results import summary
-    from core.store import display_status
-
     blocks: list[Any] = [Heading("Overview", anchor="overview")]
     for sweep in selection.sweeps:
         grid = "; ".join(f"{k} = {', '.join(v)}" for k, v in (sweep.get("grid") or {}).items()) or "no grid"
@@ -118,8 +118,6 @@ def _overview(selection: Selection, groups: list[SeedGroup], names: dict[int, st
                            f"{', '.join(map(str, sweep.get('seeds') or []))}; {len(sweep['members'])} members, "
                            f"{sum(1 for r in selection.records if r.get('sweep') == sweep['id'])} of them stored. "
                            f"Groups follow its grid."))
-    from core.grouping import differing_fields, experiment_fields
-
     changed = differing_fields([g.records[0].get("config", {}) for g in groups])
     rows = []
     for group in groups:
@@ -133,18 +131,12 @@ def _overview(selection: Selection, groups: list[SeedGroup], names: dict[int, st
                      ", ".join(f"{s} x{statuses.count(s)}" for s in dict.fromkeys(statuses)),
                      ", ".join(f"{r['rounds_done']}/{r['rounds_total']}" for r in rounds[:6])
                      + (" ..." if len(rounds) > 6 else ""),
-                     _at(test, 0), "-" if best is None else f"{_at(test, test.rounds[best])} at "
+                     mean_text(test, 0), "-" if best is None else f"{mean_text(test, test.rounds[best])} at "
                                                             f"{pct(test.sparsity[best], 2)}"))
     blocks.append(Table(("group", "runs", "setting", "n", "status", "rounds", "dense test acc", "best mean test acc"),
                         rows, "Each group: its runs, the fields that set it apart (all of them under Settings), how "
                               "far its runs got, dense and best test accuracy."))
     return blocks
-
-
-def _at(curve, round_index: int) -> str:
-    from core.report_stats import mean_text
-
-    return mean_text(curve, round_index)
 
 
 # ---------------------------------------------------------------------------- 1. sparse double descent
@@ -211,8 +203,6 @@ def _reference_blocks(groups: list[SeedGroup]) -> list[Any]:
         blocks.append(Table(("point", "paper", "this group (mean)", "difference (points)"), rows,
                             f"{printable(group.label)} against {reference['setting']}. Source: "
                             f"{reference['source']}.", numeric=(3,)))
-    from core.report_stats import references
-
     covered = "; ".join(ref["setting"] for ref in references())
     blocks.append(Text(f"The reference table shipped with sdd-tui covers: {covered}."))
     return blocks
@@ -222,8 +212,6 @@ def _reference_blocks(groups: list[SeedGroup]) -> list[Any]:
 
 
 def provenance_section(records: list[dict[str, Any]]) -> list[Any]:
-    from core.store import display_status
-
     rows = []
     for record in records:
         p = record.get("provenance") or {}
@@ -252,9 +240,6 @@ def report_format(path: Path, fmt: str | None) -> str:
 
 def write_report(selection: Selection, path: Path, fmt: str | None = None) -> Path:
     """Build the report of `selection` and write it to `path` (HTML, or Markdown with a figures folder)."""
-    from core.provenance import package_version
-    from core.report_page import write_page
-
     version = package_version("sdd-tui") or "?"
     fmt = report_format(path, fmt)
     if fmt not in ("html", "md"):

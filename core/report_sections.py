@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SddError
-from core.figures import SeedGroup, figure_one, group_curve, group_phases, interpolation_figure
+from core.figures import SeedGroup, figure_one, group_phases, interpolation_figure
 from core.format import pct, printable
 from core.grouping import differing_fields, experiment_fields, flatten
 from core.paths import RunPaths

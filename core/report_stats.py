@@ -52,7 +52,7 @@ class Correlation:
 def average_ranks(values: list[float]) -> np.ndarray:
     """1-based ranks, ties sharing their average rank (what Spearman's rho ranks by)."""
     array = np.asarray(values, dtype=float)
-    unique, inverse, counts = np.unique(array, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(array, return_inverse=True, return_counts=True)
     upper = np.cumsum(counts)  # the rank of each distinct value's last occurrence
     return ((upper - (counts - 1) / 2)[inverse]).astype(float)
 

@@ -13,8 +13,9 @@ from sdd_tui.cli.options import HOME, open_store, user_errors
 @user_errors
 def report(
     ctx: typer.Context,
-    run_ids: list[str] = typer.Argument(None, help="Runs (ids or unique prefixes); seeds of one setting are grouped"),
-    sweep: list[str] = typer.Option([], "--sweep", help="Every member of this sweep, grouped by its grid (repeatable)"),
+    run_ids: list[str] = typer.Argument(None, metavar="ID",
+                                   help="Runs (ids or unique prefixes); seeds of one setting are grouped"),
+    sweep: list[str] = typer.Option([], "--sweep", metavar="SW", help="Every member of this sweep, grouped by its grid (repeatable)"),
     output: Path = typer.Option(..., "--output", "-o", help="File to write: report.html (or report.md)"),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="html (one self-contained page) | md (figures in "
                                                                    "a folder beside it); default: from -o's suffix"),

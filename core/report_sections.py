@@ -238,7 +238,9 @@ def settings_section(groups: list[SeedGroup], names: dict[int, str]) -> list[Any
         blocks.append(Table(("field", *(names[id(g)] for g in groups)), rows,
                             "The fields that differ between groups (G1, G2, ... as in the Overview)."))
     else:
-        blocks.append(Text("One setting: every run differs from the others only by seed (and how it ran)."))
+        runs = sum(len(g.records) for g in groups)
+        blocks.append(Text("One run: no other setting to compare." if runs == 1 else
+                           "One setting: every run differs from the others only by seed (and how it ran)."))
     shared = experiment_fields(configs[0]) if configs else {}
     rows = [(key, _value(shared[key])) for key in KEY_SETTINGS if key in shared and key not in changed]
     blocks.append(Table(("field", "value"), rows, "Main settings every group shares (`sdd-tui runs show ID --json` "

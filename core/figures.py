@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,13 +163,16 @@ def _branches(group: SeedGroup) -> list[str]:
 
 
 def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: str | None = None,
-               size: tuple[float, float] = (8.0, 7.0), dpi: int = 100) -> Figure:
-    """Figure 1 of the paper for one or more runs (grouped by seed); see the module docstring."""
+               size: tuple[float, float] = (8.0, 7.0), dpi: int = 100, panels: Sequence[str] = ()) -> Figure:
+    """Figure 1 of the paper for one or more runs (grouped by seed); see the module docstring.
+    `panels`: these metrics stacked instead (the report's figures), phases shaded on each."""
     if not records:
         raise SddError("no runs to plot; give run ids (`sdd-tui runs` lists them)")
     groups = group_by_seed(records)
-    metrics = [metric, "train_acc"] if metric == "test_acc" else [metric]
-    figure = Figure(figsize=size if len(metrics) > 1 else (size[0], size[1] * 0.6), dpi=dpi, layout="constrained")
+    metrics = list(panels) or ([metric, "train_acc"] if metric == "test_acc" else [metric])
+    metric = metrics[0]
+    height = size[1] * (0.6 if len(metrics) == 1 else max(1.0, len(metrics) / 2))
+    figure = Figure(figsize=(size[0], height), dpi=dpi, layout="constrained")
     axes = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
     colours = [f"C{i % 10}" for i in range(len(groups))]
     phases = group_phases(groups[0])

@@ -134,3 +134,13 @@ def sweep_log(home: Path, started: str) -> Path:
 
 def checkpoint_exists(home: Path, run_id: str) -> bool:
     return RunPaths(home, run_id).checkpoint.exists()
+
+
+REPORTS_DIR = "reports"
+
+
+def report_file(home: Path, run_ids: list[str], suffix: str = ".html") -> Path:
+    """Where the app writes a report of `run_ids` (`R`): <home>/reports/report-<time>-<first id>[+N].html."""
+    first = check_id(run_ids[0]) if run_ids else "none"
+    more = f"+{len(run_ids) - 1}" if len(run_ids) > 1 else ""
+    return Path(home) / REPORTS_DIR / f"report-{time.strftime('%Y%m%d-%H%M%S')}-{first}{more}{suffix}"

@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: read as files only, never imported
 TOP_LEVEL = ("sdd_tui", "core", "presets")
-DATA_SUFFIXES = (".py", ".toml", ".tcss", ".css", ".json")
+DATA_SUFFIXES = (".py", ".toml", ".tcss", ".css", ".json", ".html")
 USER_CODE = "<a plugin module of the user's>"  # core/plugins.py: a missing one is a one-line error
 OPTIONAL_EXTRAS = {"ray", "pynvml", "pandas", "numpy", USER_CODE}  # may be missing: a one-line error names the fix
 HEAVY = ("torch", "ray", "matplotlib", "sklearn")

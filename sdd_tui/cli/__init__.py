@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sdd_tui.cli import analysis, bench, branch, doctor, history, presets, start, sweeps, watch
+from sdd_tui.cli import analysis, bench, branch, doctor, history, presets, report, start, sweeps, watch
 
 HELP = ("Run, watch and compare sparse double descent experiments. Without a command: a headless run "
         "(--preset NAME or --config FILE), or the interactive app.")
@@ -23,6 +23,7 @@ app.add_typer(history.app, name="runs")
 app.command("analyze")(analysis.analyze)
 app.command("plot")(analysis.plot)
 app.command("branch")(branch.branch)
+app.command("report")(report.report)
 app.command("sweep")(sweeps.sweep_command)
 app.command("sweep-member", hidden=True)(sweeps.sweep_member)
 app.command("sweep-cohort", hidden=True)(sweeps.sweep_cohort)

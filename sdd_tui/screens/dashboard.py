@@ -44,6 +44,7 @@ class DashboardScreen(Screen):
         Binding("t", "toggle_table", "Rounds"),
         Binding("c", "screenshot", "Screenshot"),
         Binding("e", "export", "Export"),
+        Binding("R", "report", "Report"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -244,6 +245,11 @@ class DashboardScreen(Screen):
             return
         written = [p.name for p in (json_path, figure_path) if p.exists()]
         self.notify(f"exported {csv_path} and {', '.join(written)}")
+
+    def action_report(self) -> None:
+        from sdd_tui.reporting import write_report_of
+
+        write_report_of(self, [self.run_id])
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -114,6 +114,7 @@ class HistoryScreen(Screen):
     BINDINGS = [
         Binding("space", "toggle_select", "Select"),
         Binding("c", "compare", "Compare"),
+        Binding("R", "report", "Report"),
         Binding("x", "delete", "Delete"),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
@@ -241,6 +242,12 @@ class HistoryScreen(Screen):
             return
         ids = [r["id"] for r in self.rows if r["id"] in self.selected]
         self.app.push_screen(CompareScreen(ids))
+
+    def action_report(self) -> None:
+        from sdd_tui.reporting import write_report_of
+
+        selected = [r["id"] for r in self.rows if r["id"] in self.selected]
+        write_report_of(self, selected or [run_id for run_id in [self.highlighted_id()] if run_id])
 
     def action_delete(self) -> None:
         run_id = self.highlighted_id()

@@ -270,3 +270,40 @@ def test_the_official_redense_refuses_what_it_does_not_take(rewind_run):
 
     with pytest.raises(SddError, match="leave out --branch and --lr"):
         analyze_run(Store(home).get_run(run_id), home, [1], epochs=10, official=True, lr=0.1)
+
+
+def test_a_run_stopped_before_the_seed_tree_resumes_on_its_old_streams(run_experiment, tmp_path):
+    from core.events import EpochEnded
+    from core.launch import build_run
+
+    config = tiny("runtime.seed_scheme=1", "prune.rounds=1", "train.epochs=3", "retrain.compare_reinit=true",
+                  "runtime.checkpoint_minutes=0")
+    baseline_id, _, _ = run_experiment(config, tmp_path / "a")  # the old scheme, uninterrupted
+    home = tmp_path / "b"
+
+    def stop_in_round_1(event):
+        if isinstance(event, EpochEnded) and (event.round, event.epoch, event.branch) == (1, 2, "main"):
+            run.control.stop.set()
+
+    run = build_run(config, home, sinks=[stop_in_round_1])
+    assert run.run() == "stopped"
+    store = Store(home)
+    old = store.get_run(run.run_id)["config"]
+    del old["runtime"]["seed_scheme"]  # as a run.json written before runtime.seed_scheme existed
+    store.update_run(run.run_id, config=old)
+
+    result = runner.invoke(app, ["resume", run.run_id, "--home", str(home)])
+
+    assert result.exit_code == 0, result.output
+
+    def timeless(value):
+        return {k: timeless(v) for k, v in value.items() if k != "seconds"} if isinstance(value, dict) else value
+
+    def rounds(where, run_id):
+        return [timeless(r) for r in Store(where).get_run(run_id)["rounds"]]
+
+    assert rounds(home, run.run_id) == rounds(tmp_path / "a", baseline_id)
+    # what the resume would have given on the new scheme's streams (the test could tell them apart)
+    new_id, _, _ = run_experiment(config.model_copy(update={"runtime": config.runtime.model_copy(
+        update={"seed_scheme": 2})}), tmp_path / "c")
+    assert rounds(tmp_path / "c", new_id)[1] != rounds(home, run.run_id)[1]

@@ -155,10 +155,10 @@ class TrainConfig(_Section):
         "per_round", description="per_round (a new data order in every round and branch) | same (epoch e sees "
                                  "the same order in every round and branch, as the official data_order_seed)")
 
-    @field_validator("warmup")
+    @field_validator("warmup", mode="before")  # before: a float or a bool gets this message, not the union's
     @classmethod
-    def _warmup_ok(cls, warmup: int | str) -> int | str:
-        if isinstance(warmup, int) and warmup >= 0:
+    def _warmup_ok(cls, warmup: Any) -> int | str:
+        if isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0:
             return warmup
         if isinstance(warmup, str) and STEPS.match(warmup.strip()):
             return warmup.strip()

@@ -67,7 +67,8 @@ def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, dev
 
     try:
         for index in todo:
-            typer.echo(f"round {index}: training its {kind.key} branch")
+            typer.echo(f"round {index}: training its {kind.key} branch"
+                       + (f" (--start {start})" if kind.random_masks else ""))
             summary, entries = train_branch(run, kind, index, Control(), on_epoch, start)
             store_branch(store, run, kind, index, summary, entries)
             typer.echo(branch_line(index, kind, summary, run.rounds[index]))

@@ -49,13 +49,14 @@ _LEGACY = {
 
 
 def stream_seed(seed: int, purpose: Purpose, *keys: int, scheme: int = SEED_SCHEME) -> int:
-    """The seed of one stream: a hash of (seed, purpose, keys) below 2**63 (scheme 2), or the old formula."""
-    if scheme == LEGACY_SEED_SCHEME:
+    """The seed of one stream: a hash of (seed, purpose, keys) below 2**63 (scheme 2), or the old formula
+    (scheme 1; a purpose added since has no old formula and is drawn from the tree in both)."""
+    if scheme not in (LEGACY_SEED_SCHEME, SEED_SCHEME):
+        raise ValueError(f"unknown seed scheme {scheme}")
+    if scheme == LEGACY_SEED_SCHEME and purpose in _LEGACY:
         if purpose is Purpose.RANDOM_SCORES and not keys:
             raise ValueError("scheme 1 drew random scores per round: give the round")
         return _LEGACY[purpose](seed, *keys)
-    if scheme != SEED_SCHEME:
-        raise ValueError(f"unknown seed scheme {scheme}")
     sequence = np.random.SeedSequence(entropy=seed, spawn_key=(int(purpose), *keys))
     return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
 

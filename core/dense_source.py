@@ -82,7 +82,11 @@ def reuse_dense(home: Path, config: ExperimentConfig, device: torch.device) -> R
         state = state_from_payload(payload)
     except ValueError as error:
         raise SddError(f"{paths.checkpoint} is not a checkpoint sdd-tui wrote ({error}); {fix}") from None
-    differences = dense_differences(stored_config(payload.get("config") or {}), config)
+    theirs = stored_config(payload.get("config") or {})
+    differences = dense_differences(theirs, config)
+    if [d for d in differences if d.startswith("runtime.seed_scheme=")]:  # a run from before the seed tree
+        scheme = theirs["runtime"]["seed_scheme"]
+        fix = f"add --set runtime.seed_scheme={scheme} to draw the streams it was trained with, or {fix}"
     if differences:
         raise SddError(f"{where}: that run's dense round was trained with other settings: "
                        f"{'; '.join(differences[:3])}{' ...' if len(differences) > 3 else ''}; {fix}")

@@ -307,3 +307,14 @@ def test_a_run_stopped_before_the_seed_tree_resumes_on_its_old_streams(run_exper
     new_id, _, _ = run_experiment(config.model_copy(update={"runtime": config.runtime.model_copy(
         update={"seed_scheme": 2})}), tmp_path / "c")
     assert rounds(tmp_path / "c", new_id)[1] != rounds(home, run.run_id)[1]
+
+
+def test_a_level_reusing_a_dense_round_of_the_old_scheme_is_told_how(run_experiment, tmp_path):
+    oneshot = ("prune.schedule=oneshot", "prune.rounds=2", "train.epochs=1")
+    dense_id, status, _ = run_experiment(tiny(*oneshot, "prune.levels=[]", "runtime.seed_scheme=1"), tmp_path)
+    assert status == "finished"
+    with pytest.raises(SddError, match=r"runtime\.seed_scheme=1 \(here 2\).*add --set runtime\.seed_scheme=1"):
+        run_experiment(tiny(*oneshot, "prune.levels=[2]", f"prune.dense_from={dense_id}"), tmp_path)
+    _, status, _ = run_experiment(tiny(*oneshot, "prune.levels=[2]", f"prune.dense_from={dense_id}",
+                                       "runtime.seed_scheme=1"), tmp_path)
+    assert status == "finished"

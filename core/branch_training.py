@@ -75,5 +75,6 @@ class BranchTrainer:
                                             rounds=cfg.prune.rounds, epochs=cfg.train.epochs, branch=branch))
 
         return Trainer(model, self.data, cfg.train, current.masks, self.control, amp=cfg.runtime.mixed_precision,
-                       round_index=current.index, seed=cfg.runtime.seed, branch=branch, on_epoch=on_epoch,
+                       round_index=current.index, seed=cfg.runtime.seed, seed_scheme=cfg.runtime.seed_scheme, branch=branch,
+                       on_epoch=on_epoch,
                        on_epoch_end=epoch_end, fast=cfg.runtime.fast, forward=self.models.forward_of(model))

@@ -29,7 +29,6 @@ from core.training import (
     Trainer,
     TrainSchedule,
     check_finite,
-    epoch_generator,
     lr_schedule,
     snapshot,
 )  # fmt: skip
@@ -165,7 +164,7 @@ class CohortTrainer:
     def _plan(self, epoch: int) -> torch.Tensor:
         """Each member's epoch plan (order, and crop/flip offsets when augmenting) from its own generator."""
         samples, augment = self.y_train.shape[1], self.config.augment and self.x_train.dim() == 5
-        return torch.stack([epoch_plan(samples, epoch_generator(t.seed, t.round_index, epoch, t.branch.stream),
+        return torch.stack([epoch_plan(samples, t.epoch_generator(epoch),
                                        augment, self.device) for t in self.trainers])
 
     def _step(self, part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ Every field has a description, a default and bounds, so a bad value becomes a on
 from __future__ import annotations
 
 import json
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -33,6 +34,8 @@ RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
 
 
 MAX_SEED = 2**32 - 1  # NumPy's limit; seeds derived from it (x 7919, + round) stay far inside torch's int64
+STEPS = re.compile(r"^(\d+)(ep|it)$")  # "5ep" (epochs) or "980it" (iterations), the official code's syntax
+DataOrder = Literal["per_round", "same"]
 
 
 def is_device_name(device: str) -> bool:
@@ -145,6 +148,28 @@ class TrainConfig(_Section):
     augment: bool = Field(False, description="Random 4-px shift and horizontal flip (image data; Tiny ImageNet: "
                                              "random resized crop to 32 and flip)")
     eval_batch_size: int = Field(1024, ge=1, le=1_000_000, description="Batch size for evaluation")
+    warmup: int | str = Field(
+        0, description="Linear LR warm-up from 0 over N iterations (980), or epochs ('5ep'), as the official "
+                       "warmup_steps: the LR of iteration i is multiplied by min(1, i / N); 0: none")
+    data_order: DataOrder = Field(
+        "per_round", description="per_round (a new data order in every round and branch) | same (epoch e sees "
+                                 "the same order in every round and branch, as the official data_order_seed)")
+
+    @field_validator("warmup", mode="before")  # before: a float or a bool gets this message, not the union's
+    @classmethod
+    def _warmup_ok(cls, warmup: Any) -> int | str:
+        if isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0:
+            return warmup
+        if isinstance(warmup, str) and STEPS.match(warmup.strip()):
+            return warmup.strip()
+        raise ValueError("warmup must be iterations >= 0 (e.g. 980), or a string such as '5ep' (epochs) or '980it'")
+
+    def warmup_iterations(self, iterations_per_epoch: int) -> int:
+        """The warm-up's length in iterations (epochs counted with this run's iterations per epoch)."""
+        if isinstance(self.warmup, int):
+            return self.warmup
+        count, unit = STEPS.match(self.warmup).groups()
+        return int(count) * (iterations_per_epoch if unit == "ep" else 1)
 
     @field_validator("milestones")
     @classmethod
@@ -220,6 +245,9 @@ class AnalysisConfig(_Section):
 class RuntimeConfig(_Section):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of init, noise, data order and masks")
+    seed_scheme: int = Field(
+        2, ge=1, le=2, description="How the random streams derive from the seed: 2 (one seed tree; no two streams "
+                                   "coincide) | 1 (runs started before the seed tree; kept so they resume alike)")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch")
     fast: bool = Field(True, description="Fast path: device-resident data, AMP on CUDA")
     amp: bool = Field(True, description="Mixed precision on CUDA in the fast path (bf16 autocast, fp16 with loss "
@@ -295,6 +323,15 @@ def _field_names(section: str) -> list[str]:
         else:
             return []
     return list(model.model_fields)
+
+
+def stored_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A stored run's config as it was started: one saved before `runtime.seed_scheme` existed drew its
+    random streams with scheme 1, so resuming, branching or analysing it must too."""
+    runtime = raw.get("runtime")
+    if not isinstance(runtime, dict) or "seed_scheme" in runtime:
+        return raw
+    return {**raw, "runtime": {**runtime, "seed_scheme": 1}}
 
 
 def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:

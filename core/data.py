@@ -28,6 +28,7 @@ from core.errors import SddError
 from core.plugin_checks import check_plugin_data
 from core.plugins import is_plugin, load_function
 from core.resized_crop import CropSource, crop_batches
+from core.seeds import SEED_SCHEME, Purpose, stream_seed
 
 # The standard CIFAR-100 fine -> coarse (super-class) table.
 CIFAR100_COARSE = [
@@ -366,11 +367,13 @@ def noise_report(noise: NoiseConfig, data: Dataset) -> str:
             f"{data.num_classes}; {realised}")
 
 
-def load_dataset(data: DataConfig, noise: NoiseConfig, home: Path, seed: int) -> Dataset:
-    """The experiment's dataset with its fixed noisy training labels (on the CPU)."""
+def load_dataset(data: DataConfig, noise: NoiseConfig, home: Path, seed: int,
+                 seed_scheme: int = SEED_SCHEME) -> Dataset:
+    """The experiment's dataset with its fixed noisy training labels (on the CPU); the noise's stream is
+    the seed tree's (core.seeds) for `noise.seed`, or the run's seed."""
     x_train, y_train, x_test, y_test, crops = _load(data, home, seed)
     classes = num_classes_of(data, y_train, y_test)
-    noise_seed = noise.seed if noise.seed is not None else seed
+    noise_seed = stream_seed(noise.seed if noise.seed is not None else seed, Purpose.NOISE, scheme=seed_scheme)
     y_noisy, noisy_mask = apply_label_noise(y_train, noise.kind, noise.rate, classes, noise_seed, data.name)
     return Dataset(data.name, x_train, y_noisy, y_train, noisy_mask, x_test, y_test, classes, crops)
 

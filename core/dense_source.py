@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from core.checkpoint import load_plain, read_round_file
-from core.config import ExperimentConfig
+from core.config import ExperimentConfig, stored_config
 from core.errors import SddError
 from core.grouping import flatten
 from core.paths import RunPaths
@@ -50,6 +50,7 @@ def dense_fields(config: dict[str, Any], rewinds: bool) -> dict[str, Any]:
     wanted = {key: value for key, value in flat.items()
               if key.startswith(DENSE_SECTIONS) and key not in NOT_THE_DENSE_ROUND}
     wanted["runtime.seed"] = flat.get("runtime.seed")
+    wanted["runtime.seed_scheme"] = flat.get("runtime.seed_scheme")  # the init and data order derive from it
     if rewinds:
         wanted["retrain.rewind_iteration"] = flat.get("retrain.rewind_iteration")
     return wanted
@@ -59,6 +60,8 @@ def dense_differences(theirs: dict[str, Any], ours: ExperimentConfig) -> list[st
     """`field=theirs (here ours)` for each dense-round setting that differs, sorted."""
     rewinds = RETRAIN_MODES[ours.retrain.mode].weights is StartWeights.REWIND
     mine, other = dense_fields(ours.model_dump(mode="json"), rewinds), dense_fields(theirs, rewinds)
+    # a field added since that run was saved has its default there (e.g. train.warmup = 0)
+    other = {**dense_fields(ExperimentConfig().model_dump(mode="json"), rewinds), **other}
     text = lambda value: json.dumps(value, default=str)  # noqa: E731
     return [f"{key}={text(other.get(key))} (here {text(mine.get(key))})" for key in sorted(set(mine) | set(other))
             if text(mine.get(key)) != text(other.get(key))]
@@ -79,7 +82,11 @@ def reuse_dense(home: Path, config: ExperimentConfig, device: torch.device) -> R
         state = state_from_payload(payload)
     except ValueError as error:
         raise SddError(f"{paths.checkpoint} is not a checkpoint sdd-tui wrote ({error}); {fix}") from None
-    differences = dense_differences(payload.get("config") or {}, config)
+    theirs = stored_config(payload.get("config") or {})
+    differences = dense_differences(theirs, config)
+    if [d for d in differences if d.startswith("runtime.seed_scheme=")]:  # a run from before the seed tree
+        scheme = theirs["runtime"]["seed_scheme"]
+        fix = f"add --set runtime.seed_scheme={scheme} to draw the streams it was trained with, or {fix}"
     if differences:
         raise SddError(f"{where}: that run's dense round was trained with other settings: "
                        f"{'; '.join(differences[:3])}{' ...' if len(differences) > 3 else ''}; {fix}")

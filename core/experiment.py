@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core import provenance, pruning
+from core import provenance, pruning, seeds
 from core.branch_training import BranchTrainer
 from core.checkpoint import Checkpointer
 from core.config import ExperimentConfig
@@ -73,7 +73,8 @@ class Experiment:
         state = self.checkpoints.load(device) if self.resume else None
         torch.manual_seed(cfg.runtime.seed)
         try:  # a bad data dir or a dataset too big for memory: one line, no record
-            self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed).to(device)
+            self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed,
+                                     cfg.runtime.seed_scheme).to(device)
             if state is not None:
                 self.checkpoints.restore_labels(self.data, state)
             self.models = RunModels(cfg, self.data, device, self.info)
@@ -143,7 +144,7 @@ class Experiment:
         if cfg.noise.kind != "none":
             self.info(noise_report(cfg.noise, data))
         self.checkpoints.labels = {"y_train": data.y_train.cpu(), "noisy_mask": data.noisy_mask.cpu()}
-        model = self.models.new(cfg.runtime.seed)
+        model = self.models.new(self.models.init_seed())
         self.models.compile(model)
         if state is not None and state.partial is None:
             restore_rng(state.rng)  # an unfinished round restores its own, just before training goes on
@@ -238,7 +239,7 @@ class Experiment:
 
     def _prune(self, model: nn.Module, masks: pruning.Masks, index: int) -> pruning.Masks:
         cfg, data = self.config, self.data
-        generator = torch.Generator().manual_seed(cfg.runtime.seed * 7919 + index)
+        generator = seeds.pruning_generator(cfg.runtime.seed, index, cfg.prune.method, cfg.runtime.seed_scheme)
         batch = lambda g: pruning.random_batch(data.x_train, data.y_train, cfg.train.batch_size, g)  # noqa: E731
         if cfg.prune.schedule == "oneshot":
             return pruning.oneshot_step(model, masks, cfg.prune, generator, batch, index)

@@ -1,8 +1,14 @@
 """Minima flatness: re-dense training, 1-D linear interpolation, 1-D filter-normalised loss plots.
 
 For a stored round (runs/<id>/rounds/round-<r>.pt: trained weights and masks):
-- re-dense: the pruned weights are restored at 0 (they already are) and the whole network trains
-  `epochs` more epochs at the last LR of the sparse round (fixed LR, no masks);
+- re-dense (default, short): the pruned weights are restored at 0 (they already are) and the whole
+  network trains `epochs` more epochs at the last LR of the sparse round (fixed LR, no masks, a fresh
+  optimizer);
+- re-dense, official procedure (`official=True`, the official `lottery_branch retrain` with
+  `training_steps = 2T` and `regain_pruned_weights_steps = T`): the ticket is retrained from the round's
+  start (the rewind point, masked) to the end of its schedule, T - t iterations, which gives the sparse
+  end; then the pruned weights come back at 0 and the whole network trains T more epochs, the schedule
+  going on (its last LR) with the same optimizer, so momentum carries over;
 - interpolation: w(a) = (1 - a) w_sparse + a w_redense for a in [0, 1] (`steps` points, 101 = step
   0.01), with train loss/accuracy (on the noisy training labels the network was trained on) and test
   loss/accuracy at each point. Batch-norm running statistics are interpolated like the weights by
@@ -27,9 +33,11 @@ from torch import nn
 
 from core.checkpoint import read_round_file
 from core.config import ExperimentConfig
-from core.data import Dataset, subset_order
+from core.data import Dataset, batches_per_epoch, subset_order
 from core.errors import SddError
 from core.paths import RunPaths
+from core.retrain import RETRAIN_MODES
+from core.seeds import Purpose, generator, stream_seed
 from core.training import Branch, Control, Trainer, evaluate, lr_at, snapshot
 
 Progress = Callable[[str], None]
@@ -57,7 +65,7 @@ def last_sparse_lr(config: ExperimentConfig, round_index: int) -> float:
     train = config.train
     if round_index > 0 and config.retrain.mode == "finetune":
         return config.retrain.finetune_lr
-    return lr_at(train.epochs - 1, 1, train.lr, train.milestones, train.gamma)
+    return lr_at(train.epochs - 1, 1, train.lr, train.milestones, train.gamma)  # a warm-up is over by then
 
 
 def stored_evaluation(result: dict[str, Any], config: ExperimentConfig, branch: str) -> dict[str, Any]:
@@ -74,10 +82,45 @@ def redense(model: nn.Module, data: Dataset, config: ExperimentConfig, epochs: i
     """Train every weight of `model` (pruned ones start at 0) `epochs` epochs at a fixed `lr`."""
     train = config.train.model_copy(update={"epochs": epochs})
     trainer = Trainer(model, data, train, {}, control or Control(), amp=config.runtime.mixed_precision,
-                      round_index=round_index, seed=config.runtime.seed, branch=Branch.REDENSE,
-                      on_epoch=on_epoch)
+                      round_index=round_index, seed=config.runtime.seed, seed_scheme=config.runtime.seed_scheme,
+                      branch=Branch.REDENSE, on_epoch=on_epoch)
     trainer.train(fixed_lr=lr)
     return snapshot(model)
+
+
+def official_redense(run, model: nn.Module, masks: dict[str, torch.Tensor], round_index: int,
+                     control: Control | None = None, on_epoch=None) -> tuple[dict, dict]:
+    """(sparse, re-dense) weights of the official procedure: the ticket retrained from the round's start
+    (masked, from iteration t with the schedule and its warm-up), then T more epochs of the whole network
+    on the same optimizer, the schedule going on. `run` is a core.run_branches.StoredRun."""
+    from core.run_branches import round_start_of, ticket_start
+
+    cfg, control = run.config, control or Control()
+    if round_index > 0:
+        weights, iteration, fixed_lr, _ = round_start_of(run, round_index)
+    elif run.state.rewind is not None and RETRAIN_MODES[cfg.retrain.mode].rewind_schedule:  # the dense level
+        weights, iteration, fixed_lr = run.state.rewind, min(cfg.retrain.rewind_iteration, _total(run)), None
+    else:
+        weights, iteration, fixed_lr = run.state.init, 0, None
+    model.load_state_dict(ticket_start(weights, masks))
+    kept: dict[str, Any] = {}
+
+    def trainer(train, masks_now) -> Trainer:
+        return Trainer(model, run.data, train, masks_now, control, amp=cfg.runtime.mixed_precision,
+                       round_index=round_index, seed=cfg.runtime.seed, seed_scheme=cfg.runtime.seed_scheme,
+                       branch=Branch.REDENSE, on_epoch=on_epoch, fast=cfg.runtime.fast,
+                       on_epoch_end=lambda epoch, optimizer, result: kept.update(optimizer=optimizer.state_dict()))
+
+    trainer(cfg.train, masks).train(start_iteration=iteration, fixed_lr=fixed_lr)
+    sparse = snapshot(model)
+    longer = cfg.train.model_copy(update={"epochs": 2 * cfg.train.epochs})
+    trainer(longer, {}).train(start_iteration=_total(run), fixed_lr=fixed_lr, optimizer_state=kept.get("optimizer"))
+    return sparse, snapshot(model)
+
+
+def _total(run) -> int:
+    """T in iterations: where the sparse training of a round ends."""
+    return run.config.train.epochs * batches_per_epoch(len(run.data.y_train), run.config.train.batch_size)
 
 
 def mix(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
@@ -101,9 +144,11 @@ def evaluate_both(model: nn.Module, data: Dataset, batch_size: int, autocast=Non
 BN_MODES = ("interpolate", "recompute")
 
 
-def bn_inputs(data: Dataset, samples: int | None, seed: int) -> torch.Tensor:
+def bn_inputs(data: Dataset, samples: int | None, config: ExperimentConfig) -> torch.Tensor:
     """The training inputs batch-norm statistics are recomputed on: all, or `samples` of a seeded shuffle."""
-    order = subset_order(len(data.x_train), samples, seed)
+    runtime = config.runtime
+    order = subset_order(len(data.x_train), samples,
+                         stream_seed(runtime.seed, Purpose.BN_SAMPLES, scheme=runtime.seed_scheme))
     return data.x_train if order is None else data.x_train[order.to(data.x_train.device)]
 
 
@@ -166,24 +211,35 @@ def _autocast(model: nn.Module, data: Dataset, config: ExperimentConfig):
 def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, stored: dict[str, Any],
                   round_index: int, epochs: int, steps: int, branch: str = "main", filter_points: int = 0,
                   control: Control | None = None, on_epoch=None, lr: float | None = None,
-                  bn: str = "interpolate", bn_samples: int | None = None) -> dict[str, Any]:
-    """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots."""
+                  bn: str = "interpolate", bn_samples: int | None = None, official=None) -> dict[str, Any]:
+    """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots.
+    `official` (the run, a core.run_branches.StoredRun): the official procedure, whose sparse end is the
+    ticket retrained from the rewind point (the stored round's own numbers are kept under `stored`)."""
     weights_key = "model" if branch == "main" else f"{branch}_model"
     if weights_key not in stored:
         raise SddError(f"round {round_index} has no {branch} branch; use --branch main, or train it with "
                        f"`sdd-tui branch ID {branch.replace('_', '-')} --rounds {round_index}`")
-    sparse = {k: v.clone() for k, v in stored[weights_key].items()}
     batch = config.train.eval_batch_size
     autocast = _autocast(model, data, config)
-    model.load_state_dict(sparse)
-    sparse_eval = evaluate_both(model, data, batch, autocast)
-    lr = last_sparse_lr(config, round_index) if lr is None else lr
-    dense = redense(model, data, config, epochs, lr, round_index, control, on_epoch)
+    if official is not None:
+        sparse, redensed = official_redense(official, model, stored["masks"], round_index, control, on_epoch)
+        model.load_state_dict(sparse)
+        sparse_eval = evaluate_both(model, data, batch, autocast)
+        model.load_state_dict(redensed)
+        epochs, lr = config.train.epochs, last_sparse_lr(config, round_index)
+    else:
+        sparse = {k: v.clone() for k, v in stored[weights_key].items()}
+        model.load_state_dict(sparse)
+        sparse_eval = evaluate_both(model, data, batch, autocast)
+        lr = last_sparse_lr(config, round_index) if lr is None else lr
+        redense(model, data, config, epochs, lr, round_index, control, on_epoch)
+    dense = snapshot(model)
     dense_eval = evaluate_both(model, data, batch, autocast)
     recorded = stored_evaluation(stored.get("result", {}), config, branch)
-    bn_from = bn_inputs(data, bn_samples, config.runtime.seed) if bn == "recompute" else None
+    bn_from = bn_inputs(data, bn_samples, config) if bn == "recompute" else None
     result = {
         "round": round_index, "branch": branch, "sparsity": stored.get("result", {}).get("sparsity"),
+        "procedure": "official" if official is not None else "short",
         "epochs": epochs, "lr": lr, "bn": "recomputed" if bn_from is not None else "interpolated",
         "bn_samples": len(bn_from) if bn_from is not None else None,
         "stored": {k: recorded.get(k) for k in ("test_acc", "train_acc", "test_loss", "train_loss")},
@@ -191,11 +247,12 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
         "interpolation": interpolate(model, sparse, dense, data, steps, batch, autocast, bn_from),
     }
     if filter_points:
-        generator = torch.Generator().manual_seed(config.runtime.seed * 7907 + round_index)
+        runtime = config.runtime
+        direction_from = generator(runtime.seed, Purpose.DIRECTION, round_index, scheme=runtime.seed_scheme)
         plots = {}
         sparse_masks = stored["random_prune_masks"] if branch == "random_prune" else stored["masks"]
         for name, weights, masks in (("sparse", sparse, sparse_masks), ("redense", dense, None)):
-            direction = filter_normalized_direction(weights, masks, generator)
+            direction = filter_normalized_direction(weights, masks, direction_from)
             plots[name] = loss_plot_1d(model, weights, direction, data, filter_points, batch, autocast)
         result["filter_normalized"] = plots
     return result
@@ -205,9 +262,10 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
                 branch: str = "main", filter_points: int = 0, device: str | None = None,
                 progress: Progress | None = None, control: Control | None = None,
                 lr: float | None = None, bn: str = "interpolate",
-                bn_samples: int | None = None) -> dict[str, dict[str, Any]]:
-    """Re-dense and interpolation results of several stored rounds of a run, keyed by round."""
-    from core.config import validate_config
+                bn_samples: int | None = None, official: bool = False) -> dict[str, dict[str, Any]]:
+    """Re-dense and interpolation results of several stored rounds of a run, keyed by round; `official`:
+    the official procedure (official_redense) instead of `epochs` at `lr`."""
+    from core.config import stored_config, validate_config
     from core.data import load_dataset
     from core.device import resolve_device
     from core.models import build_model
@@ -223,20 +281,35 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
         raise SddError(f"--bn-samples {bn_samples}: give a number of training samples >= 1")
     if branch not in ("main", "reinit", "random_prune"):
         raise SddError(f"--branch {branch!r}: use main, reinit or random_prune")
-    config = validate_config(record["config"], f"run {record['id']}")
+    if official and (branch != "main" or lr is not None):
+        raise SddError("--official re-dense trains the round's own ticket at the schedule's LRs; "
+                       "leave out --branch and --lr")
+    config = validate_config(stored_config(record["config"]), f"run {record['id']}")
     target = resolve_device(device or config.runtime.device)
     if config.runtime.threads:
         torch.set_num_threads(config.runtime.threads)
     paths = RunPaths(home, record["id"])
     stored = {r: load_round(paths, r, target) for r in rounds}  # fail before any training
-    data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(target)
-    model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
     say = progress or (lambda text: None)
+    run = None
+    if official:  # the round's start weights (the rewind point) are in the run's checkpoint
+        from core.run_branches import open_run
+
+        run = open_run(record, Path(home), target, say)
+        data = run.data
+    else:
+        data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed,
+                            config.runtime.seed_scheme).to(target)
+    model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
     results = {}
     for round_index in rounds:
-        say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
-            f"then {steps} interpolation points")
+        if official:
+            say(f"round {round_index}: the ticket retrained from its start, then {config.train.epochs} epochs dense "
+                f"(the official re-dense), then {steps} interpolation points")
+        else:
+            say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
+                f"then {steps} interpolation points")
         results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, epochs,
                                                   steps, branch, filter_points, control, lr=lr, bn=bn,
-                                                  bn_samples=bn_samples)
+                                                  bn_samples=bn_samples, official=run)
     return results

@@ -4,7 +4,10 @@ as the official code runs `lottery_branch randomly_reinitialize` and `randomly_p
 reinit        the round's masks, a fresh random init (the seed `retrain.compare_reinit` uses), trained
               from iteration 0 as compare_reinit trains its branch: the same numbers on the same device
 random-prune  random masks with the round's per-layer sparsity (each layer's mask shuffled), the rest as
-              the run's retrain mode starts the round (rewind: the dense run's weights at iteration t)
+              the run's retrain mode starts the round (rewind: the dense run's weights at iteration t);
+              start `official` (default): those weights times the round's own (ticket's) masks, as the
+              official branch loads the level's saved start, so random-mask weights outside the ticket
+              start at 0; start `dense`: those weights unmasked
 
 A round's branch result is stored as compare_reinit stores its own: a summary under the round's
 `reinit` or `random_prune` key in rounds.json (core.results reads branches there; plots draw them
@@ -23,9 +26,9 @@ from typing import Any
 
 import torch
 
-from core import pruning
+from core import pruning, seeds
 from core.checkpoint import read_checkpoint, read_round_file, restore_labels, write_checkpoint
-from core.config import ExperimentConfig, validate_config
+from core.config import ExperimentConfig, stored_config, validate_config
 from core.data import Dataset, batches_per_epoch, load_dataset
 from core.errors import SddError
 from core.format import pct, sparsity_pct
@@ -69,6 +72,16 @@ class StoredRun:
     rounds: dict[int, dict[str, Any]]
 
 
+RANDOM_PRUNE_STARTS = ("official", "dense")  # the weights a random-prune branch starts from (first: default)
+
+
+def check_start(start: str) -> str:
+    if start not in RANDOM_PRUNE_STARTS:
+        raise SddError(f"--start {start!r}: use official (the round's start weights times the ticket's masks, as "
+                       f"the official randomly_prune) or dense (those weights unmasked)")
+    return start
+
+
 def branch_kind(name: str) -> BranchKind:
     if name not in BRANCH_KINDS:
         raise SddError(f"unknown branch {name!r}; use {' or '.join(BRANCH_KINDS)}")
@@ -77,13 +90,14 @@ def branch_kind(name: str) -> BranchKind:
 
 def open_run(record: dict[str, Any], home: Path, device: torch.device, say: Say) -> StoredRun:
     """The run's data (with the noisy labels it trained on), models and final checkpoint; SddError naming the fix."""
-    config = validate_config(record["config"], f"run {record['id']}")
+    config = validate_config(stored_config(record["config"]), f"run {record['id']}")
     paths = RunPaths(home, record["id"])
     if not paths.checkpoint.exists():
         raise SddError(f"run {record['id']} has no checkpoint.pt in {paths.dir}; a branch needs its noisy labels "
                        f"and rewind weights")
     state = read_checkpoint(paths.checkpoint, device, record["id"])
-    data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(device)
+    data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed,
+                        config.runtime.seed_scheme).to(device)
     restore_labels(data, state, record["id"])  # the noisy labels its rounds trained on
     models = RunModels(config, data, device, lambda text, level="info": say(text))
     return StoredRun(record["id"], paths, config, data, models, state,
@@ -115,10 +129,17 @@ def rounds_to_branch(run: StoredRun, kind: BranchKind, wanted: list[int] | None,
 
 def _start(run: StoredRun, kind: BranchKind, index: int):
     """(weights to start from, start iteration, fixed LR, init the learning distance is measured from)."""
-    cfg, models = run.config, run.models
+    models = run.models
     if kind.fresh_init:  # the reinit branch: as core.experiment trains it with retrain.compare_reinit
         weights = models.new(models.fresh_seed(index)).state_dict()
         return weights, 0, None, None
+    return round_start_of(run, index)
+
+
+def round_start_of(run: StoredRun, index: int):
+    """Where round `index` itself started (the retrain mode's weights, unmasked; iteration; fixed LR; the init
+    its learning distance is measured from, None: the start weights)."""
+    cfg, models = run.config, run.models
     total = batches_per_epoch(len(run.data.y_train), cfg.train.batch_size) * cfg.train.epochs
     start = round_start(cfg.retrain, total, run.state.rewind,
                         lambda: models.new(models.fresh_seed(index)).state_dict())
@@ -135,17 +156,29 @@ def _trained_before(run: StoredRun, index: int) -> dict[str, torch.Tensor]:
     return read_round_file(run.paths.round_file(index - 1), run.data.x_train.device)["model"]
 
 
+def ticket_start(weights: dict[str, torch.Tensor], ticket: pruning.Masks) -> dict[str, torch.Tensor]:
+    """The official random-prune start: the round's start weights times the ticket's masks (open_lth saves
+    the level's PrunedModel, weights x mask, at train_start_step, and randomly_prune loads that)."""
+    return {name: tensor * ticket[name].to(tensor) if name in ticket else tensor
+            for name, tensor in weights.items()}
+
+
 def train_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,
-                 on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train one round's branch; returns (its summary, the round file's new entries)."""
+                 on_epoch: Callable[[EpochStats], None] | None = None,
+                 start: str = RANDOM_PRUNE_STARTS[0]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train one round's branch; returns (its summary, the round file's new entries). `start` is the
+    random-prune branch's (RANDOM_PRUNE_STARTS)."""
     cfg, device = run.config, run.data.x_train.device
     stored = read_round_file(run.paths.round_file(index), device)
     masks = stored["masks"]
-    if kind.random_masks:
-        generator = torch.Generator().manual_seed(cfg.runtime.seed * 7919 + index + 104_729)  # not the pruning's
-        masks = pruning.shuffled_masks(masks, generator)
     weights, iteration, fixed_lr, init = _start(run, kind, index)
-    model = run.models.new(cfg.runtime.seed)
+    if kind.random_masks:
+        runtime = cfg.runtime
+        generator = seeds.generator(runtime.seed, seeds.Purpose.RANDOM_MASKS, index, scheme=runtime.seed_scheme)
+        if check_start(start) == "official":
+            weights = ticket_start(weights, masks)
+        masks = pruning.shuffled_masks(masks, generator)
+    model = run.models.new(run.models.init_seed())
     model.load_state_dict(weights)
     init = snapshot(model) if init is None else init
     started = time.perf_counter()
@@ -156,9 +189,11 @@ def train_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,
                           training.epochs, started, cfg.train.eval_batch_size,
                           autocast_for(device, cfg.runtime.mixed_precision))
     entries = {f"{kind.key}_model": snapshot(model)}
+    summary = branch_summary(result)
     if kind.random_masks:
         entries[f"{kind.key}_masks"] = masks
-    return branch_summary(result), entries
+        summary["start"] = start
+    return summary, entries
 
 
 def store_branch(store, run: StoredRun, kind: BranchKind, index: int, summary: dict[str, Any],

@@ -11,6 +11,7 @@ from core.config import ExperimentConfig
 from core.data import Dataset
 from core.models import build_model
 from core.runtime_choices import RuntimeChoices
+from core.seeds import Purpose, stream_seed
 from core.training import compile_model
 
 
@@ -33,9 +34,15 @@ class RunModels:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    def init_seed(self) -> int:
+        """The seed of the run's dense init (core.seeds)."""
+        runtime = self.config.runtime
+        return stream_seed(runtime.seed, Purpose.INIT, scheme=runtime.seed_scheme)
+
     def fresh_seed(self, round_index: int) -> int:
         """The seed of a round's fresh init (scratch mode, the reinit branch)."""
-        return self.config.runtime.seed * 1000 + round_index + 1
+        runtime = self.config.runtime
+        return stream_seed(runtime.seed, Purpose.FRESH_INIT, round_index, scheme=runtime.seed_scheme)
 
     def forward_of(self, model: nn.Module) -> nn.Module | None:
         return self.compiled.get(id(model))

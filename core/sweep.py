@@ -174,9 +174,10 @@ def expand_sweep(
 
 
 def member_config(member: dict[str, Any]) -> ExperimentConfig:
-    from core.config import validate_config
+    from core.config import stored_config, validate_config
 
-    return validate_config(member["config"], f"sweep member {member['name']}")
+    # a sweep created before the seed tree keeps its members on the streams its first members drew
+    return validate_config(stored_config(member["config"]), f"sweep member {member['name']}")
 
 
 def new_sweep_record(

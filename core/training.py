@@ -17,12 +17,14 @@ from enum import StrEnum
 import torch
 from torch import nn
 
+from core import seeds
 from core.config import TrainConfig
 from core.data import Dataset, batches_per_epoch, training_batches
 from core.errors import SddError, StopRequested
 from core.events import EpochMetrics
 from core.pruning import MaskApplier
 from core.runtime_choices import RuntimeChoices
+from core.seeds import SEED_SCHEME, Purpose
 
 
 class TrainingDiverged(SddError):
@@ -44,17 +46,25 @@ class Control:
             raise StopRequested()
 
 
-def lr_at(iteration: int, iterations_per_epoch: int, base_lr: float, milestones: list[int], gamma: float) -> float:
-    """Step schedule: base_lr * gamma ** (number of milestones reached at this iteration's epoch)."""
+def lr_at(iteration: int, iterations_per_epoch: int, base_lr: float, milestones: list[int], gamma: float,
+          warmup: int = 0) -> float:
+    """The official (open_lth) schedule: base_lr * gamma ** (milestones reached at this iteration's epoch),
+    times min(1, iteration / warmup) during a linear warm-up of `warmup` iterations (so iteration 0 steps at
+    LR 0, as open_lth's LambdaLR does before its first step)."""
     epoch = iteration // iterations_per_epoch
-    return base_lr * gamma ** sum(1 for m in milestones if epoch >= m)
+    lr = base_lr * gamma ** sum(1 for m in milestones if epoch >= m)
+    return lr * min(1.0, iteration / warmup) if warmup > 0 else lr
 
 
 def lr_schedule(config: TrainConfig, iterations_per_epoch: int, fixed_lr: float | None) -> Callable[[int], float]:
-    """The LR of each iteration: `fixed_lr` throughout (finetuning), else the config's step schedule."""
+    """The LR of each iteration: `fixed_lr` throughout (finetuning, re-dense), else the config's step
+    schedule with its warm-up. A function of the iteration alone: a round rewound to iteration t starts
+    with the LR (and the warm-up factor) the dense run had at t."""
     if fixed_lr is not None:
         return lambda iteration: fixed_lr
-    return lambda iteration: lr_at(iteration, iterations_per_epoch, config.lr, config.milestones, config.gamma)
+    warmup = config.warmup_iterations(iterations_per_epoch)
+    return lambda iteration: lr_at(iteration, iterations_per_epoch, config.lr, config.milestones, config.gamma,
+                                   warmup)
 
 
 def check_finite(train_loss: float, round_index: int, epoch: int, lr: float) -> None:
@@ -91,12 +101,13 @@ class Branch(StrEnum):
         return _STREAMS[self]
 
 
-_STREAMS = {Branch.MAIN: 0, Branch.REINIT: 1, Branch.REDENSE: 2}  # the seeds every stored run was trained with
+_STREAMS = {Branch.MAIN: 0, Branch.REINIT: 1, Branch.REDENSE: 2}  # the spawn keys of the branches' data orders
 
 
-def epoch_generator(seed: int, round_index: int, epoch: int, stream: int = 0) -> torch.Generator:
+def epoch_generator(seed: int, round_index: int, epoch: int, stream: int = 0,
+                    scheme: int = SEED_SCHEME) -> torch.Generator:
     """Data order and augmentation of one epoch depend only on (seed, round, epoch, branch stream)."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + round_index) * 10_007 + epoch) * 7 + stream)
+    return seeds.generator(seed, Purpose.DATA_ORDER, round_index, epoch, stream, scheme=scheme)
 
 
 def autocast_for(device: torch.device, enabled: bool):
@@ -204,6 +215,7 @@ class Trainer:
     round_index: int = 0
     seed: int = 0
     branch: Branch = Branch.MAIN
+    seed_scheme: int = SEED_SCHEME  # a run's runtime.seed_scheme (core.seeds)
     on_epoch: Callable[[EpochStats], None] | None = None
     # called after on_epoch with (epoch, optimizer, result so far): where checkpoints are taken
     on_epoch_end: Callable[[int, torch.optim.Optimizer, "RoundTraining"], None] | None = None
@@ -241,8 +253,15 @@ class Trainer:
     def autocast(self):
         return self.runtime.autocast(self.device)
 
+    def epoch_generator(self, epoch: int) -> torch.Generator:
+        """This branch's order of `epoch`; with train.data_order=same, the one order every round and branch
+        of the run sees at that epoch (the official code's data_order_seed + epoch)."""
+        same = self.config.data_order == "same"
+        round_index, stream = (0, 0) if same else (self.round_index, self.branch.stream)
+        return epoch_generator(self.seed, round_index, epoch, stream, self.seed_scheme)
+
     def _batches(self, epoch: int, skip: int):
-        generator = epoch_generator(self.seed, self.round_index, epoch, self.branch.stream)
+        generator = self.epoch_generator(epoch)
         if self.fast:
             return training_batches(self.data, self.config.batch_size, generator, self.config.augment, start=skip)
         from core.reference import loader_batches

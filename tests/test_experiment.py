@@ -8,6 +8,7 @@ from core.data import load_dataset
 from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
 from core.experiment import Experiment
 from core.models import build_model
+from core.seeds import Purpose, stream_seed
 from core.training import Branch, Control, Trainer
 
 
@@ -61,7 +62,8 @@ def test_rewind_restores_surviving_weights_to_iteration_t(run_experiment, home, 
     # the dense run's weights after exactly 4 iterations, trained independently
     monkeypatch.setattr(Trainer, "train", original)
     data = load_dataset(config.data, config.noise, home, config.runtime.seed)
-    model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed)
+    model = build_model(config.model, data.input_shape, data.num_classes,
+                        stream_seed(config.runtime.seed, Purpose.INIT))
     one_epoch = config.train.model_copy(update={"epochs": 1})
     full = pruning.full_masks(model, list(masks))
     Trainer(model, data, one_epoch, full, Control(), round_index=0, seed=config.runtime.seed).train()

@@ -9,6 +9,7 @@ from core.config import resolve_config
 from core.models import build_model
 from core.paths import RunPaths
 from core.round_result import learning_distance
+from core.seeds import Purpose, stream_seed
 from core.store import Store
 
 SMALL = ("prune.rounds=2", "train.epochs=2", "model.hidden=[24, 12]")
@@ -85,7 +86,9 @@ def test_learning_distance_is_measured_from_the_init_the_round_started_from(run_
     assert status == "finished"
     result = Store(tmp_path).get_run(run_id)["rounds"][1]
     stored = load(tmp_path, run_id, 1)
-    dense_seed, fresh_seed = config.runtime.seed, config.runtime.seed * 1000 + 2
+    # the seed tree's streams (core.seeds): the dense init, and round 1's fresh init
+    dense_seed = stream_seed(config.runtime.seed, Purpose.INIT)
+    fresh_seed = stream_seed(config.runtime.seed, Purpose.FRESH_INIT, 1)
     if mode == "reinit":  # the curve is the reinit branch's; the ticket sits under "ticket"
         assert result["learning_distance"] == pytest.approx(distance_of(config, stored, "reinit_model", fresh_seed))
         assert result["ticket"]["learning_distance"] == pytest.approx(distance_of(config, stored, "model", dense_seed))

@@ -79,12 +79,16 @@ def test_a_random_prune_branch_keeps_each_layers_sparsity_with_other_masks(plain
     result = branch(home, run_id[:12], "random-prune", "--rounds", "2")
     assert result.exit_code == 0, result.output
     rewind = torch.load(RunPaths(home, run_id).checkpoint, weights_only=True)["rewind"]
+    ticket = round_file(home, run_id, 2)["masks"]
     ((kind, iteration, weights),) = starts  # as the rewind mode starts its rounds: iteration t of the dense run
     assert kind == "main" and iteration == 0  # the round's data order: only the masks differ
-    assert all(torch.equal(weights[name], rewind[name]) for name in weights)
+    # the official start (the default): the rewind weights times the ticket's masks
+    assert all(torch.equal(weights[name], rewind[name] * ticket[name] if name in ticket else rewind[name])
+               for name in weights)
     record = Store(home).get_run(run_id)
     assert "random_prune" not in record["rounds"][1]
     summary = record["rounds"][2]["random_prune"]
+    assert summary["start"] == "official"
     assert 0 <= summary["test_acc"] <= 1 and summary["learning_distance"] > 0
     stored = round_file(home, run_id, 2)
     for name, mask in stored["masks"].items():
@@ -150,7 +154,7 @@ def test_random_prune_of_a_oneshot_level_starts_from_the_dense_weights_it_reused
         return original(self, start_iteration, **kwargs)
 
     monkeypatch.setattr(Trainer, "train", spy)
-    result = branch(tmp_path, level_id, "random-prune")
+    result = branch(tmp_path, level_id, "random-prune", "--start", "dense")
     assert result.exit_code == 0, result.output
     dense = round_file(tmp_path, dense_id, 0)["model"]
     (weights,) = starts

@@ -31,7 +31,9 @@ def analyze(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)"),
     redense: bool = typer.Option(False, "--redense", help="Re-dense train stored rounds and interpolate back"),
     rounds: str = typer.Option("", "--rounds", help="Rounds to analyse, e.g. 5,10,20"),
-    epochs: int = typer.Option(10, "--epochs", "-t", help="Re-dense epochs"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-t", help="Re-dense epochs (default 10)"),
+    official: bool = typer.Option(False, "--official", help="The official re-dense: retrain the ticket from the "
+                                                           "rewind point, then T epochs dense, the schedule going on"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Re-dense LR (default: the last LR of the sparse round)"),
     steps: int = typer.Option(101, "--interp-steps", help="Points from sparse to re-dense (101: step 0.01)"),
     filter_normalized: bool = typer.Option(False, "--filter-normalized", help="Also 1-D filter-normalised loss plots"),
@@ -59,9 +61,12 @@ def analyze(
         raise SddError("--redense needs --rounds, e.g. --rounds 5,10,20")
     from core.flatness import analyze_run
 
-    results = analyze_run(record, store.home, parse_rounds(rounds), epochs, steps, branch,
-                          filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr, bn=bn,
-                          bn_samples=bn_samples)
+    if official and epochs is not None:
+        raise SddError("--official trains the official lengths (T - t iterations sparse, then T epochs dense); "
+                       "leave out --epochs")
+    results = analyze_run(record, store.home, parse_rounds(rounds), 10 if epochs is None else epochs, steps,
+                          branch, filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr,
+                          bn=bn, bn_samples=bn_samples, official=official)
     key = "redense" if branch == "main" else f"redense_{branch}"
     analyses = dict(store.get_run(record["id"]).get("analyses") or {})
     analyses[key] = {**(analyses.get(key) or {}), **{k: {**v, "created": time.time()} for k, v in results.items()}}

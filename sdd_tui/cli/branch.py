@@ -20,27 +20,34 @@ def branch(
     kind: str = typer.Argument(..., help=KINDS_HELP),
     rounds: str = typer.Option("", "--rounds", help="Rounds to branch: 1-27 or 1,5,9 (default: every pruned round)"),
     again: bool = typer.Option(False, "--again", help="Train rounds that already have this branch again"),
+    start: Optional[str] = typer.Option(
+        None, "--start", help="random-prune: official (default: the round's start weights times the ticket's masks, "
+                              "as the official randomly_prune) | dense (those weights unmasked)"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="auto | cpu | cuda | cuda:N (default: the run's)"),
     home: Optional[Path] = HOME,
 ) -> None:
     """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
     from core.config import is_device_name
     from core.ranges import parse_ranges
-    from core.run_branches import branch_kind
+    from core.run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
     from core.store import display_status
 
     if device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     chosen = branch_kind(kind)
+    if start is not None and not chosen.random_masks:
+        raise SddError(f"--start is for random-prune (the {kind} branch starts from a fresh init); leave it out")
+    start = check_start(start or RANDOM_PRUNE_STARTS[0])
     wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0) if rounds else None
     store = open_store(ctx, home)
     record = store.get_run(run_id)
     if display_status(record) == "running":
         raise SddError(f"run {record['id']} is still running; branch it once it has finished or stopped")
-    _train(store, record, chosen, wanted, again, device)
+    _train(store, record, chosen, wanted, again, device, start)
 
 
-def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None) -> None:
+def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None,
+           start: str) -> None:
     import torch
 
     from core.device import resolve_device
@@ -60,8 +67,9 @@ def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, dev
 
     try:
         for index in todo:
-            typer.echo(f"round {index}: training its {kind.key} branch")
-            summary, entries = train_branch(run, kind, index, Control(), on_epoch)
+            typer.echo(f"round {index}: training its {kind.key} branch"
+                       + (f" (--start {start})" if kind.random_masks else ""))
+            summary, entries = train_branch(run, kind, index, Control(), on_epoch, start)
             store_branch(store, run, kind, index, summary, entries)
             typer.echo(branch_line(index, kind, summary, run.rounds[index]))
     except KeyboardInterrupt:

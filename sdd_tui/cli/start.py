@@ -90,7 +90,7 @@ def resume(
     home: Optional[Path] = HOME,
 ) -> None:
     """Continue a stopped, failed or interrupted run from its last checkpoint, with its stored settings."""
-    from core.config import validate_config
+    from core.config import stored_config, validate_config
     from core.store import display_status
     from sdd_tui.headless import run_headless
 
@@ -102,7 +102,8 @@ def resume(
     if not store.run_dir(run_id).is_dir():
         raise SddError(f"run {run_id}'s folder {store.run_dir(run_id)} is gone (with its checkpoint); it cannot be "
                        f"resumed; start it again: sdd-tui --preset {record.get('preset') or 'NAME'}")
-    config = validate_config(record.get("config") or {}, f"run {run_id}'s stored config")
+    # a run started before the seed tree goes on with the streams it started with (runtime.seed_scheme=1)
+    config = validate_config(stored_config(record.get("config") or {}), f"run {run_id}'s stored config")
     before = store.claim_run(run_id)
     try:
         status = run_headless(config, store, record.get("preset"), run_id=run_id, resume=True)

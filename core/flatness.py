@@ -30,6 +30,7 @@ from core.config import ExperimentConfig
 from core.data import Dataset, subset_order
 from core.errors import SddError
 from core.paths import RunPaths
+from core.runtime_context import run_context
 from core.training import Branch, Control, Trainer, evaluate, lr_at, snapshot
 
 Progress = Callable[[str], None]
@@ -225,18 +226,17 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
         raise SddError(f"--branch {branch!r}: use main, reinit or random_prune")
     config = validate_config(record["config"], f"run {record['id']}")
     target = resolve_device(device or config.runtime.device)
-    if config.runtime.threads:
-        torch.set_num_threads(config.runtime.threads)
     paths = RunPaths(home, record["id"])
     stored = {r: load_round(paths, r, target) for r in rounds}  # fail before any training
-    data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(target)
-    model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
     say = progress or (lambda text: None)
     results = {}
-    for round_index in rounds:
-        say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
-            f"then {steps} interpolation points")
-        results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, epochs,
-                                                  steps, branch, filter_points, control, lr=lr, bn=bn,
-                                                  bn_samples=bn_samples)
+    with run_context(threads=config.runtime.threads):
+        data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed).to(target)
+        model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
+        for round_index in rounds:
+            say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
+                f"then {steps} interpolation points")
+            results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, epochs,
+                                                      steps, branch, filter_points, control, lr=lr, bn=bn,
+                                                      bn_samples=bn_samples)
     return results

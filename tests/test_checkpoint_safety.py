@@ -65,11 +65,7 @@ def stopped(stopped_home, tmp_path) -> tuple[Path, str]:
 
 
 def invoke(*args: str):
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        torch.set_num_threads(threads)
+    return CliRunner().invoke(app, list(args))
 
 
 def error_line(result) -> str:

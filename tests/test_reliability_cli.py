@@ -46,11 +46,7 @@ def sets(overrides) -> list[str]:
 
 
 def invoke(*args: str):
-    threads = torch.get_num_threads()
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        torch.set_num_threads(threads)
+    return CliRunner().invoke(app, list(args))
 
 
 def run(home: Path, *args: str):

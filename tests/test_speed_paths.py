@@ -14,14 +14,6 @@ from core.events import Message, RoundEnded
 from sdd_tui.cli import app
 
 
-@pytest.fixture
-def one_thread():
-    """runtime.threads=1 changes torch's process-wide thread count: put it back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _curve(run_experiment, home, fast: bool) -> list[dict]:
     config = resolve_config("digits-noise40", overrides=[
         "prune.rounds=6", "train.epochs=20", f"runtime.fast={str(fast).lower()}", "runtime.device='cpu'",
@@ -31,7 +23,7 @@ def _curve(run_experiment, home, fast: bool) -> list[dict]:
     return [e.result for e in events if isinstance(e, RoundEnded)]
 
 
-def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, one_thread, monkeypatch):
+def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, monkeypatch):
     import core.reference
 
     loaded = []
@@ -101,22 +93,6 @@ def test_bench_text_and_user_errors():
     assert bad.exit_code == 2 and "error: --model 'alexnet'" in bad.output
     bad = runner.invoke(app, ["bench", "--data", "digits"])
     assert bad.exit_code == 2 and "error: --data 'digits'" in bad.output
-
-
-@pytest.mark.parametrize("given, expected", [
-    ({}, "GOMP_SPINCOUNT=10000"),  # short spinning: fast when idle, gives the cores back under load
-    ({"OMP_WAIT_POLICY": "PASSIVE"}, "OMP_WAIT_POLICY=PASSIVE"),  # the user's own settings win
-    ({"GOMP_SPINCOUNT": "300000"}, "GOMP_SPINCOUNT=300000"),
-])
-def test_openmp_wait_settings_are_set_before_torch_loads_unless_the_user_chose(given, expected):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | given
-    shown = subprocess.run([sys.executable, "-P", "-c", "import core.bench; print(core.bench.omp_env())"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert shown == expected
 
 
 def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():

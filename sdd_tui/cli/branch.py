@@ -41,17 +41,21 @@ def branch(
 
 
 def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None) -> None:
-    import torch
+    from core.config import validate_config
+    from core.runtime_context import run_context
 
+    runtime = validate_config(record["config"], f"run {record['id']}").runtime
+    with run_context(threads=runtime.threads):
+        _train_in_context(store, record, kind, wanted, again, device or runtime.device)
+
+
+def _train_in_context(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str) -> None:
     from core.device import resolve_device
     from core.format import pct
     from core.run_branches import branch_line, open_run, rounds_to_branch, store_branch, train_branch
     from core.training import Control
 
-    threads = record["config"].get("runtime", {}).get("threads")
-    if threads:
-        torch.set_num_threads(threads)
-    run = open_run(record, store.home, resolve_device(device or record["config"]["runtime"]["device"]), typer.echo)
+    run = open_run(record, store.home, resolve_device(device), typer.echo)
     todo = rounds_to_branch(run, kind, wanted, again, typer.echo)
     epochs = run.config.train.epochs
 

@@ -121,4 +121,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from core.openmp import set_wait_default
+
+    set_wait_default(os.environ)  # before torch loads, as sdd_tui.cli.main does for the headless runs compared
     main()

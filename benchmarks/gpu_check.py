@@ -48,7 +48,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__" and str(ROOT) not in sys.path:  # the source tree on the GPU machine, no PYTHONPATH
     sys.path.insert(0, str(ROOT))  # (imported by a test, it must use the installed package instead)
 
-import core  # noqa: E402,F401  (sets OpenMP's wait policy before torch loads, as every sdd-tui entry point)
+from core.openmp import set_wait_default  # noqa: E402
+
+if __name__ == "__main__":  # a program of its own: OpenMP's wait policy before torch loads, as sdd_tui.cli.main
+    set_wait_default(os.environ)
 
 SCHEMA = 1
 BENCH_CASES = (("resnet18", "cifar10"), ("vgg16", "cifar10"), ("lenet300_100", "mnist"))

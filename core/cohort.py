@@ -26,6 +26,7 @@ from core.cohort_plan import pack_key
 from core.cohort_training import CohortTrainer, MemberTraining
 from core.errors import StopRequested
 from core.launch import RunHandle
+from core.runtime_context import run_context
 from core.training import Branch, RoundTraining, Trainer, TrainSchedule
 
 
@@ -146,15 +147,15 @@ class Cohort:
         where = f"round {lead.trainer.round_index} from iteration {lead.schedule.start_iteration}"
         try:
             if len(group) > 1:
-                torch.set_num_threads(self.threads)
                 self.say(f"{where}: {len(group)} members packed ({self.threads} CPU thread(s)): "
                          + ", ".join(r.member.run_id for r in group))
-                results = CohortTrainer([r.member for r in group]).train()
+                with run_context(threads=self.threads):
+                    results = CohortTrainer([r.member for r in group]).train()
             else:
                 threads = lead.config.runtime.threads if lead.config else None
-                torch.set_num_threads(threads or self.threads)
                 self.say(f"{where}: {lead.run_id} alone")
-                results = [lead.trainer.train(**vars(lead.schedule))]
+                with run_context(threads=threads or self.threads):
+                    results = [lead.trainer.train(**vars(lead.schedule))]
         except KeyboardInterrupt:  # a second Ctrl-C: the members stop where they are, then this ends
             self._deliver(group, [StopRequested()] * len(group))
             raise

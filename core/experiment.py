@@ -32,6 +32,7 @@ from core.retrain import RETRAIN_MODES, round_start
 from core.round_result import with_reinit
 from core.run_models import RunModels
 from core.run_state import PartialRound, RoundInProgress, State, restore_rng
+from core.runtime_context import run_context
 from core.training import Branch, Control, snapshot
 
 
@@ -65,13 +66,14 @@ class Experiment:
 
     def run(self) -> str:
         """Run to the end; returns the final status. User errors are re-raised after RunEnded(failed)."""
+        with run_context(threads=self.config.runtime.threads, seed=self.config.runtime.seed):
+            return self._run()
+
+    def _run(self) -> str:
         started = time.perf_counter()
         cfg = self.config
         device = resolve_device(cfg.runtime.device)
-        if cfg.runtime.threads:
-            torch.set_num_threads(cfg.runtime.threads)
         state = self.checkpoints.load(device) if self.resume else None
-        torch.manual_seed(cfg.runtime.seed)
         try:  # a bad data dir or a dataset too big for memory: one line, no record
             self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed,
                                      cfg.runtime.seed_scheme).to(device)

@@ -37,6 +37,7 @@ from core.data import Dataset, batches_per_epoch, subset_order
 from core.errors import SddError
 from core.paths import RunPaths
 from core.retrain import RETRAIN_MODES
+from core.runtime_context import run_context
 from core.seeds import Purpose, generator, stream_seed
 from core.training import Branch, Control, Trainer, evaluate, lr_at, snapshot
 
@@ -266,9 +267,7 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
     """Re-dense and interpolation results of several stored rounds of a run, keyed by round; `official`:
     the official procedure (official_redense) instead of `epochs` at `lr`."""
     from core.config import stored_config, validate_config
-    from core.data import load_dataset
     from core.device import resolve_device
-    from core.models import build_model
 
     if epochs < 1 or steps < 2:
         raise SddError(f"--epochs must be >= 1 and --interp-steps >= 2 (got {epochs}, {steps})")
@@ -286,11 +285,19 @@ def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: i
                        "leave out --branch and --lr")
     config = validate_config(stored_config(record["config"]), f"run {record['id']}")
     target = resolve_device(device or config.runtime.device)
-    if config.runtime.threads:
-        torch.set_num_threads(config.runtime.threads)
     paths = RunPaths(home, record["id"])
     stored = {r: load_round(paths, r, target) for r in rounds}  # fail before any training
     say = progress or (lambda text: None)
+    with run_context(threads=config.runtime.threads):
+        return _analyze_rounds(record, home, config, target, stored, rounds, epochs, steps, branch, filter_points,
+                               control, lr, bn, bn_samples, official, say)
+
+
+def _analyze_rounds(record, home, config, target, stored, rounds, epochs, steps, branch, filter_points, control,
+                    lr, bn, bn_samples, official, say) -> dict[str, Any]:
+    from core.data import load_dataset
+    from core.models import build_model
+
     run = None
     if official:  # the round's start weights (the rewind point) are in the run's checkpoint
         from core.run_branches import open_run

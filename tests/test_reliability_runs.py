@@ -39,12 +39,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny mo
 @pytest.fixture(scope="module")
 def long_baseline(run_experiment, tmp_path_factory) -> list[dict]:
     """The LONG run, uninterrupted (checkpoint settings do not change results)."""
-    threads = torch.get_num_threads()
     home = tmp_path_factory.mktemp("baseline")
-    try:
-        run_id, status, _ = run_experiment(resolve_config("smoke", overrides=LONG), home)
-    finally:
-        torch.set_num_threads(threads)
+    run_id, status, _ = run_experiment(resolve_config("smoke", overrides=LONG), home)
     assert status == "finished"
     return comparable(Store(home).get_run(run_id)["rounds"])
 

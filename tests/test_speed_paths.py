@@ -24,7 +24,7 @@ def _curve(run_experiment, home, fast: bool) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, one_thread, monkeypatch):
+def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, monkeypatch):
     import core.reference
 
     loaded = []
@@ -97,23 +97,6 @@ def test_bench_text_and_user_errors():
     assert bad.exit_code == 2 and "error: --model 'alexnet'" in bad.output
     bad = runner.invoke(app, ["bench", "--data", "digits"])
     assert bad.exit_code == 2 and "error: --data 'digits'" in bad.output
-
-
-@pytest.mark.parametrize("given, expected", [
-    ({}, "GOMP_SPINCOUNT=10000"),  # short spinning: fast when idle, gives the cores back under load
-    ({"OMP_WAIT_POLICY": "PASSIVE"}, "OMP_WAIT_POLICY=PASSIVE"),  # the user's own settings win
-    ({"GOMP_SPINCOUNT": "300000"}, "GOMP_SPINCOUNT=300000"),
-])
-@pytest.mark.slow
-def test_openmp_wait_settings_are_set_before_torch_loads_unless_the_user_chose(given, expected):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | given
-    shown = subprocess.run([sys.executable, "-P", "-c", "import core.bench; print(core.bench.omp_env())"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert shown == expected
 
 
 def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():

@@ -8,8 +8,11 @@ and imports only `sdd_tui.cli.options` from the CLI, so there is no import circl
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+from core.openmp import set_wait_default
 from sdd_tui.cli import analysis, bench, branch, doctor, history, presets, report, start, sweeps, watch
 
 HELP = ("Run, watch and compare sparse double descent experiments. Without a command: a headless run "
@@ -33,4 +36,7 @@ app.command("bench")(bench.bench)
 
 
 def main() -> None:
+    """The `sdd-tui` script and `python -m sdd_tui`: a program of its own, so it may set OpenMP's waiting
+    policy for itself, before anything imports torch (a library import never does)."""
+    set_wait_default(os.environ)
     app(prog_name="sdd-tui")

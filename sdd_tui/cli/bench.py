@@ -52,13 +52,11 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Samples/s of the training loop against the standard recipe, and a full run's wall time here."""
-    import torch
-
     from core.bench import run_bench
+    from core.runtime_context import run_context
 
-    if threads is not None:
-        if threads < 1:
-            raise SddError(f"--threads {threads}: use 1 or more")
-        torch.set_num_threads(threads)
-    result = run_bench(model, data, device, batches, batch_size, width, compile_model, preset=preset)
+    if threads is not None and threads < 1:
+        raise SddError(f"--threads {threads}: use 1 or more")
+    with run_context(threads=threads):
+        result = run_bench(model, data, device, batches, batch_size, width, compile_model, preset=preset)
     typer.echo(json.dumps(result.to_dict()) if as_json else _report(result))

@@ -48,17 +48,22 @@ def branch(
 
 def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None,
            start: str) -> None:
-    import torch
+    from core.config import stored_config, validate_config
+    from core.runtime_context import run_context
 
+    runtime = validate_config(stored_config(record["config"]), f"run {record['id']}").runtime
+    with run_context(threads=runtime.threads):
+        _train_in_context(store, record, kind, wanted, again, device or runtime.device, start)
+
+
+def _train_in_context(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str,
+                      start: str) -> None:
     from core.device import resolve_device
     from core.format import pct
     from core.run_branches import branch_line, open_run, rounds_to_branch, store_branch, train_branch
     from core.training import Control
 
-    threads = record["config"].get("runtime", {}).get("threads")
-    if threads:
-        torch.set_num_threads(threads)
-    run = open_run(record, store.home, resolve_device(device or record["config"]["runtime"]["device"]), typer.echo)
+    run = open_run(record, store.home, resolve_device(device), typer.echo)
     todo = rounds_to_branch(run, kind, wanted, again, typer.echo)
     epochs = run.config.train.epochs
 

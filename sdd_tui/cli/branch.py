@@ -32,9 +32,11 @@ def branch(
     if device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     chosen = branch_kind(kind)
-    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0) if rounds else None
     store = open_store(ctx, home)
     record = store.get_run(run_id)
+    last = (record.get("config") or {}).get("prune", {}).get("rounds")
+    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0, high=last if isinstance(last, int) else None,
+                          what=f"round of run {record['id']}") if rounds else None
     if display_status(record) == "running":
         raise SddError(f"run {record['id']} is still running; branch it once it has finished or stopped")
     _train(store, record, chosen, wanted, again, device)

@@ -14,8 +14,10 @@ import importlib.util
 import math
 import os
 import random
+import sys
 import tempfile
 import threading
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +47,8 @@ CIFAR10_ASYMMETRIC = {2: 0, 4: 7, 9: 1, 3: 5, 5: 3}  # bird->plane, deer->horse,
 DIGITS_TRAIN_SIZE = 1200  # the fixed digits split: 1,200 train, 597 test, after a shuffle with seed 0
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 TORCHVISION_SOURCES = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+TORCHVISION_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
 
 
 @dataclass
@@ -96,12 +100,14 @@ def _torchvision_images(name: str, config: DataConfig, data_dir: Path) -> tuple[
                 f"{name} not found under {data_dir}; set data.data_dir to where it is, "
                 f"or --set data.download=true to fetch it"
             ) from None
-        raise
+        raise _damaged(name, config, data_dir, cls) from None
     except OSError as error:
         raise SddError(
             f"cannot read {name} under {data_dir} ({error.strerror or error}); "
             f"check data.data_dir, or --set data.download=true"
         ) from None
+    except (AssertionError, KeyError, ValueError, TypeError, IndexError, EOFError):  # what a damaged file raises
+        raise _damaged(name, config, data_dir, cls) from None
 
     def to_tensor(data) -> torch.Tensor:
         images = torch.as_tensor(data)
@@ -111,8 +117,58 @@ def _torchvision_images(name: str, config: DataConfig, data_dir: Path) -> tuple[
             images = images.permute(0, 3, 1, 2)
         return images.contiguous()
 
-    return (to_tensor(train.data), torch.as_tensor(train.targets, dtype=torch.long),
-            to_tensor(test.data), torch.as_tensor(test.targets, dtype=torch.long))
+    splits = []
+    for split, dataset in (("train", train), ("test", test)):
+        images, labels = to_tensor(dataset.data), torch.as_tensor(dataset.targets, dtype=torch.long)
+        if problem := _split_problem(images, labels, TORCHVISION_CLASSES[name]):
+            where = _idx_file(cls, data_dir, split, "labels") if name in ("mnist", "fashion_mnist") else None
+            raise _damaged(name, config, data_dir, cls, (where, problem) if where else None)
+        splits += [images, labels]
+    return tuple(splits)
+
+
+def _split_problem(images: torch.Tensor, labels: torch.Tensor, classes: int) -> str | None:
+    """What is wrong with a split as read (labels and images disagree, a label past the classes), or None."""
+    if len(images) != len(labels):
+        return f"{len(labels):,} labels for {len(images):,} images"
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        bad = int(labels.max()) if int(labels.max()) >= classes else int(labels.min())
+        return f"a label of {bad}, past the {classes} classes"
+    return None
+
+
+def _idx_file(cls, data_dir: Path, split: str, kind: str) -> Path:
+    """torchvision's unpacked MNIST-format file of a split: `<data_dir>/<Class>/raw/train-images-idx3-ubyte`."""
+    prefix = "train" if split == "train" else "t10k"
+    return data_dir / cls.__name__ / "raw" / f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+
+
+def _first_damaged_idx_file(cls, data_dir: Path) -> tuple[Path, str] | None:
+    """The first of the four MNIST-format files that torchvision's own readers refuse, and why."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    for split in ("train", "test"):
+        for kind, read in (("images", read_image_file), ("labels", read_label_file)):
+            path = _idx_file(cls, data_dir, split, kind)
+            try:
+                read(str(path))
+            except (AssertionError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as error:
+                reason = str(error).splitlines()[0][:100] if str(error) else "not in MNIST's idx format"
+                return path, f"empty, cut short or not in MNIST's idx format: {reason}"
+    return None
+
+
+def _damaged(name: str, config: DataConfig, data_dir: Path, cls, found: tuple[Path, str] | None = None) -> SddError:
+    """One line naming the damaged file of a torchvision dataset and how to get it whole again."""
+    if found is None and name in ("mnist", "fashion_mnist"):
+        found = _first_damaged_idx_file(cls, data_dir)
+    where, why = found if found else (data_dir / cls.__name__ if name.startswith("mnist") else data_dir, "damaged")
+    if name == "fashion_mnist" and not config.data_dir and all(
+            (FASHION_MNIST_SYSTEM_DIR / archive).is_file() for archive, _ in cls.resources):
+        fix = f"delete it and run again: it is unpacked again from {FASHION_MNIST_SYSTEM_DIR}"
+    else:
+        fix = "delete it and run again with --set data.download=true to fetch it again"
+    return SddError(f"{name}: {where} is damaged ({why}); {fix}")
 
 
 def unpack_system_fashion_mnist(data_dir: Path) -> bool:
@@ -188,8 +244,33 @@ def _mnist1d(data_dir: Path) -> tuple[torch.Tensor, ...]:
     path = data_dir / "mnist1d" / f"mnist1d-{version}-default.npz"
     if not path.is_file():
         _generate_mnist1d(path)
-    with np.load(path) as arrays:
-        return tuple(torch.from_numpy(arrays[key]) for key in ("x", "y", "x_test", "y_test"))
+    arrays, problem = _read_mnist1d_cache(path)
+    if problem is not None:  # it is only a cache: make it again, and say so
+        sys.stderr.write(f"note: the MNIST-1D cache {path} is unusable ({problem}); making it again\n")
+        _generate_mnist1d(path)
+        arrays, problem = _read_mnist1d_cache(path)
+        if problem is not None:
+            raise SddError(f"the MNIST-1D cache {path} made just now is unusable ({problem}); "
+                           f"check the disk and the mnist1d package ({version})")
+    return arrays
+
+
+def _read_mnist1d_cache(path: Path) -> tuple[tuple[torch.Tensor, ...], str | None]:
+    """(x, y, x_test, y_test), None; or (), what is wrong with the file (cut short, empty, not an .npz, a key
+    missing, wrong shapes, labels outside 0-9). Never unpickles: allow_pickle stays False."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            x, y, x_test, y_test = (torch.from_numpy(arrays[key]) for key in MNIST1D_KEYS)
+    except KeyError as error:
+        return (), f"no array {error}"
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        return (), (str(error).splitlines() or [type(error).__name__])[0][:100] or type(error).__name__
+    for inputs, labels in ((x, y), (x_test, y_test)):
+        if inputs.dim() != 2 or not inputs.is_floating_point() or labels.dim() != 1 or len(labels) != len(inputs):
+            return (), f"shapes {list(inputs.shape)} and {list(labels.shape)}, not N x 40 and N"
+        if labels.is_floating_point() or len(labels) == 0 or int(labels.min()) < 0 or int(labels.max()) > 9:
+            return (), "labels outside 0-9"
+    return (x, y, x_test, y_test), None
 
 
 def _generate_mnist1d(path: Path) -> None:

@@ -1,0 +1,156 @@
+"""Inputs a hostile or careless user gives (issue 23): damaged dataset files and caches, special files in
+Tiny ImageNet, huge ranges, plugins that return the wrong things, a full stdout, shell-quoted sweep
+origins, and the modes of the files sdd-tui makes. Each is one line (or a cache made again), never a
+traceback, and nothing stored is lost."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from core import data as data_module
+from core.config import DataConfig
+from core.data import load_clean
+from core.errors import SddError
+from sdd_tui.cli import app
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def idx_bytes(array: np.ndarray, shape: tuple[int, ...] | None = None) -> bytes:
+    """MNIST's IDX format: magic (0, 0, 0x08 = uint8, ndim), big-endian int32 sizes (`shape`, default the
+    array's: a header may claim more than it holds), the bytes."""
+    shape = shape or array.shape
+    header = struct.pack(">BBBB", 0, 0, 0x08, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+IDX_FILES = {("train", "images"): "train-images-idx3-ubyte", ("train", "labels"): "train-labels-idx1-ubyte",
+             ("test", "images"): "t10k-images-idx3-ubyte", ("test", "labels"): "t10k-labels-idx1-ubyte"}
+
+
+def write_fashion_raw(data_dir: Path) -> Path:
+    """Torchvision's unpacked Fashion-MNIST layout with 20 train and 10 test images of 6 x 6; the raw folder."""
+    raw = data_dir / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 20), ("test", 10)):
+        (raw / IDX_FILES[(split, "images")]).write_bytes(idx_bytes(rng.integers(0, 256, (count, 6, 6))))
+        (raw / IDX_FILES[(split, "labels")]).write_bytes(idx_bytes(np.arange(count) % 10))
+    return raw
+
+
+def one_line_error(result) -> str:
+    """The `error: ...` line of a CLI result that failed as a user error should: exit 2, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len([line for line in lines if line.startswith("error: ")]) == 1, result.output
+    assert "Traceback" not in result.output
+    return next(line for line in lines if line.startswith("error: "))
+
+
+# ---------------------------------------------------------------------------- Fashion-MNIST's raw files
+
+DAMAGES = {
+    "truncated": lambda good: good[: len(good) // 2],
+    "garbage": lambda good: os.urandom(len(good)),
+    "empty": lambda good: b"",
+    "label of 200": None,  # written below: a labels file whose third label is 200
+    "header of 10^9 images": lambda good: idx_bytes(np.zeros((20, 6, 6)), shape=(10**9, 6, 6)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_fashion_mnist_file_is_named_with_how_to_unpack_it_again(tmp_path, monkeypatch, damage):
+    system = tmp_path / "system-fashion-mnist"  # Debian's archives are there: the fix is to unpack again
+    system.mkdir()
+    for archive in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                    "t10k-labels-idx1-ubyte.gz"):
+        (system / archive).write_bytes(b"")
+    monkeypatch.setattr(data_module, "FASHION_MNIST_SYSTEM_DIR", system)
+    home = tmp_path / "home"
+    raw = write_fashion_raw(home / "data")
+    if damage == "label of 200":
+        target = raw / IDX_FILES[("train", "labels")]
+        target.write_bytes(idx_bytes(np.array([1, 2, 200] + [3] * 17)))
+    else:
+        target = raw / IDX_FILES[("train", "images")]
+        target.write_bytes(DAMAGES[damage](target.read_bytes()))
+    with pytest.raises(SddError) as raised:
+        load_clean(DataConfig(name="fashion_mnist"), home)
+    message = str(raised.value)
+    assert str(target) in message and "\n" not in message
+    assert f"unpacked again from {system}" in message and "delete it" in message
+
+
+def test_a_damaged_mnist_file_in_data_dir_names_the_download(tmp_path):
+    raw = write_fashion_raw(tmp_path / "elsewhere")
+    target = raw / IDX_FILES[("test", "labels")]
+    target.write_bytes(target.read_bytes()[:5])
+    with pytest.raises(SddError, match=f"{target} is damaged.*data.download=true"):
+        load_clean(DataConfig(name="fashion_mnist", data_dir=tmp_path / "elsewhere"), tmp_path / "home")
+
+
+def test_whole_fashion_mnist_files_still_load_through_torchvision(tmp_path):
+    write_fashion_raw(tmp_path / "d")
+    x_train, y_train, x_test, y_test = load_clean(DataConfig(name="fashion_mnist", data_dir=tmp_path / "d"), tmp_path)
+    assert x_train.shape == (20, 1, 6, 6) and y_test.tolist() == list(range(10))
+
+
+# ---------------------------------------------------------------------------- the MNIST-1D cache
+
+
+@pytest.fixture
+def small_mnist1d(monkeypatch):
+    """MNIST-1D's own generator, 200 samples instead of 5,000 (fast), never a download."""
+    import mnist1d.data
+
+    defaults = mnist1d.data.get_dataset_args
+
+    def fewer(as_dict=False):
+        args = defaults(as_dict=False)
+        args.num_samples = 200
+        return args
+
+    monkeypatch.setattr(mnist1d.data, "get_dataset_args", fewer)
+    monkeypatch.setattr("requests.get", lambda *a, **k: pytest.fail("mnist1d tried to download"))
+    return mnist1d.data
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as arrays:
+        return {key: arrays[key] for key in arrays.files}
+
+
+def _rewrite(path: Path, change) -> None:
+    arrays = change(_arrays(path))
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+CACHE_DAMAGES = {
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:300]),
+    "empty": lambda path: path.write_bytes(b""),
+    "missing key": lambda path: _rewrite(path, lambda arrays: {k: v for k, v in arrays.items() if k != "y"}),
+    "labels out of range": lambda path: _rewrite(path, lambda arrays: arrays | {"y_test": np.full(40, 12)}),
+}
+
+
+@pytest.mark.parametrize("damage", list(CACHE_DAMAGES))
+def test_a_damaged_mnist1d_cache_is_made_again_with_a_line_saying_so(tmp_path, small_mnist1d, capfd, damage):
+    first = load_clean(DataConfig(name="mnist1d"), tmp_path)
+    (cache,) = (tmp_path / "data" / "mnist1d").glob("*.npz")
+    CACHE_DAMAGES[damage](cache)
+    again = load_clean(DataConfig(name="mnist1d"), tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))  # made again: the same data
+    said = capfd.readouterr().err.splitlines()
+    assert [line for line in said if str(cache) in line and "making it again" in line] and len(said) == 1
+    assert load_clean(DataConfig(name="mnist1d"), tmp_path)[1].max() <= 9 and capfd.readouterr().err == ""

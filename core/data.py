@@ -337,15 +337,16 @@ def load_clean(config: DataConfig, home: Path, seed: int = 0) -> tuple[torch.Ten
     return _load(config, home, seed)[:4]
 
 
-def _load(config: DataConfig, home: Path, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                              CropSource | None]:
-    """`load_clean`'s tensors and, for Tiny ImageNet, the training images to crop (subset alike)."""
+def _load(config: DataConfig, home: Path, seed: int, stop: threading.Event | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, CropSource | None]:
+    """`load_clean`'s tensors and, for Tiny ImageNet, the training images to crop (subset alike); `stop`
+    ends a long read (Tiny ImageNet's decoding) with StopRequested."""
     data_dir = Path(config.data_dir) if config.data_dir else home / "data"
     crops = None
     if config.name == "tiny_imagenet":
         from core.tiny_imagenet import load_tiny_imagenet
 
-        x_train, y_train, x_test, y_test, crops = load_tiny_imagenet(data_dir)
+        x_train, y_train, x_test, y_test, crops = load_tiny_imagenet(data_dir, stop)
     elif config.name in TORCHVISION_SOURCES:
         if config.name == "fashion_mnist" and not config.data_dir:
             unpack_system_fashion_mnist(data_dir)
@@ -446,9 +447,11 @@ def noise_report(noise: NoiseConfig, data: Dataset) -> str:
             f"{data.num_classes}; {realised}")
 
 
-def load_dataset(data: DataConfig, noise: NoiseConfig, home: Path, seed: int) -> Dataset:
-    """The experiment's dataset with its fixed noisy training labels (on the CPU)."""
-    x_train, y_train, x_test, y_test, crops = _load(data, home, seed)
+def load_dataset(data: DataConfig, noise: NoiseConfig, home: Path, seed: int,
+                 stop: threading.Event | None = None) -> Dataset:
+    """The experiment's dataset with its fixed noisy training labels (on the CPU); `stop` (a run's stop flag)
+    ends a long read with StopRequested."""
+    x_train, y_train, x_test, y_test, crops = _load(data, home, seed, stop)
     classes = num_classes_of(data, y_train, y_test)
     noise_seed = noise.seed if noise.seed is not None else seed
     y_noisy, noisy_mask = apply_label_noise(y_train, noise.kind, noise.rate, classes, noise_seed, data.name)

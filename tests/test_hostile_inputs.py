@@ -154,3 +154,124 @@ def test_a_damaged_mnist1d_cache_is_made_again_with_a_line_saying_so(tmp_path, s
     said = capfd.readouterr().err.splitlines()
     assert [line for line in said if str(cache) in line and "making it again" in line] and len(said) == 1
     assert load_clean(DataConfig(name="mnist1d"), tmp_path)[1].max() <= 9 and capfd.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------- Tiny ImageNet
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    from tests.test_tiny_imagenet import write_tiny_imagenet
+
+    return write_tiny_imagenet(tmp_path / "datasets", per_class=3, val_per_class=1) / "tiny-imagenet-200"
+
+
+def load_tiny(root: Path, stop=None):
+    from core.tiny_imagenet import load_tiny_imagenet
+
+    return load_tiny_imagenet(root.parent, stop)
+
+
+def test_a_fifo_named_like_an_image_is_skipped_in_train_and_named_in_val(tiny):
+    os.mkfifo(tiny / "train" / "n001" / "images" / "x.JPEG")  # opening it would wait for a writer for good
+    (tiny / "train" / "n001" / "images" / "folder.JPEG").mkdir()
+    x_train, y_train, *_ = load_tiny(tiny)
+    assert len(y_train) == 9  # the 3 x 3 real images only
+    os.mkfifo(tiny / "val" / "images" / "fifo.JPEG")
+    with open(tiny / "val" / "val_annotations.txt", "a", encoding="utf-8") as annotations:
+        annotations.write("fifo.JPEG\tn001\t0\t0\t16\t16\n")
+    with pytest.raises(SddError, match=r"val_annotations.txt line 4: .*fifo.JPEG is not a regular file; put the image"):
+        load_tiny(tiny)
+
+
+def test_a_png_header_of_30000_by_30000_is_named_not_a_decompression_bomb_error(tiny):
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = tiny / "train" / "n002" / "images" / "n002_1.JPEG"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    with pytest.raises(SddError, match=rf"{bomb} claims more pixels .*replace or remove it"):
+        load_tiny(tiny)
+    from PIL import Image  # under Pillow's limit, over ours: named before a byte is decoded
+
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    assert Image.open(bomb).size == (9000, 9000)
+    with pytest.raises(SddError, match=rf"{bomb} claims 9000x9000 pixels.*replace or remove it"):
+        load_tiny(tiny)
+
+
+@pytest.mark.parametrize("listing", ["wnids.txt", "val/val_annotations.txt"])
+def test_a_listing_that_is_not_utf8_is_named(tiny, listing):
+    (tiny / listing).write_bytes(b"n001\n\xff\xfe\x80n002\n")
+    with pytest.raises(SddError, match=rf"{tiny / listing} is not UTF-8 text .*unzip tiny-imagenet-200 again"):
+        load_tiny(tiny)
+
+
+@pytest.mark.parametrize("odd", ["n001/images/n001_0.JPEG", "n003/images/n003_2.JPEG"])
+def test_the_one_odd_sized_image_is_named_even_when_it_comes_first(tiny, odd):
+    Image = pytest.importorskip("PIL.Image")
+    Image.new("RGB", (20, 12), (9, 9, 9)).save(tiny / "train" / odd, format="JPEG")
+    with pytest.raises(SddError) as raised:
+        load_tiny(tiny)
+    assert f"image {tiny / 'train' / odd} is 20x12, not 16x16" in str(raised.value)
+
+
+def test_a_stop_ends_a_read_that_never_returns(tiny, monkeypatch):
+    import threading
+    import time
+
+    from core.errors import StopRequested
+    from PIL import Image
+
+    stuck = threading.Event()
+    monkeypatch.setattr(Image, "open", lambda *a, **k: (stuck.set(), threading.Event().wait())[1])
+    stop = threading.Event()
+    threading.Thread(target=lambda: (stuck.wait(30), stop.set()), daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(StopRequested):
+        load_tiny(tiny, stop)
+    assert time.monotonic() - started < 30
+
+
+STUCK_RUN = """
+import sys, threading
+from pathlib import Path
+import PIL.Image
+marker = Path(sys.argv[1])
+def stuck(*args, **kwargs):
+    marker.write_text("reading")
+    threading.Event().wait()
+PIL.Image.open = stuck
+sys.argv = ["sdd-tui", "--preset", "smoke", "--home", sys.argv[2], "--set", "data.name=tiny_imagenet",
+            "--set", "data.data_dir=" + sys.argv[3]]
+from sdd_tui.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_run_whose_data_read_never_returns(tiny, tmp_path, signum):
+    import signal
+    import time
+
+    marker = tmp_path / "reading"
+    process = subprocess.Popen([sys.executable, "-P", "-c", STUCK_RUN, str(marker), str(tmp_path / "home"),
+                                str(tiny.parent)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the run never started reading images: {process.communicate()[0]}")
+        time.sleep(0.05)
+    process.send_signal(getattr(signal, signum))
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"{signum} did not stop the run")
+    assert process.returncode == 130, output
+    assert "Traceback" not in output

@@ -28,7 +28,7 @@ import torch
 from core.config import DataConfig, NoiseConfig
 from core.errors import SddError
 from core.plugin_checks import check_plugin_data
-from core.plugins import is_plugin, load_function
+from core.plugins import call_plugin, is_plugin, load_function
 from core.resized_crop import CropSource, crop_batches
 
 # The standard CIFAR-100 fine -> coarse (super-class) table.
@@ -292,7 +292,8 @@ def _generate_mnist1d(path: Path) -> None:
 
 def _plugin(config: DataConfig) -> tuple[torch.Tensor, ...]:
     """The user's `module.path:function(data_section)`, checked, scaled like built-in data."""
-    x_train, y_train, x_test, y_test = check_plugin_data(load_function(config.name, "data.name")(config), config.name)
+    loaded = call_plugin(load_function(config.name, "data.name"), config.name, "data.name", config)
+    x_train, y_train, x_test, y_test = check_plugin_data(loaded, config.name)
     if x_train.dtype == torch.uint8:  # 8-bit images, as torchvision's: to [0, 1] first
         x_train, x_test = x_train.float().div_(255), x_test.float().div_(255)
     x_train, x_test = x_train.float(), x_test.float()

@@ -275,3 +275,124 @@ def test_a_signal_stops_a_run_whose_data_read_never_returns(tiny, tmp_path, sign
         pytest.fail(f"{signum} did not stop the run")
     assert process.returncode == 130, output
     assert "Traceback" not in output
+
+
+# ---------------------------------------------------------------------------- plugins
+
+PLUGIN_MODELS = """
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self, width, classes):
+            super().__init__()
+            self.fc = nn.Linear(width, classes)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    class NoneNames(Net):
+        def prunable(self):
+            return None
+
+    class BatchOfTwo(Net):
+        def forward(self, x):
+            return self.fc(x.view(2, -1))
+
+    def none_names(config, input_shape, num_classes):
+        return NoneNames(input_shape[0], num_classes)
+
+    def frozen(config, input_shape, num_classes):
+        model = Net(input_shape[0], num_classes)
+        model.requires_grad_(False)
+        return model
+
+    def batch_of_two(config, input_shape, num_classes):
+        return BatchOfTwo(input_shape[0], num_classes)
+
+    def exits(config, input_shape, num_classes):
+        raise SystemExit("bye")
+"""
+
+PLUGIN_DATA = """
+    import torch
+
+    def _parts():
+        x, y = torch.randn(40, 4, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 2
+        return x, y, x[:10].clone(), y[:10]
+
+    def nan_test():
+        x, y, x_test, y_test = _parts()
+        x_test[3, 1] = float("nan")
+        return x, y, x_test, y_test
+
+    def inf_train():
+        x, y, x_test, y_test = _parts()
+        x[0, 0] = float("inf")
+        return x, y, x_test, y_test
+
+    def huge_label():
+        x, y, x_test, y_test = _parts()
+        y[5] = 10**12
+        return x, y, x_test, y_test
+
+    def grad():
+        x, y, x_test, y_test = _parts()
+        return x.requires_grad_(), y, x_test, y_test
+
+    def meta():
+        x, y, x_test, y_test = _parts()
+        return x, y, x_test.to("meta"), y_test
+
+    def load(data, kind="nan_test"):
+        return globals()[data.kind]()
+"""
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("nan_test", "x_test holds 1 NaN or infinite value(s)"),
+    ("inf_train", "x_train holds 1 NaN or infinite value(s)"),
+    ("huge_label", "the largest training label is 1,000,000,000,000 but there are 40 training samples"),
+    ("grad", "x_train requires grad; return data, not part of a graph"),
+    ("meta", "x_test is on the meta device"),
+])
+def test_plugin_data_that_would_train_wrong_or_ask_for_terabytes_is_one_line(plugin_module, tmp_path, kind, fragment):
+    from core.config import NoiseConfig, validate_config
+    from core.data import load_dataset
+
+    name = plugin_module(PLUGIN_DATA)
+    config = validate_config({"data": {"name": f"{name}:load", "kind": kind}}).data
+    with pytest.raises(SddError) as raised:
+        load_dataset(config, NoiseConfig(kind="none"), tmp_path, seed=0)
+    assert fragment in str(raised.value) and name in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("function, fragment", [
+    ("none_names", "NoneNames.prunable() returned a NoneType; return a list of parameter names"),
+    ("frozen", "has every parameter frozen (requires_grad=False)"),
+    ("batch_of_two", "fails on a batch of 3 samples of shape [16]"),
+    ("exits", "called sys.exit('bye'); return the model instead"),
+])
+def test_plugin_models_that_cannot_train_are_one_line_and_printed_once(plugin_module, tmp_path, function, fragment):
+    name = plugin_module(PLUGIN_MODELS)
+    result = CliRunner().invoke(app, ["--preset", "smoke", "--home", str(tmp_path / "home"),
+                                      "--set", f"model.name={name}:{function}"])
+    line = one_line_error(result)
+    assert fragment in line
+    assert result.output.count(fragment) == 1  # not once as the run's message and again as the command's error
+
+
+@pytest.mark.parametrize("spec", ["os:getcwd", "builtins:exec", "sys:exit"])
+def test_a_function_of_python_itself_is_not_a_dataset_function(tmp_path, spec):
+    result = CliRunner().invoke(app, ["--preset", "smoke", "--home", str(tmp_path / "home"),
+                                      "--set", f"data.name={spec}"])
+    line = one_line_error(result)
+    assert f"data.name={spec!r} is builtin_function_or_method" in line and "name your own function" in line
+    assert "normalize=" not in result.output  # sys.exit(config) no longer prints the config
+
+
+def test_a_dataset_function_with_the_wrong_arguments_is_named(plugin_module, tmp_path):
+    name = plugin_module("def load():\n    return None\n")
+    result = CliRunner().invoke(app, ["--preset", "smoke", "--home", str(tmp_path / "home"),
+                                      "--set", f"data.name={name}:load"])
+    assert "takes (); sdd-tui calls it with (data)" in one_line_error(result)

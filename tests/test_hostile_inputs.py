@@ -396,3 +396,104 @@ def test_a_dataset_function_with_the_wrong_arguments_is_named(plugin_module, tmp
     result = CliRunner().invoke(app, ["--preset", "smoke", "--home", str(tmp_path / "home"),
                                       "--set", f"data.name={name}:load"])
     assert "takes (); sdd-tui calls it with (data)" in one_line_error(result)
+
+
+# ---------------------------------------------------------------------------- ranges past any round
+
+
+@pytest.fixture(scope="module")
+def finished_home(tmp_path_factory) -> tuple[Path, str]:
+    """A home with one finished smoke run (3 pruning rounds): (home, run id)."""
+    from core.config import resolve_config
+    from core.launch import build_run
+
+    home = tmp_path_factory.mktemp("finished") / "home"
+    run = build_run(resolve_config("smoke"), home)
+    assert run.run() == "finished"
+    return home, run.run_id
+
+
+def test_branch_rounds_up_to_a_trillion_is_one_line_naming_the_last_round(finished_home):
+    home, run_id = finished_home
+    before = (home / "runs" / run_id / "rounds.json").read_bytes()
+    line = one_line_error(CliRunner().invoke(app, ["branch", run_id, "reinit", "--rounds", "1-1000000000000",
+                                                   "--home", str(home)]))
+    assert "--rounds '1-1000000000000': 1,000,000,000,000 is past 3, the last round of run" in line
+    assert "give numbers 0-3" in line
+    assert (home / "runs" / run_id / "rounds.json").read_bytes() == before
+
+
+def test_sweep_levels_up_to_a_trillion_is_one_line_naming_prune_rounds(tmp_path):
+    line = one_line_error(CliRunner().invoke(app, [
+        "sweep", "--preset", "smoke", "--set", "prune.schedule=oneshot", "--levels", "1-1000000000000",
+        "--dry-run", "--home", str(tmp_path / "home")]))
+    assert "--levels '1-1000000000000': 1,000,000,000,000 is past 3, the last pruning round (prune.rounds)" in line
+
+
+def test_ranges_are_bounded_even_without_a_known_last_number():
+    from core.ranges import LARGEST, parse_ranges
+
+    with pytest.raises(SddError, match=f"past {LARGEST:,}"):
+        parse_ranges("5-99999999999999999999", "--x")
+    assert parse_ranges("3,1-2,2", "--x", high=3) == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------------- a full stdout
+
+
+@pytest.mark.parametrize("command", [["runs", "--json"], ["runs", "show", "RUN", "--json"], ["runs", "show", "RUN"],
+                                     ["presets"], ["--help"]])
+def test_output_to_a_full_stdout_is_one_line_on_stderr_and_exit_2(finished_home, command):
+    if not Path("/dev/full").exists():
+        pytest.skip("this system has no /dev/full")
+    home, run_id = finished_home
+    argv = [a.replace("RUN", run_id) for a in command] + (["--home", str(home)] if command[0] == "runs" else [])
+    with open("/dev/full", "w") as full:
+        ended = subprocess.run([sys.executable, "-P", "-m", "sdd_tui", *argv], stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=120)
+    assert ended.returncode == 2, ended.stderr
+    assert ended.stderr.splitlines() == [
+        "error: cannot write the output (No space left on device); is the disk it goes to full? send it elsewhere"]
+
+
+# ---------------------------------------------------------------------------- the sweep's origin, pasted
+
+
+def test_the_sweep_origin_pasted_into_a_shell_runs_exactly_that_command(tmp_path):
+    from core.sweep import origin_command, origin_text
+
+    sweep = {"preset": "smoke", "overrides": ["name=it's a \"test\"; rm -rf ~", "runtime.note=$(touch pwned) `x`"],
+             "grid": {"noise.rate": ["0.2", "0.4"], "name": ["a b", "*"]}, "seeds": [0, 1], "levels": [1, 2]}
+    text = origin_text(sweep)
+    assert text.startswith("from sdd-tui sweep --preset smoke --set ")
+    command = text.removeprefix("from ")
+    shell = subprocess.run(["bash", "-c", "printf '%s\\0' " + command.removeprefix("sdd-tui")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=30)
+    assert shell.stdout.split("\0")[:-1] == origin_command(sweep)[1:]
+    assert origin_command(sweep)[-4:] == ["--seeds", "0,1", "--levels", "1,2"]
+    assert not (tmp_path / "pwned").exists()
+
+
+# ---------------------------------------------------------------------------- a home shared by a group
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022])
+def test_every_file_sdd_tui_makes_follows_the_umask(tmp_path, umask):
+    from core.config import resolve_config
+    from core.launch import build_run
+
+    previous = os.umask(umask)
+    try:
+        home = tmp_path / "home"
+        run = build_run(resolve_config("smoke"), home)
+        assert run.run() == "finished"
+    finally:
+        os.umask(previous)
+    folder = home / "runs" / run.run_id
+    modes = {str(path.relative_to(home)): oct(path.stat().st_mode & 0o777) for path in home.rglob("*") if path.is_file()}
+    named = {"store.json", "store.lock", f"runs/{run.run_id}/run.json", f"runs/{run.run_id}/rounds.json",
+             f"runs/{run.run_id}/events.jsonl", f"runs/{run.run_id}/run.lock", f"runs/{run.run_id}/rounds/round-1.pt"}
+    assert named <= set(modes), sorted(modes)
+    assert set(modes.values()) == {oct(0o666 & ~umask)}, modes
+    folders = {path.name: oct(path.stat().st_mode & 0o777) for path in (home / "runs", folder, folder / "rounds")}
+    assert set(folders.values()) == {oct(0o777 & ~umask)}, folders

@@ -413,13 +413,13 @@ def finished_home(tmp_path_factory) -> tuple[Path, str]:
     return home, run.run_id
 
 
-def test_branch_rounds_up_to_a_trillion_is_one_line_naming_the_last_round(finished_home):
+def test_branch_rounds_up_to_a_trillion_is_one_line_naming_the_bound(finished_home):
     home, run_id = finished_home
     before = (home / "runs" / run_id / "rounds.json").read_bytes()
     line = one_line_error(CliRunner().invoke(app, ["branch", run_id, "reinit", "--rounds", "1-1000000000000",
                                                    "--home", str(home)]))
-    assert "--rounds '1-1000000000000': 1,000,000,000,000 is past 3, the last round of run" in line
-    assert "give numbers 0-3" in line
+    assert "--rounds '1-1000000000000': 1,000,000,000,000 is past 200, the last round a run can have" in line
+    assert "give numbers 0-200" in line
     assert (home / "runs" / run_id / "rounds.json").read_bytes() == before
 
 

@@ -24,7 +24,7 @@ def branch(
     home: Optional[Path] = HOME,
 ) -> None:
     """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
-    from core.config import is_device_name
+    from core.config import is_device_name, most_rounds
     from core.ranges import parse_ranges
     from core.run_branches import branch_kind
     from core.store import display_status
@@ -34,9 +34,10 @@ def branch(
     chosen = branch_kind(kind)
     store = open_store(ctx, home)
     record = store.get_run(run_id)
-    last = (record.get("config") or {}).get("prune", {}).get("rounds")
-    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0, high=last if isinstance(last, int) else None,
-                          what=f"round of run {record['id']}") if rounds else None
+    # Bounded before a list is built (1-1000000000000 was a MemoryError); rounds past this run's are then
+    # named with the rounds it has.
+    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0, high=most_rounds(),
+                          what="round a run can have (prune.rounds)") if rounds else None
     if display_status(record) == "running":
         raise SddError(f"run {record['id']} is still running; branch it once it has finished or stopped")
     _train(store, record, chosen, wanted, again, device)

@@ -435,4 +435,5 @@ def _toml_value(value: Any) -> str:
 
 def most_rounds() -> int:
     """The most pruning rounds a run can have: prune.rounds' upper bound."""
-    return next(rule.le for rule in PruneConfig.model_fields["rounds"].metadata if getattr(rule, "le", None) is not None)
+    bounds = PruneConfig.model_fields["rounds"].metadata
+    return next(rule.le for rule in bounds if getattr(rule, "le", None) is not None)

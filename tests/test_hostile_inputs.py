@@ -490,7 +490,8 @@ def test_every_file_sdd_tui_makes_follows_the_umask(tmp_path, umask):
     finally:
         os.umask(previous)
     folder = home / "runs" / run.run_id
-    modes = {str(path.relative_to(home)): oct(path.stat().st_mode & 0o777) for path in home.rglob("*") if path.is_file()}
+    modes = {str(path.relative_to(home)): oct(path.stat().st_mode & 0o777)
+             for path in home.rglob("*") if path.is_file()}
     named = {"store.json", "store.lock", f"runs/{run.run_id}/run.json", f"runs/{run.run_id}/rounds.json",
              f"runs/{run.run_id}/events.jsonl", f"runs/{run.run_id}/run.lock", f"runs/{run.run_id}/rounds/round-1.pt"}
     assert named <= set(modes), sorted(modes)

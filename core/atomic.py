@@ -34,12 +34,38 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status): setting it
+    and back, the only portable way, would let another thread create a file with the wrong mode meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A temporary file beside `path` with the mode any new file gets (0666 less the umask), not mkstemp's
+    0600: a home shared by a group stays readable and writable by the group under umask 002."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except OSError:  # a file system without modes (some network or FAT mounts): keep what it gave
+        pass
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """Write a file so that readers see the old or the new content, never a mix.
 
     `durable=False` skips both fsyncs (a bulk import syncs once at its end instead)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -87,7 +113,7 @@ def atomic_save(obj: Any, path: Path) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             writer = _WriteErrors(handle)
@@ -116,7 +142,7 @@ def hold(lock: FileLock, what: Path) -> Iterator[None]:
     from filelock import Timeout
 
     try:  # filelock retries a lock file it cannot create until the timeout: say why at once instead
-        os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
+        os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o666))  # less the umask, as any new file
         lock.acquire()
     except Timeout:
         raise SddError(f"{what} is locked by another process (waited {lock.timeout:.0f} s for {lock.lock_file}); "

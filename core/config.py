@@ -468,3 +468,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)
+
+
+def most_rounds() -> int:
+    """The most pruning rounds a run can have: prune.rounds' upper bound."""
+    bounds = PruneConfig.model_fields["rounds"].metadata
+    return next(rule.le for rule in bounds if getattr(rule, "le", None) is not None)

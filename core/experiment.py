@@ -75,8 +75,8 @@ class Experiment:
         device = resolve_device(cfg.runtime.device)
         state = self.checkpoints.load(device) if self.resume else None
         try:  # a bad data dir or a dataset too big for memory: one line, no record
-            self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed,
-                                     cfg.runtime.seed_scheme).to(device)
+            self.data = load_dataset(cfg.data, cfg.noise, self.home, cfg.runtime.seed, cfg.runtime.seed_scheme,
+                                     stop=self.control.stop).to(device)
             if state is not None:
                 self.checkpoints.restore_labels(self.data, state)
             self.models = RunModels(cfg, self.data, device, self.info)
@@ -84,6 +84,8 @@ class Experiment:
             if (asked := allocation_failure(error)) is None:
                 raise
             raise too_big(asked, "loading the data or building the model") from None
+        except StopRequested:  # stopped while reading the data: nothing was trained or recorded
+            return "stopped"
         self.branches = self.branch_trainer(cfg, self.data, self.control, self.models, self.checkpoints, self.sink,
                                             self.info)
         self._emit(RunStarted, name=cfg.name, preset=self.preset, config=cfg.model_dump(mode="json"),

@@ -12,7 +12,7 @@ from torch import nn
 from core.config import ModelConfig
 from core.errors import SddError
 from core.plugin_checks import check_plugin_model, check_prunable
-from core.plugins import is_plugin, load_function
+from core.plugins import call_plugin, is_plugin, load_function
 
 Builder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
 MODELS: dict[str, Builder] = {}
@@ -186,7 +186,7 @@ def _plugin_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes
     builder = load_function(config.name, "model.name")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = builder(config, input_shape, num_classes)
+        model = call_plugin(builder, config.name, "model.name", config, input_shape, num_classes)
     check_plugin_model(model, config.name, input_shape, num_classes)
     prunable_names(model)  # a prunable() naming a missing parameter fails here, before any training
     return model

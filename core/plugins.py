@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -46,8 +47,13 @@ def _import_plugin_module(module_name: str, field: str, spec: str):
                        f"to PYTHONPATH") from None
 
 
+# What each plugin is called with: the config section, and for a model the data's shape and class count.
+PLUGIN_ARGUMENTS = {"data.name": ("data",), "model.name": ("model", "input_shape", "num_classes")}
+
+
 def load_function(spec: str, field: str) -> Callable[..., Any]:
-    """The function named by `module.path:function`, or SddError naming the fix."""
+    """The function named by `module.path:function`, if it is one of the user's that takes what `field`'s plugin
+    is given (PLUGIN_ARGUMENTS); else SddError naming the fix."""
     module_name, _, function_name = spec.partition(":")
     module = _import_plugin_module(module_name, field, spec)
     function = getattr(module, function_name, None)
@@ -55,7 +61,35 @@ def load_function(spec: str, field: str) -> Callable[..., Any]:
         where = getattr(module, "__file__", None) or module_name
         raise SddError(f"{field}={spec!r}: {where} has no function {function_name!r}; "
                        f"define it there or fix the name after the colon")
+    _check_signature(function, spec, field)
     return function
+
+
+def _check_signature(function: Callable[..., Any], spec: str, field: str) -> None:
+    """A Python function (not one of Python's built-ins: os:getcwd, builtins:exec, sys:exit) that accepts the
+    plugin's arguments."""
+    arguments = PLUGIN_ARGUMENTS.get(field, ())
+    wanted = f"a function of ({', '.join(arguments)}) defined in your module"
+    if inspect.isbuiltin(function) or not (inspect.isfunction(function) or inspect.ismethod(function)
+                                           or inspect.isclass(function) or hasattr(function, "__wrapped__")):
+        raise SddError(f"{field}={spec!r} is {type(function).__name__} {getattr(function, '__name__', '')!r}, "
+                       f"not {wanted}; name your own function after the colon")
+    try:
+        inspect.signature(function).bind(*arguments)
+    except TypeError:
+        raise SddError(f"{field}={spec!r} takes {inspect.signature(function)}; sdd-tui calls it with "
+                       f"({', '.join(arguments)}): name {wanted}") from None
+    except ValueError:  # no signature to read (some C extensions): calling it tells
+        pass
+
+
+def call_plugin(function: Callable[..., Any], spec: str, field: str, *arguments: Any) -> Any:
+    """`function(*arguments)`; a plugin that calls sys.exit() is one line, not an exit with the config printed."""
+    try:
+        return function(*arguments)
+    except SystemExit as error:
+        raise SddError(f"{field}={spec!r} called sys.exit({error.code!r:.60}); return the "
+                       f"{'data' if field.startswith('data') else 'model'} instead") from None
 
 
 def _sha256(path: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shlex
 import socket
 import time
 from pathlib import Path
@@ -255,13 +256,28 @@ def sweep_base(sweep: dict[str, Any]) -> str:
     return Path(sweep["config_file"]).name if sweep.get("config_file") else "the defaults"
 
 
+def origin_command(sweep: dict[str, Any]) -> list[str]:
+    """The `sdd-tui sweep` command line that makes this sweep again, as argv (without --home or the engine)."""
+    if sweep.get("preset"):
+        command = ["sdd-tui", "sweep", "--preset", sweep["preset"]]
+    elif sweep.get("config_file"):
+        command = ["sdd-tui", "sweep", "--config", sweep["config_file"]]
+    else:
+        command = ["sdd-tui", "sweep"]
+    for override in sweep.get("overrides", []):
+        command += ["--set", override]
+    for key, values in sweep.get("grid", {}).items():
+        command += ["--grid", f"{key}={','.join(map(str, values))}"]
+    command += ["--seeds", ",".join(str(s) for s in sweep.get("seeds", []))]
+    if sweep.get("levels"):
+        command += ["--levels", ",".join(map(str, sweep["levels"]))]
+    return command
+
+
 def origin_text(sweep: dict[str, Any]) -> str:
-    """The sweep's options as typed: 'from smoke --set ... --grid noise.rate=0.2,0.4 --seeds 0,1'."""
-    return (f"from {sweep.get('preset') or sweep.get('config_file') or 'the defaults'}"
-            + "".join(f" --set {o}" for o in sweep.get("overrides", []))
-            + "".join(f" --grid {k}={','.join(v)}" for k, v in sweep.get("grid", {}).items())
-            + f" --seeds {','.join(str(s) for s in sweep.get('seeds', []))}"
-            + (f" --levels {','.join(map(str, sweep['levels']))}" if sweep.get("levels") else ""))
+    """'from sdd-tui sweep --preset smoke --grid noise.rate=0.2,0.4 --seeds 0,1': shell-quoted (shlex.join), so
+    the part after 'from ' pasted into a shell runs exactly that command, whatever the values hold."""
+    return "from " + shlex.join(origin_command(sweep))
 
 
 def unfinished_members(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,9 +23,12 @@ from core.sweep import MAX_MEMBERS, member_records, member_status
 RunPhase = Callable[[list[dict[str, Any]], bool], str]  # (members, create the sweep record) -> sweep status
 
 
-def parse_levels(text: str) -> list[int]:
-    """`1-16`, `1,2,5` or a mix -> increasing distinct levels >= 1."""
-    return parse_ranges(text, "--levels")
+def parse_levels(text: str, members: list[dict[str, Any]] | None = None) -> list[int]:
+    """`1-16`, `1,2,5` or a mix -> increasing distinct levels >= 1 (and, given the members, at most the
+    largest `prune.rounds` among them: each member checks its own)."""
+    rounds = [m["config"]["prune"].get("rounds") for m in members or []]
+    high = max((r for r in rounds if isinstance(r, int)), default=None)
+    return parse_ranges(text, "--levels", high=high, what="pruning round (prune.rounds)")
 
 
 def _fresh_ids(count: int, taken: set[str]) -> list[str]:

@@ -13,13 +13,16 @@ evaluation (test images, and train accuracy), resize to 45 and the central 32 x 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.nn import functional
 
-from core.errors import SddError
+from core.errors import SddError, StopRequested
 from core.resized_crop import CropSource
 
 FOLDER = "tiny-imagenet-200"
@@ -27,6 +30,7 @@ SOURCE_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 CROP = 32  # the side the network sees
 RESIZE = 45  # evaluation: the shorter side, before the central crop
 SUFFIXES = (".jpeg", ".jpg", ".png")
+MAX_PIXELS = 4096 * 4096  # an image's width x height at most: Tiny ImageNet's are 64 x 64; a header may claim more
 
 
 def tiny_imagenet_root(data_dir: Path) -> Path:
@@ -43,7 +47,7 @@ def class_ids(root: Path) -> list[str]:
     """The sorted class ids: wnids.txt, or the training folder's class folders when it is missing."""
     listed = root / "wnids.txt"
     if listed.is_file():
-        ids = [line.strip() for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ids = [line.strip() for line in _text(listed).splitlines() if line.strip()]
     else:
         ids = [path.name for path in (root / "train").iterdir() if path.is_dir()]
     if not ids:
@@ -51,8 +55,22 @@ def class_ids(root: Path) -> list[str]:
     return sorted(ids)
 
 
+def _text(path: Path) -> str:
+    """A listing's text; SddError naming the file when it is not UTF-8 (a damaged or foreign file)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SddError(f"{path} is not UTF-8 text (byte {error.start}); unzip {FOLDER} again to restore it"
+                       + (", or delete it: the class folders under train/ give the classes"
+                          if path.name == "wnids.txt" else "")) from None
+
+
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES) if folder.is_dir() else []
+    """The image files of a folder; what is not a regular file (a FIFO, a device, a folder named x.JPEG) is
+    skipped: opening a FIFO would wait for a writer for good."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
 
 
 def training_files(root: Path, ids: list[str]) -> tuple[list[Path], list[int]]:
@@ -73,41 +91,84 @@ def validation_files(root: Path, ids: list[str]) -> tuple[list[Path], list[int]]
         raise SddError(f"{annotations} is missing: it gives each validation image's class; unzip {FOLDER} again")
     index = {wnid: label for label, wnid in enumerate(ids)}
     files, labels = [], []
-    for number, line in enumerate(annotations.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_text(annotations).splitlines(), 1):
         fields = line.split("\t")
         if len(fields) < 2 or not line.strip():
             continue
         if fields[1] not in index:
             raise SddError(f"{annotations} line {number}: class {fields[1]!r} is not in wnids.txt")
-        files.append(root / "val" / "images" / fields[0])
+        image = root / "val" / "images" / fields[0]
+        if not image.is_file():  # missing, or a FIFO or a device: never opened (a FIFO would hang the run)
+            raise SddError(f"{annotations} line {number}: {image} is not a regular file; put the image back "
+                           f"(unzip {FOLDER} again)")
+        files.append(image)
         labels.append(index[fields[1]])
     if not files:
         raise SddError(f"{annotations} names no images")
     return files, labels
 
 
-def decode(files: list[Path], threads: int = 8) -> torch.Tensor:
-    """(N, 3, H, W) uint8 RGB (grey images repeated); every image must have the first one's size."""
+def decode(files: list[Path], threads: int = 8, stop: threading.Event | None = None) -> torch.Tensor:
+    """(N, 3, H, W) uint8 RGB (grey images repeated); every image must have the size most of them have.
+    StopRequested as soon as `stop` is set (SIGTERM, Ctrl-C, the app's stop), however long an image takes."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     def one(path: Path) -> torch.Tensor:
         try:
             with Image.open(path) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise SddError(f"image {path} claims {image.width}x{image.height} pixels, far more than an "
+                                   f"image of {FOLDER}; replace or remove it")
                 pixels = np.asarray(image.convert("RGB"))
+        except Image.DecompressionBombError:  # a header claiming ~180 million pixels or more
+            raise SddError(f"image {path} claims more pixels than Pillow will open, far more than an image of "
+                           f"{FOLDER}; replace or remove it") from None
         except (UnidentifiedImageError, OSError) as error:
             reason = str(error).splitlines()[0][:80]
             raise SddError(f"cannot read image {path} ({reason}); replace or remove it") from None
         return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        images = list(pool.map(one, files))
-    shape = images[0].shape
+    images = _map_in_daemon_threads(one, files, threads, stop)
+    common = Counter(image.shape for image in images).most_common(1)[0][0]
     for path, image in zip(files, images):
-        if image.shape != shape:
-            raise SddError(f"image {path} is {image.shape[2]}x{image.shape[1]}, not {shape[2]}x{shape[1]} as the "
-                           f"others; Tiny ImageNet's images are all the same size")
+        if image.shape != common:
+            raise SddError(f"image {path} is {image.shape[2]}x{image.shape[1]}, not {common[2]}x{common[1]} as the "
+                           f"others; Tiny ImageNet's images are all the same size: replace or remove it")
     return torch.stack(images)
+
+
+def _map_in_daemon_threads(function: Callable, items: list, threads: int, stop: threading.Event | None) -> list:
+    """[function(item) ...] in daemon threads, the caller waiting in short steps: a signal is handled at once and
+    `stop` raises StopRequested, and an item that never returns (a stuck read) does not keep the process alive."""
+    results: list = [None] * len(items)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(items)):
+        todo.put(index)
+    errors: list[BaseException] = []
+    finished = threading.Semaphore(0)
+
+    def work() -> None:
+        while not errors:
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[index] = function(items[index])
+            except BaseException as error:  # handed to the caller, which raises it
+                errors.append(error)
+            finished.release()
+
+    for _ in range(max(1, min(threads, len(items)))):
+        threading.Thread(target=work, daemon=True, name="decode").start()
+    for _ in range(len(items)):
+        while not finished.acquire(timeout=0.1):
+            if stop is not None and stop.is_set():
+                raise StopRequested()
+        if errors:
+            raise errors[0]
+    return results
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,14 +200,15 @@ def evaluation_view(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     return torch.cat(views)
 
 
-def load_tiny_imagenet(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, CropSource]:
+def load_tiny_imagenet(data_dir: Path, stop: threading.Event | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, CropSource]:
     """(x_train, y_train, x_test, y_test, crops): evaluation views of train and val (normalised with the
     training images' per-channel statistics), and the training images for the random resized crops."""
     root = tiny_imagenet_root(Path(data_dir))
     ids = class_ids(root)
     train_files, train_labels = training_files(root, ids)
     test_files, test_labels = validation_files(root, ids)
-    train, test = decode(train_files), decode(test_files)
+    train, test = decode(train_files, stop=stop), decode(test_files, stop=stop)
     mean, std = channel_stats(train)
     crops = CropSource(train, mean, std, CROP)
     return (evaluation_view(train, mean, std), torch.tensor(train_labels), evaluation_view(test, mean, std),

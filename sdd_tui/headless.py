@@ -87,6 +87,8 @@ class HeadlessReporter:
         elif isinstance(event, RoundEnded):
             self._print(round_line(event.result, event.rounds))
         elif isinstance(event, Message):
+            if event.level == "error":  # a run's failure: the command says it once, as its own `error: ...` line
+                return
             prefix = "" if event.level == "info" else f"{event.level}: "
             self._print(f"{prefix}{event.text}")
         elif isinstance(event, RunEnded):

@@ -126,7 +126,7 @@ async def test_keys_are_in_the_footer_and_help_and_a_name_shows_as_text(home):
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         detail = str(app.screen.query_one("#sweep-detail", Static).render())
-        assert "--set name=\"[b]odd[/b] " in detail  # as typed, not read as markup
+        assert "--set 'name=\"[b]odd[/b] " in detail  # as typed (shell-quoted), not read as markup
 
 
 async def fill_form(pilot, app, seeds: str, grid: str = "", settings: str = "", pack: bool = False) -> NewSweepScreen:

@@ -8,7 +8,9 @@ and imports only `sdd_tui.cli.options` from the CLI, so there is no import circl
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 
 import typer
 
@@ -35,8 +37,59 @@ app.command("doctor")(doctor.doctor)
 app.command("bench")(bench.bench)
 
 
+class _Stdout(io.FileIO):
+    """File descriptor 1, remembering whether writing to it failed: an OSError from it (a full disk,
+    /dev/full, EIO) is then told apart from one of a file the command wrote."""
+
+    failed = False
+
+    def write(self, data) -> int:
+        try:
+            return super().write(data)
+        except OSError:
+            self.failed = True
+            raise
+
+
+def _watch_stdout() -> _Stdout | None:
+    """sys.stdout rebuilt over a `_Stdout` (same encoding, errors and line buffering); None where stdout is
+    not descriptor 1 (pytest's capture, a closed stdout)."""
+    try:
+        if sys.stdout is None or sys.stdout.fileno() != 1:
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    old = sys.stdout
+    old.flush()
+    raw = _Stdout(1, "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=old.encoding, errors=old.errors,
+                                  line_buffering=old.line_buffering)
+    return raw
+
+
+def _stdout_failed(error: OSError) -> SystemExit:
+    """One line on stderr, exit 2; fd 1 then points at /dev/null, so the interpreter's own flush at exit
+    neither fails again nor prints 'Exception ignored'."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    sys.stderr.write(f"error: cannot write the output ({error.strerror or error}); is the disk it goes to full? "
+                     f"send it elsewhere\n")
+    sys.stderr.flush()
+    return SystemExit(2)
+
+
 def main() -> None:
     """The `sdd-tui` script and `python -m sdd_tui`: a program of its own, so it may set OpenMP's waiting
     policy for itself, before anything imports torch (a library import never does)."""
     set_wait_default(os.environ)
-    app(prog_name="sdd-tui")
+    stdout = _watch_stdout()
+    try:
+        try:
+            app(prog_name="sdd-tui")
+        finally:  # what is still buffered: its failure is reported here, not after exit
+            sys.stdout.flush()
+    except OSError as error:
+        if stdout is None or not stdout.failed:
+            raise
+        raise _stdout_failed(error) from None

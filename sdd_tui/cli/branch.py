@@ -27,7 +27,7 @@ def branch(
     home: Optional[Path] = HOME,
 ) -> None:
     """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
-    from core.config import is_device_name
+    from core.config import is_device_name, most_rounds
     from core.ranges import parse_ranges
     from core.run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
     from core.store import display_status
@@ -38,9 +38,12 @@ def branch(
     if start is not None and not chosen.random_masks:
         raise SddError(f"--start is for random-prune (the {kind} branch starts from a fresh init); leave it out")
     start = check_start(start or RANDOM_PRUNE_STARTS[0])
-    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0) if rounds else None
     store = open_store(ctx, home)
     record = store.get_run(run_id)
+    # Bounded before a list is built (1-1000000000000 was a MemoryError); rounds past this run's are then
+    # named with the rounds it has.
+    wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0, high=most_rounds(),
+                          what="round a run can have (prune.rounds)") if rounds else None
     if display_status(record) == "running":
         raise SddError(f"run {record['id']} is still running; branch it once it has finished or stopped")
     _train(store, record, chosen, wanted, again, device, start)

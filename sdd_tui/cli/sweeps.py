@@ -60,7 +60,7 @@ def sweep_command(
         seed_list, grid_values = parse_seeds(seeds) if seeds else None, parse_grid(grid)
         members = expand_sweep(preset, config, overrides, seed_list, grid_values)
         if levels:
-            members = with_levels(members, parse_levels(levels))
+            members = with_levels(members, parse_levels(levels, members))
         sweep = None
     options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack, pack_size)
     if dry_run:

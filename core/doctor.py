@@ -25,7 +25,7 @@ from core.migrate import META_TABLE, convert, format_problem, meta_of, needs_con
 from core.paths import EVENTS, ROUNDS_DIR, RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
 from core.run_folder import RunFolder, holds_more, is_kept_original, is_round, keep_original, merge_round, read_capped
 from core.run_index import FIELD_TYPES, config_settings, doc_problem, next_key, summary_doc
-from core.store import CORRUPT_GLOB, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
+from core.store import CORRUPT_GLOB, RUN_STATUSES, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
 
 REJECTED = "store.json.rejected-{stamp}.json"
 
@@ -80,7 +80,7 @@ def read_home(store: Store) -> Home:
     try:
         text = store.path.read_bytes()
     except FileNotFoundError:
-        text = b"{}"
+        text = b'{"meta": {"1": {"format": 2}}}'  # no store.json: a new home, as every command reads it
     except OSError as error:
         return Home(None, f"unreadable: {error.strerror}", {}, [], _run_folders(store.home))
     data, why = store_problem(text)
@@ -222,16 +222,18 @@ def _run_finding(store: Store, run_id: str, doc: dict[str, Any] | None, folder: 
             return Finding(True, f"orphan folder {folder}: no summary in the store; `sdd-tui doctor --repair` re-adds "
                                  f"it from its run.json")
         if (folder / "events.jsonl").exists():
-            return Finding(True, f"orphan folder {folder}: no record in the store; `sdd-tui doctor --repair` "
-                                 f"re-adds it from its events.jsonl")
+            why = f" and {wrong.split(';')[0]}" if wrong and wrong != "no run.json" else ""
+            return Finding(True, f"orphan folder {folder}: no record in the store{why}; `sdd-tui doctor --repair` "
+                                 f"re-adds it from its events.jsonl and its other files")
         return Finding(True, f"orphan folder {folder}: no record and no events.jsonl; delete it if you do not need "
                              f"its files")
     if wrong == "no folder":
         return Finding(False, f"run {run_id} has no folder {store.home / RUNS_DIR / run_id}; only its summary is "
                               f"left (`sdd-tui runs` shows it); it cannot be resumed or shown round by round")
     if wrong:
-        fix = ("rebuilds it from its events.jsonl" if (folder / "events.jsonl").exists()
-               else "cannot rebuild it (no events.jsonl)")
+        fix = ("rebuilds it from its events.jsonl and other files" if (folder / "events.jsonl").exists()
+               else "rebuilds it from its checkpoint and round files" if (folder / "checkpoint.pt").exists()
+               or (folder / ROUNDS_DIR).is_dir() else "cannot rebuild it (no events.jsonl, checkpoint or round files)")
         return Finding(True, f"run {run_id}: {wrong.split(';')[0]}; `sdd-tui doctor --repair` {fix}")
     status = display_status(meta)
     lost = _rounds_only_in_events(store, run_id, rounds) if status != "running" else []
@@ -269,8 +271,9 @@ def _rounds_only_in_events(store: Store, run_id: str, rounds: list[dict[str, Any
 def _status_finding(store: Store, run_id: str, meta: dict[str, Any], rounds: list[dict[str, Any]],
                     status: str) -> Finding | None:
     resumable = store.paths(run_id).checkpoint.exists()
-    how = f"`sdd-tui resume {run_id}` continues it" if resumable else f"`sdd-tui resume {run_id}` starts it over " \
-                                                                      f"(no checkpoint)"
+    how = (f"`sdd-tui resume {run_id}` continues it" if resumable
+           else f"it has no checkpoint; its rounds are kept, and a new run starts it again" if rounds
+           else f"`sdd-tui resume {run_id}` starts it over (no checkpoint)")
     if status == "interrupted":
         return Finding(True, f"run {run_id} was interrupted (process {meta.get('pid')} on {meta.get('host')} is "
                              f"gone) {_last_round(rounds)}; {how}")
@@ -325,7 +328,7 @@ def repair(store: Store) -> list[str]:
             store.path.unlink()
             actions.append(f"moved the corrupt store aside (its bytes are kept in {copy})")
             data = {}
-        elif needs_conversion(data) and store.path.exists():
+        elif store.path.exists() and needs_conversion(data):
             data = store._load(locked=True)  # the first format: converted, with its backup
             actions.append("converted the store to the current format (a backup is kept next to it)")
         if not meta_of(data):
@@ -476,12 +479,22 @@ def _mend_folder(store: Store, run_id: str, doc: dict[str, Any] | None,
 
 def gather_record(store: Store, run_id: str, doc: dict[str, Any] | None
                   ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[str]]:
-    """(run.json, rounds, the sources read) of a run from every source there is: events.jsonl, the store's
-    summary (tags, note, sweep), run.json, the round files (their results hold the branch results), rounds.json;
-    each later source overrides the earlier on the fields it holds, no round or branch is dropped."""
+    """(run.json, rounds, the sources read) of a run from every source there is: the checkpoint (only when
+    neither run.json nor events.jsonl is left), events.jsonl, the store's summary (name, status, tags, note,
+    sweep), run.json, the round files (their results hold the branch results), rounds.json; each later source
+    overrides the earlier on the fields it holds, and no round or branch result is dropped."""
     paths = RunPaths(store.home, run_id)
+    folder = RunFolder(paths, store.lock_timeout)
     sources, meta, by_round = [], {}, {}
     events = _quiet(lambda: record_from_events(paths.events) if paths.events.exists() else None)
+    run_json = _quiet(folder.read_meta)
+    if events is None and run_json is None:
+        checkpoint = _checkpoint_record(paths)
+        if checkpoint is not None:
+            sources.append("checkpoint.pt")
+            meta.update(status="stopped", config=checkpoint["config"])
+            for result in checkpoint["rounds"]:
+                by_round[result["round"]] = dict(result)
     if events is not None and events.get("id") == run_id:
         sources.append(EVENTS)
         meta.update({k: v for k, v in events.items() if k != "rounds"})
@@ -490,8 +503,8 @@ def gather_record(store: Store, run_id: str, doc: dict[str, Any] | None
     hint = _fixable(doc) if doc else None
     if hint:
         meta.update({k: hint[k] for k in ("name", "tags", "note", "sweep") if hint.get(k)})
-    folder = RunFolder(paths, store.lock_timeout)
-    run_json = _quiet(folder.read_meta)
+        if run_json is None and events is None and hint.get("status") in RUN_STATUSES:
+            meta["status"] = hint["status"]
     if run_json is not None:
         sources.append("run.json")
         meta.update(run_json)
@@ -500,10 +513,29 @@ def gather_record(store: Store, run_id: str, doc: dict[str, Any] | None
             sources.append(source)
         for result in results or []:
             by_round[result["round"]] = {**by_round.get(result["round"], {}), **result}
-    if not meta.get("config") and run_json is None:
+    if not sources:  # nothing says what the run was
         return None, [], sources
-    meta = {"tags": [], "note": "", **meta, "id": run_id}
+    meta = {"status": "stopped", "config": {}, "tags": [], "note": "", **meta, "id": run_id}
     return meta, [by_round[r] for r in sorted(by_round)], sources
+
+
+def _checkpoint_record(paths: RunPaths) -> dict[str, Any] | None:
+    """The config and rounds a readable checkpoint.pt holds, or None."""
+    path = paths.dir / "checkpoint.pt"
+    if path.is_symlink() or not path.is_file():
+        return None
+    import torch
+
+    from core.checkpoint import load_plain
+
+    try:
+        payload = load_plain(path, torch.device("cpu"), "checkpoint", "")
+    except SddError:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+        return None
+    rounds = payload.get("rounds") if isinstance(payload.get("rounds"), list) else []
+    return {"config": _plain(payload["config"]), "rounds": [_plain(r) for r in rounds if is_round(r)]}
 
 
 def _quiet(read):

@@ -36,17 +36,16 @@ def meta_of(data: dict[str, Any]) -> dict[str, Any]:
 
 def needs_conversion(data: dict[str, Any]) -> bool:
     """Whether `data` is certainly a store of the first format (see `format_problem`)."""
-    return bool(data) and META_TABLE not in data and format_problem(data) is None
+    return META_TABLE not in data and format_problem(data) is None
 
 
 def format_problem(data: dict[str, Any]) -> str | None:
-    """Why the store's format cannot be told for certain, or None (the current format, the first, or no file).
+    """Why the store's format cannot be told for certain, or None (the current format or the first).
 
     Only a store whose meta says format 2 is read as the current one, and only a store with no meta table whose
     every run record holds its config or rounds inline (no `summary`) as the first: a store.json that lost its
-    meta, or says format "2" or 3, was once taken for the first format and every run folder was rewritten empty."""
-    if not data:
-        return None
+    meta, or says format "2" or 3, was once taken for the first format and every run folder was rewritten empty.
+    An existing store.json of `{}` cannot be told either (sdd-tui never writes one); a missing one is a new home."""
     if META_TABLE in data:
         table = data[META_TABLE]
         docs = list(table.values()) if isinstance(table, dict) else []

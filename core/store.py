@@ -180,7 +180,9 @@ class Store:
     # -- store.json
 
     def _load(self, locked: bool) -> dict[str, Any]:
-        data = read_store_file(self.path) or {}
+        data = read_store_file(self.path)
+        if data is None:  # no store.json yet: a new home
+            return {}
         problem = format_problem(data)
         if problem is not None:  # neither converted nor rewritten: a wrong guess once emptied every run folder
             raise SddError(f"store {self.path} cannot be read: {problem}; nothing was changed; run `sdd-tui doctor` "
@@ -208,8 +210,8 @@ class Store:
         home cannot be written (nothing is lost either way: store.json is replaced only at the end)."""
         try:
             with hold(self.lock(), self.home):
-                fresh = read_store_file(self.path) or {}
-                if not needs_conversion(fresh):
+                fresh = read_store_file(self.path)
+                if fresh is None or not needs_conversion(fresh):
                     return self._load(locked=True)
                 keep_backup(self.path)
                 converted, _records = convert(fresh, self.home)

@@ -113,12 +113,8 @@ def _wrong_type(doc: dict[str, Any], types: dict[str, tuple], prefix: str = "") 
     for key, allowed in types.items():
         value = doc.get(key)
         if key in doc and (not isinstance(value, allowed) or isinstance(value, bool)):
-            return f"has a {prefix}{key} of type {type(value).__name__} ({json_text(value)})"
+            return f"has a {prefix}{key} of type {type(value).__name__} ({repr(value)[:40]})"
     return None
-
-
-def json_text(value: Any) -> str:
-    return repr(value)[:40]
 
 
 def old_record_problem(record: Any) -> str | None:

@@ -317,7 +317,11 @@ def repair(store: Store) -> list[str]:
         home = read_home(store)
         data = home.data
         if home.unknown is not None:  # its format cannot be told: kept whole beside, rebuilt from the folders
-            copy = keep_original(store.path)
+            try:
+                copy = keep_original(store.path)
+            except OSError as error:
+                raise SddError(f"cannot keep a copy of {store.path} ({error.strerror}); make the home writable "
+                               f"first") from None
             actions.append(f"kept the store whose format cannot be told ({home.why}) as {copy.name}; rebuilt it "
                            f"from the run folders and sweep files")
             data = _carried_over(home.unknown, home.folders)

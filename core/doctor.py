@@ -476,7 +476,8 @@ def _mend_folder(store: Store, run_id: str, doc: dict[str, Any] | None,
             return meta, rounds or []
         kept = folder.write(whole_meta, whole_rounds)
         kept_text = f"; kept the original(s) as {', '.join(p.name for p in kept)}" if kept else ""
-        actions.append(f"rebuilt run {run_id}'s record from {' + '.join(sources)} ({wrong.split(';')[0] or 'incomplete'}; "
+        why = wrong.split(";")[0] or "incomplete"
+        actions.append(f"rebuilt run {run_id}'s record from {' + '.join(sources)} ({why}; "
                        f"{len(whole_rounds)} round(s)){kept_text}")
         return whole_meta, whole_rounds
 

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from core.errors import SddError
 from core.store import Store
 from sdd_tui.cli import app
 
@@ -299,7 +298,8 @@ def test_two_branch_commands_at_once_both_keep_their_results(copied):
     second = open_run(record, home, torch.device("cpu"), lambda line: None)  # both read before either stored
     weights = {"w": torch.zeros(1)}
     for index in (1, 3):
-        store_branch(store, first, BRANCH_KINDS["random-prune"], index, {"test_acc": 0.25}, {"random_prune_model": weights})
+        store_branch(store, first, BRANCH_KINDS["random-prune"], index, {"test_acc": 0.25},
+                     {"random_prune_model": weights})
     for index in (3,):
         store_branch(store, second, BRANCH_KINDS["reinit"], index, {"test_acc": 0.75}, {"reinit_model": weights})
     view = shown(home, run_id)

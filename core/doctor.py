@@ -1,10 +1,13 @@
 """Health checks of a store home, and the repairs that lose nothing.
 
-`diagnose` reads only and says at most one thing per run. `repair` moves a corrupt store aside (never
-deleting it) and rebuilds it from the run folders (run.json and rounds.json, or events.jsonl) and the
-sweep files; re-adds orphan run folders; brings out-of-date summaries in line with their folders;
-rebuilds a folder's record from its events.jsonl; fixes or sets aside records of the wrong shape; and
-removes temporary files left by writes that a kill interrupted. store.json is written once.
+`diagnose` reads only and says at most one thing per run. `repair` moves a corrupt store, or one whose
+format cannot be told, aside (never deleting it) and rebuilds it from the run folders and the sweep
+files; re-adds orphan run folders; brings out-of-date summaries in line with their folders; rebuilds a
+folder's run.json and rounds.json from every source there is (run.json, rounds.json, events.jsonl,
+the round files, the store's summary), so that no round, branch result, tag, note or analysis is lost;
+sets aside links in a run folder; fixes or sets aside records of the wrong shape; and removes temporary
+files left by writes that a kill interrupted. A file it replaces that held more, or did not parse, is
+kept beside it (`<file>.before-repair-<time>`). store.json is written once.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from typing import Any
 from core.atomic import hold, write_json
 from core.errors import SddError
 from core.events import RoundEnded, RunEnded, RunStarted, event_from_json
-from core.migrate import META_TABLE, convert, meta_of, with_meta
-from core.paths import RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
-from core.run_folder import RunFolder, is_round, merge_round
-from core.run_index import config_settings, doc_problem, next_key, summary_doc
-from core.store import CORRUPT_GLOB, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
+from core.migrate import META_TABLE, convert, format_problem, meta_of, needs_conversion, with_meta
+from core.paths import EVENTS, ROUNDS_DIR, RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
+from core.run_folder import RunFolder, holds_more, is_kept_original, is_round, keep_original, merge_round, read_capped
+from core.run_index import FIELD_TYPES, config_settings, doc_problem, next_key, summary_doc
+from core.store import CORRUPT_GLOB, RUN_STATUSES, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
 
 REJECTED = "store.json.rejected-{stamp}.json"
 
@@ -36,7 +39,7 @@ class Finding:
 def record_from_events(path: Path) -> dict[str, Any] | None:
     """A run record rebuilt from its events.jsonl (a line cut short by a kill is skipped)."""
     record: dict[str, Any] | None = None
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in (read_capped(path) or b"").decode("utf-8", errors="replace").splitlines():
         try:
             event = event_from_json(line)
         except (ValueError, KeyError, TypeError):
@@ -70,19 +73,22 @@ class Home:
     docs: dict[str, dict[str, Any]]  # well-formed summaries by run id
     bad: list[tuple[str, Any, str]]  # (table key, record, problem)
     folders: dict[str, Path]  # run folders by name
+    unknown: dict[str, Any] | None = None  # store.json's tables when it parses but its format cannot be told
 
 
 def read_home(store: Store) -> Home:
     try:
         text = store.path.read_bytes()
     except FileNotFoundError:
-        text = b"{}"
+        text = b'{"meta": {"1": {"format": 2}}}'  # no store.json: a new home, as every command reads it
     except OSError as error:
         return Home(None, f"unreadable: {error.strerror}", {}, [], _run_folders(store.home))
     data, why = store_problem(text)
     docs, bad = {}, []
+    if data is not None and format_problem(data) is not None:
+        return Home(None, format_problem(data), {}, [], _run_folders(store.home), unknown=data)
     if data is not None:
-        if meta_of(data).get("format") is None and data.get("runs"):
+        if needs_conversion(data):
             data, _ = convert(data, None)  # read as the next command will convert it
         for key, doc in (data.get("runs") or {}).items():
             problem = doc_problem(doc)
@@ -167,6 +173,12 @@ def diagnose(store: Store) -> list[Finding]:
 
 
 def _store_finding(store: Store, home: Home) -> Finding:
+    if home.data is None and home.unknown is not None:
+        rebuildable = sum(1 for name in home.folders if _rebuildable(store.home, name))
+        return Finding(True, f"store {store.path}'s format cannot be told for certain ({home.why}); no command "
+                             f"converts or rewrites it; `sdd-tui doctor --repair` keeps it as "
+                             f"store.json.before-repair-<time> and rebuilds it from {rebuildable} run folder(s) and "
+                             f"{len(_sweep_files(store.home))} sweep file(s)")
     if home.data is None:
         rebuildable = sum(1 for name in home.folders if _rebuildable(store.home, name))
         return Finding(True, f"store {store.path} does not parse ({home.why}); it is left as it is; "
@@ -197,6 +209,11 @@ def _run_finding(store: Store, run_id: str, doc: dict[str, Any] | None, folder: 
     if folder is not None and folder.is_symlink():
         return Finding(True, f"run folder {folder} is a symbolic link; sdd-tui refuses to follow it; replace it with "
                              f"the folder it points to")
+    links = _linked_files(folder) if folder is not None else []
+    if links:
+        return Finding(True, f"run {run_id}: {links[0]} is a symbolic link, which every command refuses; "
+                             f"`sdd-tui doctor --repair` sets it aside (the link, not what it points to) and "
+                             f"rebuilds the run's files from the others")
     meta, rounds, wrong = folder_state(store, run_id)
     if doc is None:
         if not store_ok:
@@ -205,29 +222,58 @@ def _run_finding(store: Store, run_id: str, doc: dict[str, Any] | None, folder: 
             return Finding(True, f"orphan folder {folder}: no summary in the store; `sdd-tui doctor --repair` re-adds "
                                  f"it from its run.json")
         if (folder / "events.jsonl").exists():
-            return Finding(True, f"orphan folder {folder}: no record in the store; `sdd-tui doctor --repair` "
-                                 f"re-adds it from its events.jsonl")
+            why = f" and {wrong.split(';')[0]}" if wrong and wrong != "no run.json" else ""
+            return Finding(True, f"orphan folder {folder}: no record in the store{why}; `sdd-tui doctor --repair` "
+                                 f"re-adds it from its events.jsonl and its other files")
         return Finding(True, f"orphan folder {folder}: no record and no events.jsonl; delete it if you do not need "
                              f"its files")
     if wrong == "no folder":
         return Finding(False, f"run {run_id} has no folder {store.home / RUNS_DIR / run_id}; only its summary is "
                               f"left (`sdd-tui runs` shows it); it cannot be resumed or shown round by round")
     if wrong:
-        fix = ("rebuilds it from its events.jsonl" if (folder / "events.jsonl").exists()
-               else "cannot rebuild it (no events.jsonl)")
+        fix = ("rebuilds it from its events.jsonl and other files" if (folder / "events.jsonl").exists()
+               else "rebuilds it from its checkpoint and round files" if (folder / "checkpoint.pt").exists()
+               or (folder / ROUNDS_DIR).is_dir() else "cannot rebuild it (no events.jsonl, checkpoint or round files)")
         return Finding(True, f"run {run_id}: {wrong.split(';')[0]}; `sdd-tui doctor --repair` {fix}")
     status = display_status(meta)
+    lost = _rounds_only_in_events(store, run_id, rounds) if status != "running" else []
+    if lost:
+        return Finding(True, f"run {run_id}: rounds.json lacks round(s) {', '.join(map(str, lost))} that its "
+                             f"events.jsonl holds; `sdd-tui doctor --repair` puts them back")
     if summary_doc(meta, rounds, baseline) != doc and meta.get("status") != "running":
         return Finding(True, f"run {run_id}: its summary in the store is out of date (store: {doc.get('status')}, "
                              f"folder: {meta.get('status')}); `sdd-tui doctor --repair` updates it")
     return _status_finding(store, run_id, meta, rounds, status)
 
 
+def _linked_files(folder: Path) -> list[Path]:
+    """The files of a run folder (and of its rounds/) that are symbolic links."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    found = [path for path in sorted(folder.iterdir()) if path.is_symlink()]
+    rounds = folder / ROUNDS_DIR
+    if rounds.is_dir() and not rounds.is_symlink():
+        found += [path for path in sorted(rounds.iterdir()) if path.is_symlink()]
+    return [path for path in found if not is_kept_original(path.name)]
+
+
+def _rounds_only_in_events(store: Store, run_id: str, rounds: list[dict[str, Any]]) -> list[int]:
+    """Round numbers events.jsonl holds that rounds.json lacks (a repair restores them)."""
+    try:
+        events = store.paths(run_id).events
+        record = record_from_events(events) if events.exists() else None
+    except SddError:
+        return []
+    have = {r["round"] for r in rounds}
+    return sorted(r["round"] for r in (record or {}).get("rounds", []) if r["round"] not in have)
+
+
 def _status_finding(store: Store, run_id: str, meta: dict[str, Any], rounds: list[dict[str, Any]],
                     status: str) -> Finding | None:
     resumable = store.paths(run_id).checkpoint.exists()
-    how = f"`sdd-tui resume {run_id}` continues it" if resumable else f"`sdd-tui resume {run_id}` starts it over " \
-                                                                      f"(no checkpoint)"
+    how = (f"`sdd-tui resume {run_id}` continues it" if resumable
+           else f"it has no checkpoint; its rounds are kept, and a new run starts it again" if rounds
+           else f"`sdd-tui resume {run_id}` starts it over (no checkpoint)")
     if status == "interrupted":
         return Finding(True, f"run {run_id} was interrupted (process {meta.get('pid')} on {meta.get('host')} is "
                              f"gone) {_last_round(rounds)}; {how}")
@@ -270,21 +316,31 @@ def repair(store: Store) -> list[str]:
     with hold(store.lock(), store.home):
         home = read_home(store)
         data = home.data
-        if data is None:
+        if home.unknown is not None:  # its format cannot be told: kept whole beside, rebuilt from the folders
+            try:
+                copy = keep_original(store.path)
+            except OSError as error:
+                raise SddError(f"cannot keep a copy of {store.path} ({error.strerror}); make the home writable "
+                               f"first") from None
+            actions.append(f"kept the store whose format cannot be told ({home.why}) as {copy.name}; rebuilt it "
+                           f"from the run folders and sweep files")
+            data = _carried_over(home.unknown, home.folders)
+        elif data is None:
             copy = keep_corrupt_copy(store.path)
             if copy is None:
                 raise SddError(f"cannot keep a copy of the corrupt store {store.path}; make the home writable first")
             store.path.unlink()
             actions.append(f"moved the corrupt store aside (its bytes are kept in {copy})")
             data = {}
-        elif meta_of(data).get("format") is None and store.path.exists():
+        elif store.path.exists() and needs_conversion(data):
             data = store._load(locked=True)  # the first format: converted, with its backup
             actions.append("converted the store to the current format (a backup is kept next to it)")
         if not meta_of(data):
             with_meta(data, {})
         runs = data.setdefault("runs", {})
-        actions += _repair_bad_records(store, runs, home.bad)
-        actions += _repair_folders(store, data, runs, home)
+        hints = {}
+        actions += _repair_bad_records(store, runs, home.bad, hints)
+        actions += _repair_folders(store, data, runs, hints)
         actions += _repair_sweeps(store, data.setdefault("sweeps", {}))
         write_json(store.path, data)
         for path in _stale_temp_files(store.home, home.docs, home.folders):
@@ -293,32 +349,55 @@ def repair(store: Store) -> list[str]:
     return actions
 
 
-def _repair_bad_records(store: Store, runs: dict[str, Any], bad: list[tuple[str, Any, str]]) -> list[str]:
-    """Records of the wrong shape: an int id becomes text, `rounds` that are not a list are rebuilt from
-    events.jsonl; what cannot be placed in a run folder is kept in a rejected-*.json file, never dropped."""
+def _carried_over(unknown: dict[str, Any], folders: dict[str, Path]) -> dict[str, Any]:
+    """Of a store whose format cannot be told: its sweeps, and the well-formed summaries of runs with no folder
+    (the folders rebuild the rest; the whole store is kept beside all the same)."""
+    runs = unknown.get("runs") if isinstance(unknown.get("runs"), dict) else {}
+    kept = [doc for doc in runs.values() if doc_problem(doc) is None and doc["id"] not in folders]
+    sweeps = unknown.get("sweeps") if isinstance(unknown.get("sweeps"), dict) else {}
+    return {"runs": {str(i): doc for i, doc in enumerate(kept, 1)},
+            "sweeps": {k: v for k, v in sweeps.items() if isinstance(v, dict)}}
+
+
+def _repair_bad_records(store: Store, runs: dict[str, Any], bad: list[tuple[str, Any, str]],
+                        hints: dict[str, dict[str, Any]]) -> list[str]:
+    """Records of the wrong shape, each kept in a rejected-*.json file. A run with a folder is rebuilt from the
+    folder (the record lends only its tags, note and sweep, as `hints`); a record with no folder (an int id,
+    `rounds` that are not a list) gets one, its rounds from events.jsonl when its own are not a list."""
     actions, rejected = [], []
     for key, record, problem in bad:
         del runs[key]
+        rejected.append(record)
         fixed = _fixable(record)
-        rounds = record.get("rounds", []) if isinstance(record, dict) else []
+        if fixed is not None and _has_folder(store, fixed["id"]):
+            hints[fixed["id"]] = fixed
+            actions.append(f"record #{key} ({problem}) set aside; run {fixed['id']} is rebuilt from its folder")
+            continue
+        rounds = fixed.get("rounds", []) if fixed is not None else []
         if fixed is not None and not (isinstance(rounds, list) and all(is_round(r) for r in rounds)):
-            rejected.append(record)  # the original, rounds and all
             fixed["rounds"] = _rounds_from_events(store, fixed["id"])
         try:
             if fixed is None:
                 raise SddError("no run id")
-            meta, rounds = _folder_or(store, fixed)
-            store.folder(fixed["id"]).write(meta, rounds)
+            meta = {"tags": [], "note": "", **{k: v for k, v in fixed.items() if k != "rounds"}}
+            store.folder(fixed["id"]).write(meta, list(fixed.get("rounds") or []))
         except SddError:  # no usable id, or its folder is refused (a symbolic link)
-            rejected.append(record)
             actions.append(f"record #{key} ({problem}) set aside")
             continue
-        actions.append(f"record #{key} ({problem}) fixed: run {fixed['id']} with {len(rounds)} round(s)")
+        actions.append(f"record #{key} ({problem}) fixed: run {fixed['id']} with {len(fixed.get('rounds') or [])} "
+                       f"round(s)")
     if rejected:
         path = store.home / REJECTED.format(stamp=int(time.time()))
         path.write_text(json.dumps(rejected, indent=1), encoding="utf-8")
         actions.append(f"kept {len(rejected)} record(s) of the wrong shape in {path.name}")
     return actions
+
+
+def _has_folder(store: Store, run_id: str) -> bool:
+    try:
+        return store.folder(run_id).exists()
+    except SddError:  # a folder that is a link: left for the folder's own finding
+        return True
 
 
 def _fixable(record: Any) -> dict[str, Any] | None:
@@ -330,6 +409,11 @@ def _fixable(record: Any) -> dict[str, Any] | None:
         fixed["id"] = str(fixed["id"])
     if not is_valid_id(fixed.get("id")) or not isinstance(fixed.get("config", {}), dict):
         return None
+    for key, allowed in FIELD_TYPES.items():  # a field of the wrong type is dropped (the record is kept whole)
+        if key in fixed and (not isinstance(fixed[key], allowed) or isinstance(fixed[key], bool)):
+            del fixed[key]
+    if not (isinstance(fixed.get("tags", []), list) and all(isinstance(t, str) for t in fixed.get("tags", []))):
+        del fixed["tags"]
     return fixed
 
 
@@ -342,28 +426,20 @@ def _rounds_from_events(store: Store, run_id: str) -> list[dict[str, Any]]:
     return record["rounds"] if record else []
 
 
-def _folder_or(store: Store, record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The folder's run.json and rounds when they are there, else the record's."""
-    meta, rounds, _ = folder_state(store, record["id"])
-    if meta is not None:
-        return meta, rounds or []
-    fields = {k: v for k, v in record.items() if k != "rounds"}
-    return {"tags": [], "note": "", **fields}, list(record.get("rounds") or [])
-
-
-def _repair_folders(store: Store, data: dict[str, Any], runs: dict[str, Any], home: Home) -> list[str]:
-    """Every run folder's record rebuilt if it must be, and its summary put in the store if missing or stale."""
+def _repair_folders(store: Store, data: dict[str, Any], runs: dict[str, Any],
+                    hints: dict[str, dict[str, Any]]) -> list[str]:
+    """Every run folder's files made whole from every source, and its summary put in the store if missing or
+    stale."""
     actions = []
     baseline = meta_of(data).get("baseline") or {}
     by_id = {doc["id"]: key for key, doc in runs.items() if doc_problem(doc) is None}
     for run_id, folder in _run_folders(store.home).items():
         if not is_valid_id(run_id) or folder.is_symlink():
             continue
-        meta, rounds, wrong = folder_state(store, run_id)
+        doc = runs.get(by_id.get(run_id, "")) or hints.get(run_id)
+        meta, rounds = _mend_folder(store, run_id, doc, actions)
         if meta is None:
-            meta, rounds = _rebuild_folder(store, run_id, runs.get(by_id.get(run_id, "")), wrong, actions)
-            if meta is None:
-                continue
+            continue
         if not baseline and meta.get("config"):
             baseline = config_settings(meta.get("config"))
             data[META_TABLE]["1"]["baseline"] = baseline
@@ -380,24 +456,134 @@ def _repair_folders(store: Store, data: dict[str, Any], runs: dict[str, Any], ho
     return actions
 
 
-def _rebuild_folder(store: Store, run_id: str, doc: dict[str, Any] | None, wrong: str,
-                    actions: list[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """run.json and rounds.json from events.jsonl, with the store's tags, note and sweep; (None, []) if impossible."""
+def _mend_folder(store: Store, run_id: str, doc: dict[str, Any] | None,
+                 actions: list[str]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The folder's run.json and rounds.json as they should be, written under the run's lock when they lack
+    anything another source holds; (None, []) when nothing can tell the run's record."""
     paths = RunPaths(store.home, run_id)
-    record = record_from_events(paths.events) if paths.events.exists() else None
-    if record is None or record["id"] != run_id:
-        return None, []
-    for kept in ("tags", "note", "sweep"):
-        if doc and doc.get(kept):
-            record[kept] = doc[kept]
-    for name in (paths.record, paths.rounds):
-        if name.exists():
-            name.rename(name.with_name(f"{name.name}.corrupt-{int(time.time())}"))
-    meta = {k: v for k, v in record.items() if k != "rounds"}
-    RunFolder(paths, store.lock_timeout).write(meta, record["rounds"])
-    actions.append(f"rebuilt run {run_id}'s record from its events.jsonl ({wrong or 'missing'}; "
-                   f"{len(record['rounds'])} round(s))")
-    return meta, record["rounds"]
+    folder = RunFolder(paths, store.lock_timeout)
+    with folder.locked():
+        for link in _linked_files(paths.dir):
+            kept = keep_original(link, move=True)
+            actions.append(f"set aside the symbolic link {link} of run {run_id} as {kept.name} (never followed)")
+        meta, rounds, wrong = folder_state(store, run_id)
+        if meta is not None and _live(meta):
+            return meta, rounds or []  # a live run writes its own files
+        whole_meta, whole_rounds, sources = gather_record(store, run_id, doc)
+        if whole_meta is None:
+            return (meta, rounds or []) if meta is not None else (None, [])
+        if not wrong and not holds_more(whole_meta, meta) and not holds_more(whole_rounds, rounds or []):
+            return meta, rounds or []
+        kept = folder.write(whole_meta, whole_rounds)
+        kept_text = f"; kept the original(s) as {', '.join(p.name for p in kept)}" if kept else ""
+        why = wrong.split(";")[0] or "incomplete"
+        actions.append(f"rebuilt run {run_id}'s record from {' + '.join(sources)} ({why}; "
+                       f"{len(whole_rounds)} round(s)){kept_text}")
+        return whole_meta, whole_rounds
+
+
+def gather_record(store: Store, run_id: str, doc: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[str]]:
+    """(run.json, rounds, the sources read) of a run from every source there is: the checkpoint (only when
+    neither run.json nor events.jsonl is left), events.jsonl, the store's summary (name, status, tags, note,
+    sweep), run.json, the round files (their results hold the branch results), rounds.json; each later source
+    overrides the earlier on the fields it holds, and no round or branch result is dropped."""
+    paths = RunPaths(store.home, run_id)
+    folder = RunFolder(paths, store.lock_timeout)
+    sources, meta, by_round = [], {}, {}
+    events = _quiet(lambda: record_from_events(paths.events) if paths.events.exists() else None)
+    run_json = _quiet(folder.read_meta)
+    if events is None and run_json is None:
+        checkpoint = _checkpoint_record(paths)
+        if checkpoint is not None:
+            sources.append("checkpoint.pt")
+            meta.update(status="stopped", config=checkpoint["config"])
+            for result in checkpoint["rounds"]:
+                by_round[result["round"]] = dict(result)
+    if events is not None and events.get("id") == run_id:
+        sources.append(EVENTS)
+        meta.update({k: v for k, v in events.items() if k != "rounds"})
+        for result in events["rounds"]:
+            by_round[result["round"]] = dict(result)
+    hint = _fixable(doc) if doc else None
+    if hint:
+        meta.update({k: hint[k] for k in ("name", "tags", "note", "sweep") if hint.get(k)})
+        if run_json is None and events is None and hint.get("status") in RUN_STATUSES:
+            meta["status"] = hint["status"]
+    if run_json is not None:
+        sources.append("run.json")
+        meta.update(run_json)
+    for source, results in (("round files", _round_file_results(paths)), ("rounds.json", _quiet(folder.read_rounds))):
+        if results:
+            sources.append(source)
+        for result in results or []:
+            by_round[result["round"]] = {**by_round.get(result["round"], {}), **result}
+    if not sources:  # nothing says what the run was
+        return None, [], sources
+    meta = {"status": "stopped", "config": {}, "tags": [], "note": "", **meta, "id": run_id}
+    return meta, [by_round[r] for r in sorted(by_round)], sources
+
+
+def _checkpoint_record(paths: RunPaths) -> dict[str, Any] | None:
+    """The config and rounds a readable checkpoint.pt holds, or None."""
+    path = paths.dir / "checkpoint.pt"
+    if path.is_symlink() or not path.is_file():
+        return None
+    import torch
+
+    from core.checkpoint import load_plain
+
+    try:
+        payload = load_plain(path, torch.device("cpu"), "checkpoint", "")
+    except SddError:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+        return None
+    rounds = payload.get("rounds") if isinstance(payload.get("rounds"), list) else []
+    return {"config": _plain(payload["config"]), "rounds": [_plain(r) for r in rounds if is_round(r)]}
+
+
+def _quiet(read):
+    """`read()`, or None when the file it reads is corrupt or refused."""
+    try:
+        return read()
+    except SddError:
+        return None
+
+
+def _round_file_results(paths: RunPaths) -> list[dict[str, Any]]:
+    """The result kept in each readable round file (with any branch stored since); torch only when there are
+    round files."""
+    folder = paths.dir / ROUNDS_DIR
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    files = [p for p in sorted(folder.glob("round-*.pt")) if not p.is_symlink() and p.is_file()]
+    if not files:
+        return []
+    import torch
+
+    from core.checkpoint import read_round_file
+
+    results = []
+    for path in files:
+        try:
+            result = read_round_file(path, torch.device("cpu")).get("result")
+        except SddError:
+            continue
+        if is_round(result):
+            results.append(_plain(result))
+    return results
+
+
+def _plain(value: Any) -> Any:
+    """A round file's result as JSON-able values (torch may hand back tensors of one number)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and hasattr(value, "numel") and value.numel() == 1:
+        return value.item()
+    return value
 
 
 def _repair_sweeps(store: Store, sweeps: dict[str, Any]) -> list[str]:

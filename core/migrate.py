@@ -8,6 +8,7 @@ then the caller replaces store.json atomically. Records of the wrong shape are k
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -34,7 +35,37 @@ def meta_of(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def needs_conversion(data: dict[str, Any]) -> bool:
-    return bool(data) and meta_of(data).get("format") != FORMAT
+    """Whether `data` is certainly a store of the first format (see `format_problem`)."""
+    return META_TABLE not in data and format_problem(data) is None
+
+
+def format_problem(data: dict[str, Any]) -> str | None:
+    """Why the store's format cannot be told for certain, or None (the current format or the first).
+
+    Only a store whose meta says format 2 is read as the current one, and only a store with no meta table whose
+    every run record holds its config or rounds inline (no `summary`) as the first: a store.json that lost its
+    meta, or says format "2" or 3, was once taken for the first format and every run folder was rewritten empty.
+    An existing store.json of `{}` cannot be told either (sdd-tui never writes one); a missing one is a new home."""
+    if META_TABLE in data:
+        table = data[META_TABLE]
+        docs = list(table.values()) if isinstance(table, dict) else []
+        meta = docs[0] if len(docs) == 1 and isinstance(docs[0], dict) else None
+        if meta is None:
+            return "its meta table does not hold one record"
+        found = meta.get("format")
+        if isinstance(found, int) and not isinstance(found, bool) and found > FORMAT:
+            return f"it is of format {found}, written by a newer sdd-tui (this one reads format {FORMAT})"
+        if found != FORMAT or isinstance(found, bool):
+            return f"its meta says format {json.dumps(found)[:40]} (format {FORMAT} is expected)"
+        if not isinstance(meta.get("baseline", {}), dict):
+            return "its meta's baseline is not an object"
+        return None
+    runs = data.get("runs")
+    records = list(runs.values()) if isinstance(runs, dict) else []
+    old = [r for r in records if isinstance(r, dict) and ("config" in r or "rounds" in r) and "summary" not in r]
+    if not old or any(isinstance(r, dict) and ("summary" in r or "settings" in r) for r in records):
+        return "it has no meta table to say its format"
+    return None
 
 
 def with_meta(data: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,8 @@
     <home>/sweeps/started-<time>.log     the output of a sweep started from the app (its id is not known yet)
 
 A run id comes from the command line and from store records alike; both go through `RunPaths`, which
-refuses an id that could leave `<home>/runs/` and a run folder that is a symbolic link.
+refuses an id that could leave `<home>/runs/`, a run folder that is a symbolic link, and a file in it
+that is one (an events.jsonl pointing outside the home would have `resume` append to whatever it names).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from core.errors import SddError
 
 RUNS_DIR = "runs"
 SWEEPS_DIR = "sweeps"
+SWEEP_LOCK = "{id}.lock"  # held by the process that runs or resumes the sweep
+SWEEP_HOLDER = "{id}.holder"  # that process's pid and what it does, for the one who is refused
 RUN_FILE = "run.json"
 ROUNDS_FILE = "rounds.json"
 RUN_LOCK = "run.lock"
@@ -78,45 +81,56 @@ class RunPaths:
                            f"folder of that name)")
         return path
 
+    def _file(self, name: str) -> Path:
+        """A file (or folder) of the run folder; SddError when it is a symbolic link."""
+        path = self.dir / name
+        if path.is_symlink():
+            raise SddError(f"{path} is a symbolic link; refused (sdd-tui never follows links in a run folder: "
+                           f"replace it with a copy of the file, or run `sdd-tui doctor --repair` to set it aside)")
+        return path
+
     @property
     def record(self) -> Path:
-        return self.dir / RUN_FILE
+        return self._file(RUN_FILE)
 
     @property
     def rounds(self) -> Path:
-        return self.dir / ROUNDS_FILE
+        return self._file(ROUNDS_FILE)
 
     @property
     def lock(self) -> Path:
-        return self.dir / RUN_LOCK
+        return self._file(RUN_LOCK)
 
     @property
     def events(self) -> Path:
-        return self.dir / EVENTS
+        return self._file(EVENTS)
 
     @property
     def checkpoint(self) -> Path:
-        return self.dir / CHECKPOINT
+        return self._file(CHECKPOINT)
 
     @property
     def rounds_dir(self) -> Path:
-        return self.dir / ROUNDS_DIR
+        return self._file(ROUNDS_DIR)
 
     def round_file(self, round_index: int) -> Path:
         """Where the trained weights and masks of one round are kept (for re-dense training and plots)."""
-        return self.rounds_dir / f"round-{round_index}.pt"
+        path = self.rounds_dir / f"round-{round_index}.pt"
+        if path.is_symlink():
+            raise SddError(f"{path} is a symbolic link; refused (replace it with a copy of the file)")
+        return path
 
     @property
     def output_log(self) -> Path:
-        return self.dir / OUTPUT_LOG
+        return self._file(OUTPUT_LOG)
 
     @property
     def detached_log(self) -> Path:
-        return self.dir / DETACHED_LOG
+        return self._file(DETACHED_LOG)
 
     @property
     def cohort_log(self) -> Path:
-        return self.dir / COHORT_LOG
+        return self._file(COHORT_LOG)
 
 
 def runs_root(home: Path) -> Path:
@@ -125,6 +139,14 @@ def runs_root(home: Path) -> Path:
 
 def sweep_file(home: Path, sweep_id: str) -> Path:
     return Path(home) / SWEEPS_DIR / f"{check_id(sweep_id, 'sweep')}.json"
+
+
+def sweep_lock(home: Path, sweep_id: str) -> Path:
+    return Path(home) / SWEEPS_DIR / SWEEP_LOCK.format(id=check_id(sweep_id, "sweep"))
+
+
+def sweep_holder(home: Path, sweep_id: str) -> Path:
+    return Path(home) / SWEEPS_DIR / SWEEP_HOLDER.format(id=check_id(sweep_id, "sweep"))
 
 
 def sweep_log(home: Path, started: str) -> Path:

@@ -198,15 +198,17 @@ def train_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,
 
 def store_branch(store, run: StoredRun, kind: BranchKind, index: int, summary: dict[str, Any],
                  entries: dict[str, Any]) -> None:
-    """The round's result with the branch under its key (rounds.json), and its weights in the round file."""
-    path = run.paths.round_file(index)
-    payload = read_round_file(path, torch.device("cpu"))
-    result = {**run.rounds[index], kind.key: summary}
-    payload.update({key: _to_cpu(value) for key, value in entries.items()})
-    payload["result"] = {**payload.get("result", {}), kind.key: summary}
-    write_checkpoint(payload, path, f"round {index}", run.run_id)
-    store.add_round(run.run_id, result)
-    run.rounds[index] = result
+    """The round's result with the branch under its key (rounds.json), and its weights in the round file.
+    Both are read again and written under the run's lock: another `sdd-tui branch` on the same run may have
+    stored its own branch of this round since this one read it, and both must stay."""
+    folder = store.folder(run.run_id)
+    with folder.locked():
+        path = run.paths.round_file(index)
+        payload = read_round_file(path, torch.device("cpu"))
+        payload.update({key: _to_cpu(value) for key, value in entries.items()})
+        payload["result"] = {**payload.get("result", {}), kind.key: summary}
+        write_checkpoint(payload, path, f"round {index}", run.run_id)
+        run.rounds[index] = folder.set_round_fields(index, {kind.key: summary})
 
 
 def _to_cpu(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

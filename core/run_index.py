@@ -21,6 +21,12 @@ RECORD_FIELDS = ("id", "name", "preset", "status", "host", "pid", "device", "sta
 FOLDER_ONLY = ("config", "rounds", "versions", "provenance", "analyses")  # kept in the run folder alone
 SKIPPED_SETTINGS = ("description",)  # long text, never a setting anyone filters on
 _MISSING = object()
+_TEXT, _NUMBER = (str, type(None)), (int, float, type(None))
+FIELD_TYPES = {"name": _TEXT, "preset": _TEXT, "status": (str,), "host": _TEXT, "pid": (int, type(None)),
+               "device": _TEXT, "started": _NUMBER, "ended": _NUMBER, "error": _TEXT, "sweep": _TEXT, "note": _TEXT}
+SUMMARY_TYPES = {"rounds_done": (int, type(None)), "rounds_total": (int, type(None)), "dense_acc": _NUMBER,
+                 "best_acc": _NUMBER, "best_sparsity": _NUMBER, "dataset": _TEXT, "model": _TEXT, "noise": _TEXT,
+                 "noise_kind": _TEXT, "noise_rate": _NUMBER, "seed": (int, type(None)), "retrain_mode": _TEXT}
 
 
 def config_settings(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -91,9 +97,23 @@ def doc_problem(doc: Any) -> str | None:
         return f"has `rounds` of type {type(doc['rounds']).__name__} (a list is expected)"
     if not isinstance(doc.get("summary"), dict):
         return "has no summary (a record of the old format that was not converted)"
+    wrong = _wrong_type(doc, FIELD_TYPES) or _wrong_type(doc["summary"], SUMMARY_TYPES, "summary.")
+    if wrong:
+        return wrong
+    if not isinstance(doc.get("settings", {}), dict) or not isinstance(doc.get("unset", []), list):
+        return "has settings of the wrong type"
     tags = doc.get("tags")
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         return f"has tags that are not a list of words ({tags!r})"
+    return None
+
+
+def _wrong_type(doc: dict[str, Any], types: dict[str, tuple], prefix: str = "") -> str | None:
+    """'has a status of type int (7)' for the first field of the wrong type (listings would crash on it)."""
+    for key, allowed in types.items():
+        value = doc.get(key)
+        if key in doc and (not isinstance(value, allowed) or isinstance(value, bool)):
+            return f"has a {prefix}{key} of type {type(value).__name__} ({repr(value)[:40]})"
     return None
 
 

@@ -32,7 +32,7 @@ from tinydb.storages import Storage
 from core.atomic import atomic_save, atomic_write_text, hold, write_json  # noqa: F401 (re-exported)
 from core.errors import SddError
 from core.events import Event, RoundEnded, RunEnded, RunStarted
-from core.migrate import META_TABLE, convert, keep_backup, meta_of, needs_conversion, with_meta
+from core.migrate import META_TABLE, convert, format_problem, keep_backup, meta_of, needs_conversion, with_meta
 from core.paths import RunPaths, is_valid_id, sweep_file
 from core.run_folder import RunFolder
 from core.run_index import RECORD_FIELDS, config_settings, doc_problem, next_key, rebase, split_record, summary_doc
@@ -180,7 +180,13 @@ class Store:
     # -- store.json
 
     def _load(self, locked: bool) -> dict[str, Any]:
-        data = read_store_file(self.path) or {}
+        data = read_store_file(self.path)
+        if data is None:  # no store.json yet: a new home
+            return {}
+        problem = format_problem(data)
+        if problem is not None:  # neither converted nor rewritten: a wrong guess once emptied every run folder
+            raise SddError(f"store {self.path} cannot be read: {problem}; nothing was changed; run `sdd-tui doctor` "
+                           f"(`sdd-tui doctor --repair` rebuilds it from the run folders, keeping it beside)")
         if needs_conversion(data):
             data = self._convert(data, locked)
         return data
@@ -204,9 +210,9 @@ class Store:
         home cannot be written (nothing is lost either way: store.json is replaced only at the end)."""
         try:
             with hold(self.lock(), self.home):
-                fresh = read_store_file(self.path) or {}
-                if not needs_conversion(fresh):
-                    return fresh
+                fresh = read_store_file(self.path)
+                if fresh is None or not needs_conversion(fresh):
+                    return self._load(locked=True)
                 keep_backup(self.path)
                 converted, _records = convert(fresh, self.home)
                 write_json(self.path, converted)
@@ -430,18 +436,36 @@ class Store:
         shutil.rmtree(folder, ignore_errors=True)
         return record["id"]
 
+    def change_run(self, run_id: str, change) -> dict[str, Any]:
+        """Set the fields `change(run.json as it is now)` returns, read and written under the store's lock and
+        the run's (a read-modify-write: two commands on one run both keep what they set). Returns the summary
+        as it now is."""
+        record = self.find(run_id)
+        folder = self.folder(record["id"])
+        with self._db() as db:
+            fields = {}
+
+            def remember(meta: dict[str, Any]) -> dict[str, Any]:
+                fields.update(change(meta))
+                return fields
+
+            meta = folder.change_meta(remember)
+            if meta is None:  # the folder is gone: the summary alone
+                fields = change(dict(record))
+            self._summarise(db, record["id"], meta, fields)
+        return {**record, **{k: v for k, v in fields.items() if k in RECORD_FIELDS}}
+
     def set_tags(self, run_id: str, add: list[str] = (), remove: list[str] = ()) -> dict[str, Any]:
         """Add and remove tags of a run; returns its summary as it now is."""
-        record = self.find(run_id)
-        tags = [tag for tag in record.get("tags") or [] if tag not in remove]
-        tags += [tag for tag in dict.fromkeys(add) if tag not in tags]
-        self.update_run(record["id"], tags=tags)
-        return {**record, "tags": tags}
+
+        def tagged(meta: dict[str, Any]) -> dict[str, Any]:
+            tags = [tag for tag in meta.get("tags") or [] if tag not in remove]
+            return {"tags": tags + [tag for tag in dict.fromkeys(add) if tag not in tags]}
+
+        return self.change_run(run_id, tagged)
 
     def set_note(self, run_id: str, note: str) -> dict[str, Any]:
-        record = self.find(run_id)
-        self.update_run(record["id"], note=note)
-        return {**record, "note": note}
+        return self.change_run(run_id, lambda meta: {"note": note})
 
     def import_runs(self, records: list[dict[str, Any]]) -> None:
         """Add many whole records at once (the bulk path of a conversion): the run folders synced once,
@@ -584,7 +608,9 @@ class StoreRecorder:
         self.close()
         path = self.store.events_path(event.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._events_file = open(path, "a", encoding="utf-8")
+        # O_NOFOLLOW: a link put there after the check above is refused too, never appended to
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        self._events_file = os.fdopen(os.open(path, flags, 0o666), "a", encoding="utf-8")
         if self._events_file.tell() and not _ends_with_newline(path):  # a kill cut the last line short
             self._events_file.write("\n")
 

@@ -51,6 +51,45 @@ def engine_options(sweep: dict | None, engine: str | None, address: str | None, 
     }
 
 
+@contextlib.contextmanager
+def holding_sweep(store: Store, sweep_id: str, doing: str = "resumed"):
+    """The sweep's lock for as long as this process runs or resumes it: a second `sweep --resume` of the same
+    sweep is one line naming the holder (two resumes once both trained every member). Released on any exit,
+    kill -9 included (the OS drops the lock with the process)."""
+    from filelock import FileLock, Timeout
+
+    from core.atomic import atomic_write_text
+    from core.paths import sweep_holder, sweep_lock
+
+    lock_path = sweep_lock(store.home, sweep_id)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SddError(f"sweep {sweep_id} is being {_holder(store, sweep_id)}; wait for it to end, or stop it "
+                       f"first (Ctrl-C there, or `kill PID`)") from None
+    except OSError as error:
+        raise SddError(f"cannot lock sweep {sweep_id} in {lock_path.parent} ({error.strerror}); is it read-only?") \
+            from None
+    try:
+        atomic_write_text(sweep_holder(store.home, sweep_id), f"{os.getpid()} {doing}", durable=False)
+        yield
+    finally:
+        lock.release()
+
+
+def _holder(store: Store, sweep_id: str) -> str:
+    """'resumed by process 1234' from the holder's note (the lock file itself is emptied by each try)."""
+    from core.paths import sweep_holder
+
+    try:
+        pid, doing = sweep_holder(store.home, sweep_id).read_text(encoding="utf-8").split(maxsplit=1)
+    except (OSError, ValueError):
+        return "run by another process"
+    return f"{doing.strip()} by process {pid}"
+
+
 def engine_session(options: dict[str, Any]):
     """A Ray connection for the whole sweep (an unreachable cluster fails before anything is stored)."""
     if options["engine"] != "ray":

@@ -109,7 +109,11 @@ class SddApp(App):
 
     def open_run(self, run_id: str) -> None:
         live = self.live if self.live is not None and self.live.run_id == run_id else None
-        source = LiveSource(live, self.store) if live else open_source(self.store, run_id)
+        try:
+            source = LiveSource(live, self.store) if live else open_source(self.store, run_id)
+        except SddError as error:  # a run folder holding a link, say: refused, and the app goes on
+            self.notify(str(error), severity="error", timeout=15)
+            return
         self.push_screen(DashboardScreen(run_id, source))
 
     def dashboards_of(self, run_id: str) -> list[DashboardScreen]:

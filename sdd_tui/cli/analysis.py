@@ -68,9 +68,14 @@ def analyze(
                           branch, filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr,
                           bn=bn, bn_samples=bn_samples, official=official)
     key = "redense" if branch == "main" else f"redense_{branch}"
-    analyses = dict(store.get_run(record["id"]).get("analyses") or {})
-    analyses[key] = {**(analyses.get(key) or {}), **{k: {**v, "created": time.time()} for k, v in results.items()}}
-    store.update_run(record["id"], analyses=analyses)
+    new = {k: {**v, "created": time.time()} for k, v in results.items()}
+
+    def with_results(meta: dict) -> dict:  # read again under the run's lock: another analysis may have ended
+        analyses = dict(meta.get("analyses") or {})
+        analyses[key] = {**(analyses.get(key) or {}), **new}
+        return {"analyses": analyses}
+
+    store.change_run(record["id"], with_results)
     for result in results.values():
         typer.echo(_redense_line(result))
     typer.echo(f"stored under analyses.{key} of run {record['id']}; draw it with "

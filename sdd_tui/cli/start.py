@@ -102,6 +102,10 @@ def resume(
     if not store.run_dir(run_id).is_dir():
         raise SddError(f"run {run_id}'s folder {store.run_dir(run_id)} is gone (with its checkpoint); it cannot be "
                        f"resumed; start it again: sdd-tui --preset {record.get('preset') or 'NAME'}")
+    if record.get("rounds") and not store.paths(run_id).checkpoint.exists():  # starting over would replace them
+        raise SddError(f"run {run_id} has {len(record['rounds'])} finished round(s) but no checkpoint.pt, so a resume "
+                       f"would start it over and replace them; they are kept; start a new run instead: "
+                       f"sdd-tui --preset {record.get('preset') or 'NAME'}")
     # a run started before the seed tree goes on with the streams it started with (runtime.seed_scheme=1)
     config = validate_config(stored_config(record.get("config") or {}), f"run {run_id}'s stored config")
     before = store.claim_run(run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -45,15 +46,18 @@ def sweep_command(
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
     from core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
     from core.sweep_levels import parse_levels, run_in_phases, with_levels
-    from core.sweep_runner import EXIT_CODES, engine_options, engine_session, run_sweep
+    from core.sweep_runner import EXIT_CODES, engine_options, engine_session, holding_sweep, run_sweep
 
     store = open_store(ctx, home)
+    held = contextlib.ExitStack()
     if resume:
         if preset or config or overrides or seeds or grid or levels or dry_run:
             raise SddError("--resume takes the sweep id only (plus --engine/--address/--max-parallel/--pack/--home)")
         sweep = store.get_sweep(resume)
+        held.enter_context(holding_sweep(store, sweep["id"]))  # held until this command ends
         members = unfinished_members(store, sweep)
         if not members:
+            held.close()
             typer.echo(f"sweep {sweep['id']}: every member is finished; nothing to resume")
             return
     else:
@@ -62,19 +66,23 @@ def sweep_command(
         if levels:
             members = with_levels(members, parse_levels(levels, members))
         sweep = None
-    options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack, pack_size)
+    with held:  # released by any error before the sweep runs
+        options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack,
+                                 pack_size)
+        held = held.pop_all()
     if dry_run:
         for member in members:
             typer.echo(printable(f"{member['run_id']}  {member['name']}"))
         if options["pack"]:
             _echo_pack_plan(members, options)
         return
-    with engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
+    with held, engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
         create = sweep is None
         if create:
             seed_list = seed_list or sorted({m["seed"] for m in members})
             sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
             sweep["levels"] = parse_levels(levels) if levels else None
+            held.enter_context(holding_sweep(store, sweep["id"], "run"))
         say = lambda line: typer.echo(printable(line))  # noqa: E731
         status = run_in_phases(store, sweep, members, lambda phase, first: run_sweep(
             store, sweep, phase, options, retries, say, first), say, create)

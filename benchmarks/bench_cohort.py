@@ -74,7 +74,7 @@ def sweep_overrides(case: Case, args: argparse.Namespace, on_gpu: bool) -> list[
 
 def run_sweep(case: Case, members: int, sets: list[str], pack: bool) -> tuple[float, dict[int, list[float]]]:
     """One sweep in a fresh process and home: (wall seconds, each seed's test accuracy by round)."""
-    from core.store import Store
+    from sdd_tui.core.store import Store
 
     with tempfile.TemporaryDirectory(prefix="bench-cohort-") as home:
         command = [sys.executable, "-m", "sdd_tui", "sweep", "--preset", case.preset, "--seeds", f"0-{members - 1}",
@@ -111,9 +111,9 @@ def main() -> None:
 
     import torch
 
-    import core  # noqa: F401  (OpenMP's wait policy, as every sdd-tui entry point sets it)
-    from core.bench import device_name
-    from core.device import resolve_device
+    from sdd_tui import core  # noqa: F401  (OpenMP's wait policy, as every sdd-tui entry point sets it)
+    from sdd_tui.core.bench import device_name
+    from sdd_tui.core.device import resolve_device
 
     case = CASES[args.case]
     members = args.members or (2 if args.quick else case.members)

@@ -49,7 +49,7 @@ WEIGHTS = 50_200
 
 
 def base_config() -> dict:
-    from core.config import resolve_config
+    from sdd_tui.core.config import resolve_config
 
     return resolve_config("digits-noise40").model_dump(mode="json")
 
@@ -73,7 +73,7 @@ def rounds_like_digits(rng: random.Random) -> list[dict]:
 
 def realistic_records(count: int, start: int, total: int) -> list[dict]:
     """Records `start` to `start + count` of `total`, a minute apart, the last one starting now."""
-    from core import provenance
+    from sdd_tui.core import provenance
 
     config, origin, rng = base_config(), provenance.collect(ROOT), random.Random(start)
     now = time.time() - total * 60
@@ -96,7 +96,7 @@ def realistic_records(count: int, start: int, total: int) -> list[dict]:
 
 
 def build(home: Path, count: int) -> float:
-    from core.store import Store
+    from sdd_tui.core.store import Store
 
     store = Store(home)
     have = len(store.summaries())
@@ -108,9 +108,9 @@ def build(home: Path, count: int) -> float:
 
 def record_one_run(home: Path) -> dict[str, float]:
     """Milliseconds of RunStarted, each RoundEnded, RunEnded through StoreRecorder (as the engine emits them)."""
-    from core import provenance
-    from core.events import RoundEnded, RunEnded, RunStarted
-    from core.store import Store, StoreRecorder
+    from sdd_tui.core import provenance
+    from sdd_tui.core.events import RoundEnded, RunEnded, RunStarted
+    from sdd_tui.core.store import Store, StoreRecorder
 
     recorder, run_id = StoreRecorder(Store(home)), f"bench-{os.getpid()}-{time.time_ns()}"
     started = RunStarted(run_id=run_id, time=time.time(), name="bench", preset="digits-noise40", config=base_config(),
@@ -151,7 +151,7 @@ def command_seconds(home: Path, *args: str, repeats: int = 3) -> tuple[float, fl
 async def history_seconds(home: Path, pages: int = 5) -> dict[str, tuple[float, float]]:
     """{"open": (wall, CPU seconds) until the table has drawn its first rows, "scroll": (wall, CPU) of
     open + pages + End}."""
-    from core.store import Store
+    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
     from sdd_tui.screens.history import HistoryScreen
     from sdd_tui.widgets.runs_table import RunsTable
@@ -182,14 +182,14 @@ def history_in_a_fresh_process(home: Path) -> dict[str, tuple[float, float]]:
 
 
 def machine() -> dict[str, object]:
-    from core.provenance import cpu_model
+    from sdd_tui.core.provenance import cpu_model
 
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_1_5_15": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version()}
 
 
 def measure(home: Path, count: int) -> dict[str, object]:
-    from core.store import Store
+    from sdd_tui.core.store import Store
 
     figures: dict[str, object] = {"runs": count, "build_s": round(build(home, count), 1)}
     figures.update({k: round(v, 2) for k, v in record_one_run(home).items()})

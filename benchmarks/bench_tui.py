@@ -23,8 +23,8 @@ DEFAULT_SETTINGS = ["train.epochs=80", "prune.rounds=5", "data.synthetic_train=2
 
 
 def headless_seconds(config, preset: str) -> float:
-    from core.events import RunEnded
-    from core.launch import build_run
+    from sdd_tui.core.events import RunEnded
+    from sdd_tui.core.launch import build_run
     from sdd_tui.headless import HeadlessReporter
 
     ended = []
@@ -37,7 +37,7 @@ def headless_seconds(config, preset: str) -> float:
 
 async def key_latency(config, preset: str, presses: int = 30) -> list[float]:
     """Seconds from a key event posted to the app until its action runs, while the run trains (100x30)."""
-    from core.store import Store
+    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
 
     latencies: list[float] = []
@@ -65,7 +65,7 @@ async def key_latency(config, preset: str, presses: int = 30) -> list[float]:
 
 async def app_seconds(config, preset: str, size: tuple[int, int]) -> tuple[float, float]:
     """The run's engine seconds in the app, and the CPU seconds of the UI (main) thread, start to exit."""
-    from core.store import Store
+    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
 
     ui_started = time.thread_time()  # every GIL-holding millisecond of the UI is one training waits for
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--size", default="120x40", help="terminal size of the app, WxH")
     args = parser.parse_args()
 
-    from core.config import resolve_config
+    from sdd_tui.core.config import resolve_config
 
     # The same explicit thread count on both sides (the app picks cores - 1 when none is given).
     threads = f"runtime.threads={os.environ.get('BENCH_THREADS', max(1, (os.cpu_count() or 2) - 1))}"
@@ -121,7 +121,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from core.openmp import set_wait_default
+    from sdd_tui.core.openmp import set_wait_default
 
     set_wait_default(os.environ)  # before torch loads, as sdd_tui.cli.main does for the headless runs compared
     main()

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__" and str(ROOT) not in sys.path:  # the source tree on the GPU machine, no PYTHONPATH
     sys.path.insert(0, str(ROOT))  # (imported by a test, it must use the installed package instead)
 
-from core.openmp import set_wait_default  # noqa: E402
+from sdd_tui.core.openmp import set_wait_default  # noqa: E402
 
 if __name__ == "__main__":  # a program of its own: OpenMP's wait policy before torch loads, as sdd_tui.cli.main
     set_wait_default(os.environ)
@@ -220,7 +220,7 @@ def environment(device: str) -> dict[str, Any]:
     import torch
     import torchvision
 
-    from core.bench import device_name
+    from sdd_tui.core.bench import device_name
 
     found: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
@@ -271,7 +271,7 @@ def _source_revision() -> str | None:
 
 
 def bench(model: str, data: str, device: str, sizes: Sizes, compile_model: bool) -> dict[str, Any]:
-    from core.bench import run_bench
+    from sdd_tui.core.bench import run_bench
 
     if compile_model:
         import torch._dynamo
@@ -283,7 +283,7 @@ def bench(model: str, data: str, device: str, sizes: Sizes, compile_model: bool)
 
 
 def bench_line(name: str, result: dict[str, Any]) -> str:
-    from core.format import duration
+    from sdd_tui.core.format import duration
 
     return (f"{name:<34} project {result['project_samples_per_s']:>9,.0f}/s  reference "
             f"{result['reference_samples_per_s']:>8,.0f}/s  {result['ratio']:5.1f}x  epoch+eval "
@@ -295,7 +295,7 @@ def bench_line(name: str, result: dict[str, Any]) -> str:
 
 def run_config(device: str, sizes: Sizes, fast: bool, amp: bool = True):
     """The resnet18-noise20 recipe, shrunk: generated CIFAR-shaped data, two short rounds, the same seed."""
-    from core.config import resolve_config
+    from sdd_tui.core.config import resolve_config
 
     return resolve_config("resnet18-noise20", overrides=[
         "data.name='synthetic'", "data.shape=[3, 32, 32]", "data.num_classes=10", "data.download=false",
@@ -311,9 +311,9 @@ def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
     """One run of `variant` (fast | slow | fast_fp32): its rounds, masks and speed; masks kept for comparing."""
     import torch
 
-    from core.events import EpochEnded, RoundEnded, RunEnded
-    from core.experiment import Experiment
-    from core.paths import RunPaths
+    from sdd_tui.core.events import EpochEnded, RoundEnded, RunEnded
+    from sdd_tui.core.experiment import Experiment
+    from sdd_tui.core.paths import RunPaths
 
     torch.backends.cudnn.benchmark = False  # the fast Trainer turns it on process-wide: each run starts as new
     _reset_peak(device)
@@ -343,7 +343,7 @@ def _amp_name(device: str, variant: str) -> str:
     """The precision `variant` trains in: the fast path's own decision (core.runtime_choices)."""
     import torch
 
-    from core.runtime_choices import RuntimeChoices
+    from sdd_tui.core.runtime_choices import RuntimeChoices
 
     dtype = RuntimeChoices.for_device(torch.device(device), fast=variant != "slow", amp=variant == "fast").amp_dtype
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict[st
     """Run the check; the budget counts from `started` (a monotonic time; default: now)."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    from core.experiment import resolve_device
+    from sdd_tui.core.experiment import resolve_device
 
     device = str(resolve_device(args.device))
     sizes = QUICK if args.quick else FULL

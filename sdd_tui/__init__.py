@@ -1,4 +1,4 @@
-"""sdd-tui: the command line and the Textual app over the `core` engine.
+"""sdd-tui: the command line and the Textual app over the `sdd_tui.core` engine.
 
 `from sdd_tui import load_runs` gives the run history as a table in a notebook; importing this
 package imports nothing else (the CLI's start-up time depends on it).
@@ -23,10 +23,10 @@ def load_runs(home: str | Path | None = None, where: list[str] | tuple[str, ...]
     each run's events.jsonl (column `row`: "round" or "epoch"). Returns a list of dicts, or with
     `as_frame=True` a pandas DataFrame (`pip install 'sdd-tui[pandas]'`).
     """
-    from core.errors import SddError
-    from core.query import RunQuery
-    from core.run_table import load_rows
-    from core.store import Store
+    from sdd_tui.core.errors import SddError
+    from sdd_tui.core.query import RunQuery
+    from sdd_tui.core.run_table import load_rows
+    from sdd_tui.core.store import Store
 
     if as_frame:
         try:

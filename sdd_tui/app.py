@@ -10,11 +10,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import WorkerState
 
-from core.config import ExperimentConfig
-from core.errors import SddError
-from core.format import printable
-from core.spawn import spawn
-from core.store import Store, display_status
+from sdd_tui.core.config import ExperimentConfig
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import printable
+from sdd_tui.core.spawn import spawn
+from sdd_tui.core.store import Store, display_status
 from sdd_tui.commands import palette_commands
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine

@@ -19,7 +19,7 @@ TEXTUAL_KEPT = ("Theme", "Screenshot", "Quit")  # of Textual's own commands (Key
 
 
 def new_experiment(app: App, screen: Screen) -> None:
-    from core.config import preset_names
+    from sdd_tui.core.config import preset_names
     from sdd_tui.screens.new_experiment import NewExperimentScreen
 
     if hasattr(screen, "action_new"):  # home: the highlighted preset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.events import Event, event_from_json
+from sdd_tui.core.events import Event, event_from_json
 
 
 class EventFollower:

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.events import Event, HandOverChanged
-from core.spawn import sdd_tui_command, spawn
+from sdd_tui.core.events import Event, HandOverChanged
+from sdd_tui.core.spawn import sdd_tui_command, spawn
 
 
 class HandOverState(enum.Enum):

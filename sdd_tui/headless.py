@@ -17,15 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from core.analysis import detect_phases, phases_lines
-from core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
-from core.format import ROUND_COLUMNS, format_seconds, pct, printable, round_cells
-from core.progress import Progress as RunProgress
+from sdd_tui.core.analysis import detect_phases, phases_lines
+from sdd_tui.core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
+from sdd_tui.core.format import ROUND_COLUMNS, format_seconds, pct, printable, round_cells
+from sdd_tui.core.progress import Progress as RunProgress
 
 if TYPE_CHECKING:
-    from core.config import ExperimentConfig
-    from core.store import Store, StoreRecorder
-    from core.training import Control
+    from sdd_tui.core.config import ExperimentConfig
+    from sdd_tui.core.store import Store, StoreRecorder
+    from sdd_tui.core.training import Control
 
 
 def _pct(value: float | None) -> str:
@@ -178,8 +178,8 @@ def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run
 
     `recorder` replaces the plain StoreRecorder (sweep members record their sweep too).
     """
-    from core.launch import build_run
-    from core.store import StoreRecorder
+    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.store import StoreRecorder
 
     built = build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
                       recorder=recorder or StoreRecorder(store), sinks=[hangup_safe(HeadlessReporter())])
@@ -195,10 +195,10 @@ def run_cohort_headless(runs: list[tuple[ExperimentConfig, str, bool]], store: S
     """Run (config, run id, resume) triples as one packed cohort in this process (core.cohort); each run's
     lines go to its own runs/<id>/output.log, the cohort's to stdout; a run that fails also ends its log
     with `error: ...`, as a lone member's would. Returns each run's final status."""
-    from core.cohort import Cohort
-    from core.device import resolve_device
-    from core.errors import SddError
-    from core.launch import build_run
+    from sdd_tui.core.cohort import Cohort
+    from sdd_tui.core.device import resolve_device
+    from sdd_tui.core.errors import SddError
+    from sdd_tui.core.launch import build_run
 
     cohort = Cohort(say=lambda text: print(text, flush=True), threads=runs[0][0].runtime.threads)
     with contextlib.ExitStack() as logs:

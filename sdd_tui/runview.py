@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.events import (
+from sdd_tui.core.events import (
     EpochEnded,
     Event,
     HandOverChanged,
@@ -21,7 +21,7 @@ from core.events import (
     RunEnded,
     RunStarted,
 )  # fmt: skip
-from core.progress import Progress
+from sdd_tui.core.progress import Progress
 
 LOG_LINES = 500
 

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.errors import SddError
+from sdd_tui.core.errors import SddError
 
 SPARSITY_TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 FRACTION_METRICS = ("test_acc", "best_test_acc", "train_acc", "noisy_memorized", "noisy_true_acc")

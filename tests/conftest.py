@@ -56,7 +56,7 @@ def one_thread():
 
 @pytest.fixture
 def smoke_config():
-    from core.config import resolve_config
+    from sdd_tui.core.config import resolve_config
 
     def make(*overrides: str):
         return resolve_config("smoke", overrides=list(overrides))
@@ -74,7 +74,7 @@ def run_experiment():
 
 
 def _run_experiment(config, home: Path, **kwargs):
-    from core.launch import build_run
+    from sdd_tui.core.launch import build_run
 
     events = []
     run = build_run(config, home, sinks=[events.append], **kwargs)
@@ -113,7 +113,7 @@ def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch):
     backend; torch.backends.cudnn.benchmark is put back afterwards."""
     import dataclasses
 
-    from core.runtime_choices import RuntimeChoices
+    from sdd_tui.core.runtime_choices import RuntimeChoices
 
     decide, cuda, backend = RuntimeChoices.for_device.__func__, torch.device("cuda"), "aot_eager"
 

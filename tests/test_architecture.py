@@ -1,6 +1,7 @@
 """The house rules that keep the code easy to live in, checked on the installed package's source.
 
-- `core/` (the engine) never imports the UI: not Textual, plotext or `sdd_tui`.
+- `sdd_tui.core` (the engine) never imports the UI: not Textual, plotext, nor any of `sdd_tui` outside
+  `sdd_tui.core`.
 - No import circle between the project's modules, counting imports inside functions too (a lazy
   import that goes back where it came from is still a knot).
 """
@@ -10,15 +11,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import core
 import sdd_tui
 
-PACKAGES = {"core": Path(core.__file__).parent, "sdd_tui": Path(sdd_tui.__file__).parent}
-UI = ("textual", "textual_plotext", "plotext", "sdd_tui")
+PACKAGES = {"sdd_tui": Path(sdd_tui.__file__).parent}
+UI = ("textual", "textual_plotext", "plotext")
+ENGINE = "sdd_tui.core"
 
 
 def module_files() -> dict[str, Path]:
-    """'core.store' -> its file, for every module of the two packages."""
+    """'sdd_tui.core.store' -> its file, for every module of the two packages."""
     found = {}
     for name, folder in PACKAGES.items():
         for path in folder.rglob("*.py"):
@@ -43,7 +44,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         for name in names:
-            while name and name not in known:  # `from core.x import f` -> core.x
+            while name and name not in known:  # `from .x import f` -> sdd_tui.core.x
                 name = name.rpartition(".")[0]
             if name and name != module:
                 found.add(name)
@@ -55,16 +56,30 @@ def import_graph() -> dict[str, set[str]]:
     return {module: imports_of(module, path, set(files)) for module, path in files.items()}
 
 
+def is_engine(module: str) -> bool:
+    return module == ENGINE or module.startswith(ENGINE + ".")
+
+
 def test_core_never_imports_the_ui():
+    files = module_files()
     offenders = []
-    for module, path in module_files().items():
-        if not module.startswith("core"):
+    for module, path in files.items():
+        if not is_engine(module):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             offenders += [f"{module} imports {n}" for n in names if n.split(".")[0] in UI]
+        offenders += [f"{module} imports {n}" for n in imports_of(module, path, set(files))
+                      if not is_engine(n) and n != "sdd_tui"]
     assert not offenders, offenders
+
+
+def test_the_engine_rule_sees_a_relative_import_of_the_ui(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text("from ..headless import Printer\nfrom .store import Store\n")
+    known = {"sdd_tui", "sdd_tui.headless", "sdd_tui.core", "sdd_tui.core.store"}
+    assert imports_of("sdd_tui.core.thing", source, known) == {"sdd_tui.headless", "sdd_tui.core.store"}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -106,6 +121,6 @@ def test_the_cycle_finder_finds_a_circle_through_a_lazy_import():
 
 def test_imports_are_read_from_function_bodies_too(tmp_path):
     source = tmp_path / "mod.py"
-    source.write_text("def f():\n    from core.store import Store\n    import sdd_tui.headless\n")
-    found = imports_of("core.thing", source, {"core", "core.store", "sdd_tui", "sdd_tui.headless"})
-    assert found == {"core.store", "sdd_tui.headless"}
+    source.write_text("def f():\n    from .store import Store\n    import sdd_tui.headless\n")
+    found = imports_of("sdd_tui.core.thing", source, {"sdd_tui.core", "sdd_tui.core.store", "sdd_tui", "sdd_tui.headless"})
+    assert found == {"sdd_tui.core.store", "sdd_tui.headless"}

@@ -99,14 +99,14 @@ def test_a_model_too_big_for_memory_fails_the_run_in_one_line(tmp_path):
     assert result.exit_code == 2
     (line,) = [line for line in result.stderr.splitlines() if line.strip()]
     assert line.startswith("error: out of memory in round 0: asked for 4.0 TB") and "model.hidden" in line
-    from core.store import Store
+    from sdd_tui.core.store import Store
 
     (record,) = Store(home).list_runs()
     assert record["status"] == "failed" and "asked for 4.0 TB" in record["error"]
 
 
 def test_sizes_read_like_a_disk_label():
-    from core.format import size
+    from sdd_tui.core.format import size
 
     assert [size(n) for n in (512, 1_500, 31_457_280_000_000, 4 * 10**18)] == ["512 B", "1.5 KB", "31.5 TB",
                                                                                 "4000.0 PB"]

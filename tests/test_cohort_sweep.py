@@ -7,12 +7,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from core.cohort import Cohort
-from core.events import EpochEnded
-from core.launch import build_run
-from core.store import Store
-from core.sweep import MemberRecorder, expand_sweep, member_config, new_sweep_record
-from core.sweep_local import run_local
+from sdd_tui.core.cohort import Cohort
+from sdd_tui.core.events import EpochEnded
+from sdd_tui.core.launch import build_run
+from sdd_tui.core.store import Store
+from sdd_tui.core.sweep import MemberRecorder, expand_sweep, member_config, new_sweep_record
+from sdd_tui.core.sweep_local import run_local
 from sdd_tui.cli import app
 
 runner = CliRunner()
@@ -113,7 +113,7 @@ def test_sweep_resume_goes_on_with_a_stopped_cohort_from_its_checkpoints(home):
 
 
 def test_a_member_that_fails_before_it_starts_says_why_in_its_log_and_the_others_go_on(home, tmp_path):
-    from core.config import resolve_config
+    from sdd_tui.core.config import resolve_config
     from sdd_tui.headless import run_cohort_headless
 
     store = Store(home)

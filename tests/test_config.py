@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import (
+from sdd_tui.core.config import (
     ExperimentConfig,
     apply_overrides,
     config_to_toml,
@@ -13,7 +13,7 @@ from core.config import (
     resolve_config,
     validate_config,
 )
-from core.errors import SddError
+from sdd_tui.core.errors import SddError
 
 PAPER_PRESETS = {"resnet18-noise20", "resnet18-cifar100-noise20", "vgg16-noise20", "lenet300-noise20",
                  "digits-noise40", "smoke", "lenet300-fashion-noise20", "lenet300-fashion-cpu",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.config import ExperimentConfig
-from core.config_doc import config_reference
+from sdd_tui.core.config import ExperimentConfig
+from sdd_tui.core.config_doc import config_reference
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: read as files only, never imported
 COMMITTED = REPO / "docs" / "CONFIG.md"
@@ -13,7 +13,7 @@ COMMITTED = REPO / "docs" / "CONFIG.md"
 
 def test_the_committed_config_reference_is_what_the_models_generate():
     assert COMMITTED.read_text(encoding="utf-8") == config_reference(), (
-        "docs/CONFIG.md is out of date: run `python -P -m core.config_doc docs/CONFIG.md` after installing")
+        "docs/CONFIG.md is out of date: run `python -P -m sdd_tui.core.config_doc docs/CONFIG.md` after installing")
 
 
 def test_every_field_of_every_section_is_documented_with_its_default_and_bounds():

@@ -12,16 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from core import pruning
-from core.checkpoint import read_round_file
-from core.config import ModelConfig, TrainConfig, resolve_config
-from core.data import Dataset
-from core.events import EpochEnded, Message, RoundEnded
-from core.models import build_model, prunable_names
-from core.paths import RunPaths
-from core.run_state import optimizer_copy
-from core.runtime_choices import RuntimeChoices
-from core.training import Control, Trainer, TrainSchedule, autocast_for, compile_model, snapshot
+from sdd_tui.core import pruning
+from sdd_tui.core.checkpoint import read_round_file
+from sdd_tui.core.config import ModelConfig, TrainConfig, resolve_config
+from sdd_tui.core.data import Dataset
+from sdd_tui.core.events import EpochEnded, Message, RoundEnded
+from sdd_tui.core.models import build_model, prunable_names
+from sdd_tui.core.paths import RunPaths
+from sdd_tui.core.run_state import optimizer_copy
+from sdd_tui.core.runtime_choices import RuntimeChoices
+from sdd_tui.core.training import Control, Trainer, TrainSchedule, autocast_for, compile_model, snapshot
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 CHEAP_BACKEND = "aot_eager"  # dynamo's graph capture and AOTAutograd's backward graph, no C++ build
@@ -221,9 +221,9 @@ def test_a_compiled_run_on_a_gpus_choices_finishes_with_exact_masks(as_on_a_gpu,
 
 
 def test_a_cohort_trains_under_autocast_on_a_gpus_choices(as_on_a_gpu, home, run_experiment, monkeypatch):
-    from core.cohort import Cohort
-    from core.cohort_model import PackedMLP
-    from core.launch import build_run
+    from sdd_tui.core.cohort import Cohort
+    from sdd_tui.core.cohort_model import PackedMLP
+    from sdd_tui.core.launch import build_run
 
     def written_out_step(*args):
         raise AssertionError("the fp32 step ran: the cohort did not autocast")

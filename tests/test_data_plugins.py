@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import DataConfig, NoiseConfig, resolve_config, validate_config
-from core.data import iterate_batches, load_dataset
-from core.errors import SddError
-from core.plugins import plugin_provenance
-from core.store import Store
+from sdd_tui.core.config import DataConfig, NoiseConfig, resolve_config, validate_config
+from sdd_tui.core.data import iterate_batches, load_dataset
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.plugins import plugin_provenance
+from sdd_tui.core.store import Store
 
 VECTORS = """
     import torch

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import data as data_module
-from core.config import DataConfig
-from core.data import load_clean
-from core.errors import SddError
+from sdd_tui.core import data as data_module
+from sdd_tui.core.config import DataConfig
+from sdd_tui.core.data import load_clean
+from sdd_tui.core.errors import SddError
 
 FILES = {("train", "images"): "train-images-idx3-ubyte", ("train", "labels"): "train-labels-idx1-ubyte",
          ("test", "images"): "t10k-images-idx3-ubyte", ("test", "labels"): "t10k-labels-idx1-ubyte"}

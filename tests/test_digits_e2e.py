@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.config import load_preset
-from core.events import RoundEnded
+from sdd_tui.core.config import load_preset
+from sdd_tui.core.events import RoundEnded
 
 
 @pytest.mark.slow

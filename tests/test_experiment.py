@@ -3,13 +3,13 @@ import threading
 import pytest
 import torch
 
-from core import pruning
-from core.data import load_dataset
-from core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
-from core.experiment import Experiment
-from core.models import build_model
-from core.seeds import Purpose, stream_seed
-from core.training import Branch, Control, Trainer
+from sdd_tui.core import pruning
+from sdd_tui.core.data import load_dataset
+from sdd_tui.core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
+from sdd_tui.core.experiment import Experiment
+from sdd_tui.core.models import build_model
+from sdd_tui.core.seeds import Purpose, stream_seed
+from sdd_tui.core.training import Branch, Control, Trainer
 
 
 def rounds_of(events):
@@ -141,14 +141,14 @@ def test_branches_keep_the_data_order_streams_stored_runs_were_trained_with():
 def test_every_retrain_mode_has_a_row_saying_where_a_round_starts():
     import typing
 
-    from core.config import RetrainMode
-    from core.retrain import RETRAIN_MODES
+    from sdd_tui.core.config import RetrainMode
+    from sdd_tui.core.retrain import RETRAIN_MODES
 
     assert set(RETRAIN_MODES) == set(typing.get_args(RetrainMode))
 
 
 def test_an_epoch_ended_event_carries_every_epoch_stat_counting_epochs_from_1():
-    from core.training import EpochStats
+    from sdd_tui.core.training import EpochStats
 
     stats = EpochStats(epoch=2, train_loss=0.5, train_acc=0.8, test_loss=0.7, test_acc=0.6, lr=0.1, seconds=1.5,
                        samples_per_s=100.0)

@@ -8,9 +8,9 @@ import pytest
 from sdd_test_helpers import run_record
 from typer.testing import CliRunner
 
-from core.errors import SddError
-from core.figures import figure_one, group_by_seed, group_curve, interpolation_figure, save_figure
-from core.store import Store
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.figures import figure_one, group_by_seed, group_curve, interpolation_figure, save_figure
+from sdd_tui.core.store import Store
 from sdd_tui.cli import app
 from tests.test_analysis import DD_TEST, DD_TRAIN
 

@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-from core.atomic import atomic_save
+from sdd_tui.core.atomic import atomic_save
 
 
 class FillsUp(io.RawIOBase):
@@ -83,8 +83,9 @@ def test_a_full_disk_while_recording_events_is_one_line_and_resume_finishes(tmp_
 
     from typer.testing import CliRunner
 
-    import core.store
-    from core.store import Store
+    import sdd_tui.core.store
+    from sdd_tui import core
+    from sdd_tui.core.store import Store
     from sdd_tui.cli import app
 
     home = tmp_path / "home"

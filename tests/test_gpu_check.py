@@ -237,7 +237,7 @@ def test_gpu_prepare_dry_run_lists_every_package_gpu_check_imports(tmp_path):
     providers = metadata.packages_distributions()  # top-level module -> the distributions that install it
     allowed = [module for module, dists in providers.items()
                if any(canonicalize_name(dist) in pinned | image for dist in dists)]
-    own = ["core", "sdd_tui", "presets", "gpu_check"]
+    own = ["sdd_tui", "gpu_check"]
     probe = subprocess.run([sys.executable, "-P", "-c", IMPORTS_PROBE, str(SCRIPT), str(tmp_path),
                             json.dumps(TINY_RUNS), json.dumps(allowed + own)],
                            capture_output=True, text=True, timeout=300, cwd=tmp_path)

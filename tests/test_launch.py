@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.events import RunEnded, RunStarted
-from core.launch import build_run
-from core.store import Store
-from core.training import Control
+from sdd_tui.core.events import RunEnded, RunStarted
+from sdd_tui.core.launch import build_run
+from sdd_tui.core.store import Store
+from sdd_tui.core.training import Control
 
 
 class ListRecorder:
@@ -53,7 +53,8 @@ def test_the_default_recorder_writes_the_store_and_a_given_control_stops_the_run
 
 
 def test_the_recorder_is_closed_when_the_run_fails(home, smoke_config, monkeypatch):
-    import core.experiment
+    import sdd_tui.core.experiment
+    from sdd_tui import core
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")

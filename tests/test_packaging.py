@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: read as files only, never imported
-TOP_LEVEL = ("sdd_tui", "core", "presets")
+TOP_LEVEL = ("sdd_tui",)  # the one top-level package: the engine and presets live inside it
 DATA_SUFFIXES = (".py", ".toml", ".tcss", ".css", ".json", ".html")
 USER_CODE = "<a plugin module of the user's>"  # core/plugins.py: a missing one is a one-line error
 OPTIONAL_EXTRAS = {"ray", "pynvml", "pandas", "numpy", USER_CODE}  # may be missing: a one-line error names the fix
@@ -28,7 +28,7 @@ HEAVY = ("torch", "ray", "matplotlib", "sklearn")
 
 
 def source_files() -> set[str]:
-    """Every module and data file under the three top-level folders, as 'core/store.py'."""
+    """Every module and data file of the package, as 'sdd_tui/core/store.py'."""
     found = set()
     for top in TOP_LEVEL:
         for path in (REPO / top).rglob("*"):
@@ -38,14 +38,13 @@ def source_files() -> set[str]:
 
 
 def test_the_tests_import_the_installed_package_not_the_checkout():
-    import core
-    import presets
     import sdd_tui
+    from sdd_tui import core, presets
 
     for module in (core, presets, sdd_tui):
         where = Path(module.__file__).resolve()
         # a venv inside the checkout (CI's `.venv`) is fine: what must not happen is the source folder itself
-        assert (REPO / module.__name__) not in where.parents, (
+        assert (REPO / module.__name__.replace(".", "/")) not in where.parents, (
             f"{module.__name__} was imported from the checkout ({where}); install the project "
             f"(pip install '.[test]') and run the venv's `pytest`, not `python -m pytest` in the checkout")
 
@@ -111,7 +110,9 @@ def _imported_names(stmt: ast.stmt) -> list[str]:
     for node in ast.walk(stmt):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            names.append("sdd_tui")  # `from .store import Store` inside the package: the project's own
+        elif isinstance(node, ast.ImportFrom) and node.module:
             names.append(node.module)
         elif isinstance(node, ast.Call) and node.args and (getattr(node.func, "id", None) == "__import__"
                                                            or getattr(node.func, "attr", None) == "import_module"):
@@ -144,7 +145,7 @@ def test_install_completion_writes_a_bash_completion(tmp_path):
 
 QUICK_PROBE = ("import sys\nfrom typer.testing import CliRunner\nfrom sdd_tui.cli import app\n"
                "result = CliRunner().invoke(app, sys.argv[1:])\nassert result.exit_code == 0, result.output\n"
-               f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}) | {{'core.config'}} & set(sys.modules)))")
+               f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}) | {{'sdd_tui.core.config'}} & set(sys.modules)))")
 
 
 def imported_heavy(command: list[str], cwd: Path) -> str:
@@ -158,7 +159,7 @@ def imported_heavy(command: list[str], cwd: Path) -> str:
 @pytest.mark.parametrize("command", [["--help"], ["presets"], ["runs"]])
 def test_quick_commands_import_no_heavy_library(command, home, tmp_path):
     """`--help`, `presets` and `runs` answer in a fraction of a second: no torch, Ray, matplotlib, sklearn,
-    and no config models built (core.config's pydantic models cost about 0.2 s)."""
+    and no config models built (sdd_tui.core.config's pydantic models cost about 0.2 s)."""
     assert imported_heavy(command, tmp_path) == "[]"
 
 
@@ -172,9 +173,9 @@ def test_runs_and_runs_show_of_a_stored_run_import_no_heavy_library(home, tmp_pa
 
 MODEL_PROBE = """
 import sys
-import core.experiment
-from core.config import ModelConfig
-from core.models import build_model
+import sdd_tui.core.experiment
+from sdd_tui.core.config import ModelConfig
+from sdd_tui.core.models import build_model
 build_model(ModelConfig(name="mlp", hidden=[8]), (64,), 10, seed=0)
 print("mlp", "torchvision.models" in sys.modules)
 model = build_model(ModelConfig(name="resnet18", width=0.0625), (3, 8, 8), 10, seed=0)
@@ -189,3 +190,41 @@ def test_an_mlp_run_imports_no_torchvision_models(tmp_path):
     shown = subprocess.run([sys.executable, "-P", "-c", MODEL_PROBE], capture_output=True, text=True, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.split() == ["mlp", "False", "resnet18", "True", "CifarResNet"], shown.stdout
+
+
+USERS_WORLD = {  # a research repository's own top-level packages, with the names sdd-tui once installed
+    "core/__init__.py": "WHOSE = 'the user'\n",
+    "core/errors.py": "raise ImportError('sdd-tui imported the user\\'s own core.errors')\n",
+    "core/config.py": "raise ImportError('sdd-tui imported the user\\'s own core.config')\n",
+    "presets/__init__.py": "raise ImportError('sdd-tui imported the user\\'s own presets')\n",
+    "myplugin.py": ("import torch\nfrom core import WHOSE\n\n"
+                    "def vectors(data):\n    assert WHOSE == 'the user'\n"
+                    "    x = torch.randn(96, 16, generator=torch.Generator().manual_seed(0))\n"
+                    "    y = torch.arange(96) % 4\n    return x[:64], y[:64], x[64:], y[64:]\n"),
+}
+
+
+def test_the_package_lives_beside_a_users_own_core_and_presets(tmp_path):
+    """From a folder with its own `core/` and `presets/` (common in research code), every way in works,
+    and the user's packages are theirs: sdd-tui never imports them, a plugin still can."""
+    for name, text in USERS_WORLD.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    env = {**os.environ, "SDD_TUI_HOME": str(tmp_path / "home")}
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, f"{command}: {done.stdout[-1000:]}{done.stderr[-2000:]}"
+        return done
+
+    run(str(console_script()), "--preset", "smoke")
+    run(str(console_script()), "--preset", "smoke", "--set", "data.name=myplugin:vectors")
+    # `python -c` and `python -m` put the working directory first on sys.path, as a notebook there does
+    rows = run(sys.executable, "-c", "from sdd_tui import load_runs; print(len({r['run_id'] for r in load_runs()}))")
+    assert rows.stdout.split()[-1] == "2"
+    assert "sdd-tui" in run(sys.executable, "-m", "sdd_tui", "--help").stdout
+
+
+def test_the_distribution_installs_no_top_level_name_but_sdd_tui():
+    tops = {f.parts[0] for f in importlib.metadata.files("sdd-tui") or [] if f.parts[0] != ".."}  # ../bin/sdd-tui
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"sdd_tui"}, tops

@@ -12,12 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from core.config import resolve_config
-from core.events import EpochEnded, Message
-from core.launch import build_run
-from core.paths import CHECKPOINT
-from core.store import Store, display_status
-from core.training import Control
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.events import EpochEnded, Message
+from sdd_tui.core.launch import build_run
+from sdd_tui.core.paths import CHECKPOINT
+from sdd_tui.core.store import Store, display_status
+from sdd_tui.core.training import Control
 from sdd_tui.cli import app
 
 # ~0.1 s an epoch on one thread: long enough to kill mid-round, short enough for a test
@@ -220,7 +220,7 @@ def test_resume_without_a_checkpoint_starts_over(run_experiment, tmp_path, smoke
 
 
 def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(run_experiment, tmp_path, smoke_config):
-    from core.events import event_from_json
+    from sdd_tui.core.events import event_from_json
 
     config = smoke_config("prune.rounds=1", "train.epochs=1")
     run_id, _, _ = run_experiment(config, tmp_path)
@@ -241,7 +241,8 @@ def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(run_experime
 
 
 def test_checkpoint_clock_counts_epochs_and_minutes(monkeypatch):
-    import core.checkpoint as checkpoint
+    import sdd_tui.core.checkpoint
+    from sdd_tui import core as checkpoint
 
     now = [1000.0]
     monkeypatch.setattr(checkpoint.time, "monotonic", lambda: now[0])

@@ -7,8 +7,8 @@ import io
 
 from typer.testing import CliRunner
 
-from core.results import csv_text, run_json
-from core.store import Store
+from sdd_tui.core.results import csv_text, run_json
+from sdd_tui.core.store import Store
 from sdd_tui.cli import app
 from tests.test_figures import record
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from core.config import resolve_config
-from core.figures import figure_one
-from core.paths import RunPaths
-from core.results import run_json
-from core.store import Store
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.figures import figure_one
+from sdd_tui.core.paths import RunPaths
+from sdd_tui.core.results import run_json
+from sdd_tui.core.store import Store
 from sdd_tui.cli import app
 from sdd_tui.widgets.series import accuracy_series
 
@@ -64,7 +64,7 @@ def test_a_reinit_branch_afterwards_gives_what_compare_reinit_gives(plain_run, r
 
 
 def test_a_random_prune_branch_keeps_each_layers_sparsity_with_other_masks(plain_run, monkeypatch):
-    from core.training import Trainer
+    from sdd_tui.core.training import Trainer
 
     home, run_id = plain_run
     starts = []
@@ -126,7 +126,7 @@ def test_branch_refuses_what_it_cannot_do(plain_run, home, run_experiment):
 
 
 def test_a_random_prune_branch_can_be_analysed_for_flatness(plain_run):
-    from core.flatness import analyze_run
+    from sdd_tui.core.flatness import analyze_run
 
     home, run_id = plain_run
     if "random_prune" not in Store(home).get_run(run_id)["rounds"][2]:
@@ -140,7 +140,7 @@ def test_a_random_prune_branch_can_be_analysed_for_flatness(plain_run):
 
 def test_random_prune_of_a_oneshot_level_starts_from_the_dense_weights_it_reused(run_experiment, tmp_path,
                                                                                 monkeypatch):
-    from core.training import Trainer
+    from sdd_tui.core.training import Trainer
 
     oneshot = ("prune.schedule=oneshot", "retrain.mode=finetune")
     dense_id, _, _ = run_experiment(tiny(*oneshot, "prune.levels=[]"), tmp_path)

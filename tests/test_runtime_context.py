@@ -1,7 +1,7 @@
 """No side effects: importing the package changes nothing in the process, and a run undoes its torch settings.
 
 A notebook, the app or a test runs experiments inside a process of its own: the run's thread count, seed,
-cuDNN and matmul flags are applied by one run context (core/runtime_context.py) and put back when it ends.
+cuDNN and matmul flags are applied by one run context (sdd_tui/core/runtime_context.py) and put back when it ends.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from core.cohort import Cohort
-from core.launch import build_run
-from core.openmp import WAIT_KEYS
-from core.runtime_context import open_contexts, run_context
+from sdd_tui.core.cohort import Cohort
+from sdd_tui.core.launch import build_run
+from sdd_tui.core.openmp import WAIT_KEYS
+from sdd_tui.core.runtime_context import open_contexts, run_context
 from sdd_tui.cli import app
 
 IMPORT_PROBE = """
 import importlib, json, os, pkgutil, sys
 before = dict(os.environ)
-import sdd_tui, sdd_tui.cli, core, core.experiment, core.runtime_context  # the first imports, before torch
+import sdd_tui, sdd_tui.cli, sdd_tui.core, sdd_tui.core.experiment, sdd_tui.core.runtime_context  # before torch
 early = dict(os.environ)
 import torch
 def settings():
@@ -34,7 +34,7 @@ def settings():
             torch.get_float32_matmul_precision()]
 torch_env, torch_settings = dict(os.environ), settings()
 modules = []
-for top in ("core", "sdd_tui", "presets"):
+for top in ("sdd_tui",):  # the one package: the engine and the presets inside it
     package = importlib.import_module(top)
     for found in pkgutil.walk_packages(package.__path__, top + "."):
         if not found.name.endswith("__main__"):  # sdd_tui.__main__ would start the app

@@ -8,9 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from core.bench import omp_env
-from core.config import resolve_config
-from core.events import Message, RoundEnded
+from sdd_tui.core.bench import omp_env
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.events import Message, RoundEnded
 from sdd_tui.cli import app
 
 
@@ -25,7 +25,8 @@ def _curve(run_experiment, home, fast: bool) -> list[dict]:
 
 @pytest.mark.slow
 def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, monkeypatch):
-    import core.reference
+    import sdd_tui.core.reference
+    from sdd_tui import core
 
     loaded = []
     original = core.reference.loader_batches
@@ -102,8 +103,8 @@ def test_bench_text_and_user_errors():
 def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
     from torchvision.datasets import MNIST
 
-    from core.bench import synthetic_images
-    from core.reference import PilImageDataset, pil_loader
+    from sdd_tui.core.bench import synthetic_images
+    from sdd_tui.core.reference import PilImageDataset, pil_loader
 
     images, labels = synthetic_images((1, 28, 28), 10, 64, seed=3)
     loader = pil_loader(images, labels, batch_size=16, augment=False, workers=0)
@@ -120,7 +121,8 @@ def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
 @pytest.mark.parametrize(("amp", "expected"), [("true", True), ("false", False)])
 def test_runtime_amp_false_trains_without_mixed_precision(run_experiment, home, smoke_config, monkeypatch, amp,
                                                           expected):
-    import core.branch_training
+    import sdd_tui.core.branch_training
+    from sdd_tui import core
 
     built = []
     real = core.branch_training.Trainer

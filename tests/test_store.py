@@ -3,8 +3,8 @@ import json
 import pytest
 from sdd_test_helpers import run_record
 
-from core.errors import SddError
-from core.store import Store
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.store import Store
 
 
 def record(run_id, started=0.0, **extra):

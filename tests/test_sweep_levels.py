@@ -7,11 +7,11 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from core.errors import SddError
-from core.figures import figure_one
-from core.store import Store
-from core.sweep import expand_sweep, sweep_curves
-from core.sweep_levels import parse_levels, run_in_phases, with_levels
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.figures import figure_one
+from sdd_tui.core.store import Store
+from sdd_tui.core.sweep import expand_sweep, sweep_curves
+from sdd_tui.core.sweep_levels import parse_levels, run_in_phases, with_levels
 from sdd_tui.cli import app
 
 runner = CliRunner()

@@ -11,9 +11,9 @@ from rich.console import Console
 from textual.widgets import Static
 from typer.testing import CliRunner
 
-from core.analysis import detect_phases
-from core.format import pct
-from core.store import Store
+from sdd_tui.core.analysis import detect_phases
+from sdd_tui.core.format import pct
+from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
 from sdd_tui.runview import EpochPoint

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
+from sdd_tui.core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
 from sdd_tui.follow import EventFollower
 from sdd_tui.runview import RunView
 from sdd_tui.screens.history import filter_rows, sort_rows

@@ -12,7 +12,7 @@ from sdd_test_helpers import add_run, run_record
 from textual.command import CommandPalette
 from textual.widgets import Button, Footer
 
-from core.store import Store
+from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import ConfirmScreen, QuitScreen

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from core.events import (
+from sdd_tui.core.events import (
     EpochEnded,
     HandOverChanged,
     Message,
@@ -19,9 +19,9 @@ from core.events import (
     RunEnded,
     RunStarted,
 )  # fmt: skip
-from core.progress import Progress
-from core.store import Store, StoreRecorder
-from core.system import SystemMonitor, SystemSample, nvml_index
+from sdd_tui.core.progress import Progress
+from sdd_tui.core.store import Store, StoreRecorder
+from sdd_tui.core.system import SystemMonitor, SystemSample, nvml_index
 from sdd_tui.app import SddApp
 from sdd_tui.headless import HeadlessReporter
 from sdd_tui.runview import RunView

@@ -10,7 +10,7 @@ import time
 
 from textual.widgets import Checkbox, Input, Static
 
-from core.store import Store
+from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dashboard import DashboardScreen

@@ -12,7 +12,7 @@ import re
 import pytest
 from textual.widgets import Footer
 
-from core.store import Store
+from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.widgets.charts import SddChart

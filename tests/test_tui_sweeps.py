@@ -10,10 +10,10 @@ import pytest
 from textual.widgets import Checkbox, DataTable, Footer, Input, Select, Static
 from typer.testing import CliRunner
 
-from core.config import override
-from core.spawn import sdd_tui_command
-from core.store import Store
-from core.sweep import expand_sweep, new_sweep_record
+from sdd_tui.core.config import override
+from sdd_tui.core.spawn import sdd_tui_command
+from sdd_tui.core.store import Store
+from sdd_tui.core.sweep import expand_sweep, new_sweep_record
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
 from sdd_tui.screens.dashboard import DashboardScreen

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from core.openmp import set_wait_default
+from sdd_tui.core.openmp import set_wait_default
 from sdd_tui.cli import analysis, bench, branch, doctor, history, presets, report, start, sweeps, watch
 
 HELP = ("Run, watch and compare sparse double descent experiments. Without a command: a headless run "

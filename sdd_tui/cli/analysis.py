@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from core.analysis import detect_phases, phases_lines
-from core.errors import SddError
-from core.format import pct as _pct
+from sdd_tui.core.analysis import detect_phases, phases_lines
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import pct as _pct
 from sdd_tui.cli.options import HOME, open_store, user_errors
 
 
@@ -47,7 +47,7 @@ def analyze(
     home: Optional[Path] = HOME,
 ) -> None:
     """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
-    from core.config import is_device_name
+    from sdd_tui.core.config import is_device_name
 
     if device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
@@ -59,7 +59,7 @@ def analyze(
         return
     if not rounds:
         raise SddError("--redense needs --rounds, e.g. --rounds 5,10,20")
-    from core.flatness import analyze_run
+    from sdd_tui.core.flatness import analyze_run
 
     if official and epochs is not None:
         raise SddError("--official trains the official lengths (T - t iterations sparse, then T epochs dense); "
@@ -105,8 +105,8 @@ def plot(
     home: Optional[Path] = HOME,
 ) -> None:
     """Write the paper's figures with matplotlib."""
-    from core.figures import figure_one, interpolation_figure, save_figure
-    from core.results import ROUND_KEYS
+    from sdd_tui.core.figures import figure_one, interpolation_figure, save_figure
+    from sdd_tui.core.results import ROUND_KEYS
 
     store = open_store(ctx, home)
     if sum(bool(x) for x in (run_ids, interpolation, sweep)) > 1:

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from core.errors import SddError
-from core.format import duration
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import duration
 from sdd_tui.cli.options import user_errors
 
 
@@ -52,8 +52,8 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Samples/s of the training loop against the standard recipe, and a full run's wall time here."""
-    from core.bench import run_bench
-    from core.runtime_context import run_context
+    from sdd_tui.core.bench import run_bench
+    from sdd_tui.core.runtime_context import run_context
 
     if threads is not None and threads < 1:
         raise SddError(f"--threads {threads}: use 1 or more")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from core.errors import SddError
+from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
 
 KINDS_HELP = "reinit (same masks, fresh init) | random-prune (random masks, same per-layer sparsity)"
@@ -27,10 +27,10 @@ def branch(
     home: Optional[Path] = HOME,
 ) -> None:
     """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
-    from core.config import is_device_name, most_rounds
-    from core.ranges import parse_ranges
-    from core.run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
-    from core.store import display_status
+    from sdd_tui.core.config import is_device_name, most_rounds
+    from sdd_tui.core.ranges import parse_ranges
+    from sdd_tui.core.run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
+    from sdd_tui.core.store import display_status
 
     if device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
@@ -51,8 +51,8 @@ def branch(
 
 def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None,
            start: str) -> None:
-    from core.config import stored_config, validate_config
-    from core.runtime_context import run_context
+    from sdd_tui.core.config import stored_config, validate_config
+    from sdd_tui.core.runtime_context import run_context
 
     runtime = validate_config(stored_config(record["config"]), f"run {record['id']}").runtime
     with run_context(threads=runtime.threads):
@@ -61,10 +61,10 @@ def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, dev
 
 def _train_in_context(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str,
                       start: str) -> None:
-    from core.device import resolve_device
-    from core.format import pct
-    from core.run_branches import branch_line, open_run, rounds_to_branch, store_branch, train_branch
-    from core.training import Control
+    from sdd_tui.core.device import resolve_device
+    from sdd_tui.core.format import pct
+    from sdd_tui.core.run_branches import branch_line, open_run, rounds_to_branch, store_branch, train_branch
+    from sdd_tui.core.training import Control
 
     run = open_run(record, store.home, resolve_device(device), typer.echo)
     todo = rounds_to_branch(run, kind, wanted, again, typer.echo)

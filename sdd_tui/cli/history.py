@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import typer
 
-from core.errors import SddError
+from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, resolve_home, user_errors
 
 app = typer.Typer(help="The run history: list, select, show, compare, export, tag, note, delete.",
@@ -33,7 +33,7 @@ WIDEST = {"name": 32, "note": 40, "tags": 30}
 
 def shown(text: Any) -> str:
     """User text as one line of plain text (None as nothing): control characters escaped, never sent raw."""
-    from core.format import printable
+    from sdd_tui.core.format import printable
 
     return "" if text is None else printable(text)
 
@@ -54,7 +54,7 @@ def plain_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], right: bo
 
 
 def list_row(doc: dict[str, Any], status: str) -> tuple[str, ...]:
-    from core.format import first_line, noise_short, pct
+    from sdd_tui.core.format import first_line, noise_short, pct
 
     s = doc["summary"]
     started = time.strftime("%m-%d %H:%M", time.localtime(doc.get("started") or 0))
@@ -66,7 +66,7 @@ def list_row(doc: dict[str, Any], status: str) -> tuple[str, ...]:
 
 
 def select(store, where: list[str], statuses: list[str], tags: list[str], sweep: str | None = None) -> list[dict]:
-    from core.query import RunQuery
+    from sdd_tui.core.query import RunQuery
 
     return RunQuery.parse_in(store, where, statuses, tags, sweep).select(store.summaries())
 
@@ -96,7 +96,7 @@ def runs_list(
     if ctx.invoked_subcommand:
         ctx.obj = {"home": resolve_home(ctx, home)}
         return
-    from core.store import display_status
+    from sdd_tui.core.store import display_status
 
     store = open_store(ctx, home)
     docs = select(store, where, status, tag, sweep)
@@ -126,8 +126,8 @@ def runs_show(
     home: Optional[Path] = HOME,
 ) -> None:
     """One run: its settings, tags, note and provenance, and a row per round."""
-    from core.results import run_json
-    from core.store import display_status
+    from sdd_tui.core.results import run_json
+    from sdd_tui.core.store import display_status
 
     record = open_store(ctx, home).get_run(run_id)
     status = display_status(record)
@@ -139,9 +139,9 @@ def runs_show(
 
 def print_run(record: dict[str, Any], status: str) -> None:
     """Plain lines and a plain table of rounds: quick to print (no Rich), easy to grep and to paste."""
-    from core.analysis import detect_phases, phases_lines
-    from core.format import ROUND_COLUMNS, result_text, round_cells
-    from core.results import branch_phases, summary
+    from sdd_tui.core.analysis import detect_phases, phases_lines
+    from sdd_tui.core.format import ROUND_COLUMNS, result_text, round_cells
+    from sdd_tui.core.results import branch_phases, summary
 
     s = summary(record)
     say = typer.echo  # every user text below goes through shown(): printable, never markup
@@ -193,7 +193,7 @@ def runs_diff(
     home: Optional[Path] = HOME,
 ) -> None:
     """The config fields, preset and provenance that differ between two runs."""
-    from core.run_diff import diff_runs
+    from sdd_tui.core.run_diff import diff_runs
 
     store = open_store(ctx, home)
     a, b = store.get_run(first), store.get_run(second)
@@ -225,9 +225,9 @@ def runs_export(
     home: Optional[Path] = HOME,
 ) -> None:
     """Write runs as a table: a row per run and round, config fields as columns (the rows of load_runs)."""
-    from core.results import csv_text, run_json
-    from core.run_table import csv_of, load_rows
-    from core.store import display_status
+    from sdd_tui.core.results import csv_text, run_json
+    from sdd_tui.core.run_table import csv_of, load_rows
+    from sdd_tui.core.store import display_status
 
     if fmt not in ("csv", "json"):
         raise SddError(f"--format {fmt!r}: use csv or json")
@@ -236,7 +236,7 @@ def runs_export(
         record = store.get_run(run_id)
         text = csv_text(record) if fmt == "csv" else json.dumps(run_json(record, display_status(record)), indent=2)
     elif all_runs or sweep or where or status or tag:
-        from core.query import RunQuery
+        from sdd_tui.core.query import RunQuery
 
         rows = load_rows(store, RunQuery.parse_in(store, where, status, tag, sweep), epochs)
         text = csv_of(rows) if fmt == "csv" else json.dumps(rows, indent=1)
@@ -275,7 +275,7 @@ def runs_untag(
 
 def _change_tags(ctx: typer.Context, home: Path | None, run_id: str, add: list[str] = (), remove: list[str] = ()):
     """Check every tag first (a tag with a space changes nothing), then change them and say the run's tags."""
-    from core.query import check_tag
+    from sdd_tui.core.query import check_tag
 
     add, remove = [check_tag(tag) for tag in add], [check_tag(tag) for tag in remove]
     record = open_store(ctx, home).set_tags(run_id, add=add, remove=remove)
@@ -304,7 +304,7 @@ def runs_delete(
     home: Optional[Path] = HOME,
 ) -> None:
     """Delete a run's record and folder (not while it runs)."""
-    from core.store import MIN_DELETE_ID
+    from sdd_tui.core.store import MIN_DELETE_ID
 
     if len(run_id) < MIN_DELETE_ID:
         raise SddError(f"run id {run_id!r} is too short to delete by; give at least {MIN_DELETE_ID} characters "

@@ -15,7 +15,7 @@ def presets_list(ctx: typer.Context) -> None:
     """Names of the bundled presets with their one-line descriptions."""
     if ctx.invoked_subcommand:
         return
-    from core.presets import preset_descriptions
+    from sdd_tui.core.presets import preset_descriptions
 
     descriptions = preset_descriptions()
     width = max(len(name) for name in descriptions)
@@ -27,6 +27,6 @@ def presets_list(ctx: typer.Context) -> None:
 @user_errors
 def presets_show(name: str) -> None:
     """The full configuration of a preset, as TOML."""
-    from core.config import config_to_toml, load_preset
+    from sdd_tui.core.config import config_to_toml, load_preset
 
     typer.echo(config_to_toml(load_preset(name)), nl=False)

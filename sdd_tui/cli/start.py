@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from core.errors import SddError
+from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
 
 
@@ -42,8 +42,8 @@ def root(
     if not (preset or config or from_run):
         open_app(home)
         return
-    from core.config import override, resolve_config
-    from core.store import Store
+    from sdd_tui.core.config import override, resolve_config
+    from sdd_tui.core.store import Store
     from sdd_tui.headless import run_headless
 
     extra = list(overrides)
@@ -65,7 +65,7 @@ def root(
 
 def config_from_run(store, run_id: str, other_source, overrides: list[str]):
     """(the stored run's config with `overrides`, its preset) for `--from-run ID`."""
-    from core.config import apply_overrides, validate_config
+    from sdd_tui.core.config import apply_overrides, validate_config
 
     if other_source:
         raise SddError("give --from-run, --preset or --config, one of them")
@@ -77,7 +77,7 @@ def config_from_run(store, run_id: str, other_source, overrides: list[str]):
 
 
 def open_app(home: Path | None, start=None, watch: str | None = None) -> None:
-    from core.store import Store
+    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
 
     SddApp(store=Store(home), start=start, watch=watch).run()
@@ -90,8 +90,8 @@ def resume(
     home: Optional[Path] = HOME,
 ) -> None:
     """Continue a stopped, failed or interrupted run from its last checkpoint, with its stored settings."""
-    from core.config import stored_config, validate_config
-    from core.store import display_status
+    from sdd_tui.core.config import stored_config, validate_config
+    from sdd_tui.core.store import display_status
     from sdd_tui.headless import run_headless
 
     store = open_store(ctx, home)

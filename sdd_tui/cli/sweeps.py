@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from core.errors import SddError
-from core.format import printable
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import printable
 from sdd_tui.cli.options import HOME, open_store, user_errors
 
 sweeps_app = typer.Typer(help="Sweeps: list them, show one with its mean +- std curve, plot it.",
@@ -44,9 +44,9 @@ def sweep_command(
     home: Optional[Path] = HOME,
 ) -> None:
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
-    from core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
-    from core.sweep_levels import parse_levels, run_in_phases, with_levels
-    from core.sweep_runner import EXIT_CODES, engine_options, engine_session, holding_sweep, run_sweep
+    from sdd_tui.core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
+    from sdd_tui.core.sweep_levels import parse_levels, run_in_phases, with_levels
+    from sdd_tui.core.sweep_runner import EXIT_CODES, engine_options, engine_session, holding_sweep, run_sweep
 
     store = open_store(ctx, home)
     held = contextlib.ExitStack()
@@ -96,7 +96,7 @@ def sweep_command(
 
 
 def _echo_pack_plan(members: list[dict], options: dict) -> None:
-    from core.sweep_runner import pack_plan_lines
+    from sdd_tui.core.sweep_runner import pack_plan_lines
 
     for line in pack_plan_lines(members, options["max_parallel"], options["pack_size"]):
         typer.echo(line)
@@ -114,8 +114,8 @@ def sweep_member(
     home: Optional[Path] = HOME,
 ) -> None:
     """Run one member of a sweep by its run id (the local engine starts one process per member)."""
-    from core.paths import checkpoint_exists
-    from core.sweep_runner import EXIT_CODES
+    from sdd_tui.core.paths import checkpoint_exists
+    from sdd_tui.core.sweep_runner import EXIT_CODES
 
     store = open_store(ctx, home)
     sweep = store.get_sweep(sweep_id)
@@ -135,10 +135,10 @@ def sweep_cohort(
 ) -> None:
     """Run members of a sweep as one packed cohort in this process (the local engine's --pack); exits 1 when
     a member failed, 130 when one stopped."""
-    from core.paths import checkpoint_exists
-    from core.store import Store
-    from core.sweep import MemberRecorder
-    from core.sweep_runner import EXIT_CODES
+    from sdd_tui.core.paths import checkpoint_exists
+    from sdd_tui.core.store import Store
+    from sdd_tui.core.sweep import MemberRecorder
+    from sdd_tui.core.sweep_runner import EXIT_CODES
     from sdd_tui.headless import run_cohort_headless
 
     store = open_store(ctx, home)
@@ -162,7 +162,7 @@ def _member_of(sweep: dict, run_id: str) -> dict:
 
 def _config_on(member: dict, device: str | None):
     """The member's config, on `device` when the engine gave one."""
-    from core.sweep import member_config
+    from sdd_tui.core.sweep import member_config
 
     config = member_config(member)
     if device:
@@ -172,7 +172,7 @@ def _config_on(member: dict, device: str | None):
 
 def _run_member(config, store, sweep: dict, member: dict, resume: bool) -> str:
     """Run in this process, as a headless run that also records its sweep (stops as a headless run does)."""
-    from core.sweep import MemberRecorder
+    from sdd_tui.core.sweep import MemberRecorder
     from sdd_tui.headless import run_headless
 
     return run_headless(config, store, sweep.get("preset"), run_id=member["run_id"], resume=resume,
@@ -192,7 +192,7 @@ def sweeps_list(
     """All sweeps, newest first."""
     if ctx.invoked_subcommand:
         return
-    from core.sweep import sweep_rows
+    from sdd_tui.core.sweep import sweep_rows
     from sdd_tui.cli.sweep_tables import print_sweep_rows
 
     rows = sweep_rows(open_store(ctx, home))
@@ -216,7 +216,7 @@ def sweeps_show(
     """A sweep's members, and per grid point the mean +- std across seeds of every round."""
     from rich.console import Console
 
-    from core.sweep import display_sweep_status, member_status, origin_text, sweep_curves
+    from sdd_tui.core.sweep import display_sweep_status, member_status, origin_text, sweep_curves
     from sdd_tui.cli.sweep_tables import curve_table, print_members, records_in_order
 
     store = open_store(ctx, home)
@@ -247,7 +247,7 @@ def sweeps_plot(
     home: Optional[Path] = HOME,
 ) -> None:
     """Draw the sweep's mean +- std bands of a metric against sparsity, one line per grid point."""
-    from core.sweep import sweep_curves
+    from sdd_tui.core.sweep import sweep_curves
     from sdd_tui.sweep_plot import draw_sweep_curves
 
     store = open_store(ctx, home)

@@ -9,9 +9,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from core.errors import SddError
-from core.format import printable
-from core.grouping import mean_std, runs_per_round
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import printable
+from sdd_tui.core.grouping import mean_std, runs_per_round
 from sdd_tui.widgets.charts import COMPARE_METRICS, LINE_COLORS, CompareChart, group_number
 from sdd_tui.widgets.series import RunGroup, group_by_setting
 

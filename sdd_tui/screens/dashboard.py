@@ -17,10 +17,10 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from core.errors import SddError
-from core.results import csv_text, run_json
-from core.store import display_status
-from core.system import SystemMonitor, SystemSample
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.results import csv_text, run_json
+from sdd_tui.core.store import display_status
+from sdd_tui.core.system import SystemMonitor, SystemSample
 from sdd_tui.headless import summary_table
 from sdd_tui.runview import RunView
 from sdd_tui.sources import RunSource
@@ -227,7 +227,7 @@ class DashboardScreen(Screen):
         except SddError as error:
             self.notify(str(error), severity="error")
             return
-        from core.figures import figure_one, save_figure  # matplotlib: loaded on the first export only
+        from sdd_tui.core.figures import figure_one, save_figure  # matplotlib: loaded on the first export only
 
         folder = self.app.store.run_dir(self.run_id)
         csv_path, json_path = folder / f"{self.run_id}.csv", folder / f"{self.run_id}.json"

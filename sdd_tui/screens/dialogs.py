@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static
 
-from core.format import printable
+from sdd_tui.core.format import printable
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -15,11 +15,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from core.errors import SddError
-from core.format import first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
-from core.query import parse_filter_text
-from core.results import summary
-from core.store import display_status
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
+from sdd_tui.core.query import parse_filter_text
+from sdd_tui.core.results import summary
+from sdd_tui.core.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
 from sdd_tui.widgets import tables
 from sdd_tui.widgets.runs_table import RunsTable

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from core.config import (
+from sdd_tui.core.config import (
     DataName,
     ExperimentConfig,
     ModelName,
@@ -25,7 +25,7 @@ from core.config import (
     apply_overrides,
     preset_raw,
 )  # fmt: skip
-from core.errors import SddError
+from sdd_tui.core.errors import SddError
 from sdd_tui.live import warm_up_engine
 
 EXTRA = "extra"  # the free `section.field=value ...` overrides field

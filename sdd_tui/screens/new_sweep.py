@@ -22,12 +22,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
-from core.config import preset_names
-from core.errors import SddError
-from core.format import printable
-from core.paths import new_run_id, sweep_log
-from core.spawn import sdd_tui_command
-from core.sweep import expand_sweep, parse_grid, parse_seeds
+from sdd_tui.core.config import preset_names
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.format import printable
+from sdd_tui.core.paths import new_run_id, sweep_log
+from sdd_tui.core.spawn import sdd_tui_command
+from sdd_tui.core.sweep import expand_sweep, parse_grid, parse_seeds
 
 # (field, label, placeholder, help)
 TEXT_FIELDS = [
@@ -243,8 +243,8 @@ class NewSweepScreen(Screen):
     def pack_plan(self, request: SweepRequest, first: str) -> None:
         """The cohorts `--pack` would make, as `sdd-tui sweep --dry-run --pack` prints them (it imports torch:
         a thread, not the UI's)."""
-        from core.cohort_plan import DEFAULT_PACK_SIZE
-        from core.sweep_runner import pack_plan_lines
+        from sdd_tui.core.cohort_plan import DEFAULT_PACK_SIZE
+        from sdd_tui.core.sweep_runner import pack_plan_lines
 
         lines = [first, *pack_plan_lines(request.members, None, DEFAULT_PACK_SIZE)]
         self.app.call_from_thread(self._show_preview, lines)

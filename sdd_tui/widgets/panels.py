@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from core.analysis import detect_phases
-from core.format import pct as _pct, printable
+from sdd_tui.core.analysis import detect_phases
+from sdd_tui.core.format import pct as _pct, printable
 from sdd_tui.runview import RunView
 from sdd_tui.widgets.tables import elide
 

@@ -20,7 +20,7 @@ class PhaseSpan:
 
 def phases_for_chart(rounds: Sequence[dict[str, Any]]) -> list[PhaseSpan]:
     """The phases to mark on the chart; [] while the curve does not show them yet."""
-    from core.analysis import detect_phases
+    from sdd_tui.core.analysis import detect_phases
 
     found = detect_phases(list(rounds))
     if not found.get("double_descent"):

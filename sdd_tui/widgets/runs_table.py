@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.format import printable
+from sdd_tui.core.format import printable
 from sdd_tui.widgets.tables import CELL_PADDING
 
 Cell = str | Text

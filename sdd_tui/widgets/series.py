@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std, runs_per_round
-from core.results import BRANCH_LABELS, BRANCHES
+from sdd_tui.core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std, runs_per_round
+from sdd_tui.core.results import BRANCH_LABELS, BRANCHES
 
 # Sparsities worth a tick, in percent; the chart keeps those that fit its range and width.
 TICK_SPARSITIES = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)

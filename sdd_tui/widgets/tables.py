@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from core.format import printable
+from sdd_tui.core.format import printable
 
 CELL_PADDING = 2  # a DataTable cell has one space each side
 SCROLLBAR = 1  # room kept for the vertical scrollbar (app.tcss makes it one cell wide)

@@ -26,6 +26,7 @@ from core.cohort_plan import pack_key
 from core.cohort_training import CohortTrainer, MemberTraining
 from core.errors import StopRequested
 from core.launch import RunHandle
+from core.run_control import cohort_refusal
 from core.training import Branch, RoundTraining, Trainer, TrainSchedule
 
 
@@ -114,6 +115,8 @@ class Cohort:
     def run(self, handles: list[RunHandle]) -> dict[str, str]:
         """Run every member to its end; returns each one's final status (finished, stopped or failed)."""
         self.order = {handle.run_id: index for index, handle in enumerate(handles)}
+        for handle in handles:  # one member cannot hold while the others step: a pause is refused, a stop is its own
+            handle.control.pause_refusal = cohort_refusal(handle.run_id)
         self.live = set(self.order)
         threads = [threading.Thread(target=self._member, args=(handle,), name=f"member {handle.run_id}")
                    for handle in handles]

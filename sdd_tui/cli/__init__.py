@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sdd_tui.cli import analysis, bench, branch, doctor, history, presets, start, sweeps, watch
+from sdd_tui.cli import analysis, bench, branch, control, doctor, history, presets, start, sweeps, watch
 
 HELP = ("Run, watch and compare sparse double descent experiments. Without a command: a headless run "
         "(--preset NAME or --config FILE), or the interactive app.")
@@ -18,6 +18,9 @@ app = typer.Typer(help=HELP, rich_markup_mode=None)
 app.callback(invoke_without_command=True)(start.root)
 app.command("resume")(start.resume)
 app.command("watch")(watch.watch)
+app.command("pause")(control.pause)
+app.command("unpause")(control.unpause)
+app.command("stop")(control.stop)
 app.add_typer(presets.app, name="presets")
 app.add_typer(history.app, name="runs")
 app.command("analyze")(analysis.analyze)

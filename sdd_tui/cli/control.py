@@ -52,3 +52,29 @@ def unpause(ctx: typer.Context, run_id: str = RUN_ID, home: Optional[Path] = HOM
 def stop(ctx: typer.Context, run_id: str = RUN_ID, home: Optional[Path] = HOME, timeout: float = TIMEOUT) -> None:
     """Stop a running run at its next batch; its finished rounds and last epoch's checkpoint are kept."""
     _steer(ctx, run_id, home, "stop", timeout)
+
+
+@user_errors
+def start_detached(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="The new run's id"),
+    config_json: str = typer.Argument(..., help="Its whole config, as JSON"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="The preset it came from"),
+    home: Optional[Path] = HOME,
+) -> None:
+    """A new run from the app's form while another trains in the app: headless, in this (background) process."""
+    import json
+
+    from core.config import validate_config
+    from core.paths import check_id
+    from sdd_tui.headless import run_headless
+
+    store = open_store(ctx, home)
+    try:
+        raw = json.loads(config_json)
+    except ValueError as error:
+        raise SddError(f"the config is not JSON ({error})") from None
+    config = validate_config(raw, "the new-experiment form's config")
+    status = run_headless(config, store, preset, run_id=check_id(run_id))
+    if status != "finished":
+        raise typer.Exit(130 if status == "stopped" else 1)

@@ -188,7 +188,8 @@ class NewExperimentScreen(Screen):
         if config is None:
             self.notify(f"{len(errors)} field(s) need fixing: see the red text", severity="error")
             return
-        self.app.pop_screen()
+        if self.app.live is None or not self.app.live.running:
+            self.app.pop_screen()  # else the run starts in the background and the form stays under its dashboard
         self.app.start_run(config, self.preset)
 
     def action_back(self) -> None:

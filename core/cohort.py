@@ -152,7 +152,10 @@ class Cohort:
                 torch.set_num_threads(self.threads)
                 self.say(f"{where}: {len(group)} members packed ({self.threads} CPU thread(s)): "
                          + ", ".join(r.member.run_id for r in group))
-                results = CohortTrainer([r.member for r in group]).train()
+                # a member that drops out (a stop, NaN) gets its error at once: its run ends now, not at the
+                # end of the others' round (`sdd-tui stop ID` on one member answers at its next batch)
+                drop = lambda index, error: self._deliver([group[index]], [error])  # noqa: E731
+                results = CohortTrainer([r.member for r in group], on_drop=drop).train()
             else:
                 threads = lead.config.runtime.threads if lead.config else None
                 torch.set_num_threads(threads or self.threads)
@@ -168,6 +171,8 @@ class Cohort:
     def _deliver(self, group: list[_Request], results: list) -> None:
         with self.changed:
             for request, result in zip(group, results):  # each thread raises an error of its own
+                if request.done:  # delivered when it dropped out
+                    continue
                 request.result = copy.copy(result) if isinstance(result, BaseException) else result
                 request.done = True
             self.changed.notify_all()

@@ -172,3 +172,23 @@ def test_a_cohort_member_refuses_a_pause_and_stops_alone(home):
     last_epoch = [max(e.time for e in k if isinstance(e, EpochEnded)) for k in kept]
     assert last_epoch[0] < asked[0] + 1.0 < last_epoch[1]  # a stopped at its next batches, b trained on
     assert json.loads(RunPaths(home, ids[0]).control.read_text())["action"] == "stop"
+
+
+def test_a_member_of_a_packed_sweep_refuses_a_pause_and_stops_alone_through_the_cli(home, tmp_path):
+    sweep = subprocess.Popen(sdd_tui_command("sweep", *ENDLESS, "--seeds", "0,1", "--pack", "--home", str(home)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        wait_until(lambda: len(Store(home).list_runs()) == 2 and all(epochs(home, r["id"]) >= 2
+                                                                     for r in Store(home).list_runs()), "training")
+        first, second = (r["id"] for r in Store(home).list_runs())
+        refused = cli("pause", first, "--home", str(home))
+        assert refused.exit_code == 2 and refused.output.count("\n") == 1
+        assert f"error: run {first} cannot be paused alone: " in refused.output and "cohort" in refused.output
+        assert cli("stop", first, "--home", str(home)).exit_code == 0
+        trained = epochs(home, second)
+        wait_until(lambda: epochs(home, second) > trained, "the other member to go on")
+        assert Store(home).get_run(second)["status"] == "running"
+        assert cli("stop", second, "--home", str(home)).exit_code == 0
+        assert sweep.wait(LIMIT_S) != 0  # a stopped sweep
+    finally:
+        sweep.kill()

@@ -225,6 +225,7 @@ class SddApp(App):
         self.push_screen(QuitScreen(live.view.progress.name or live.run_id), chosen)
 
     def on_unmount(self) -> None:
+        self.hangup.uninstall()
         # A thread cannot be killed and the interpreter waits for it: never leave the engine running.
         if self.live is not None:
             self.live.stop()

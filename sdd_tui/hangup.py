@@ -42,6 +42,7 @@ class HangupGuard:
     def __init__(self, app) -> None:
         self.app = app
         self.thread: threading.Thread | None = None
+        self.previous = None  # the handler before install(), put back by uninstall()
 
     def install(self) -> None:
         hangup = getattr(signal, "SIGHUP", None)
@@ -49,7 +50,15 @@ class HangupGuard:
             return
         if signal.getsignal(hangup) is signal.SIG_IGN:  # nohup: the user wants the app to ignore it
             return
-        signal.signal(hangup, self._on_hangup)
+        self.previous = signal.signal(hangup, self._on_hangup)
+
+    def uninstall(self) -> None:
+        """The app has ended (tests run many apps in one process): SIGHUP does what it did before."""
+        if self.thread is not None:  # the terminal is gone: later SIGHUPs must not end the hand-over's process
+            return
+        if self.previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, self.previous)
+            self.previous = None
 
     def _on_hangup(self, signum, frame) -> None:
         if self.thread is not None:
@@ -64,7 +73,8 @@ class HangupGuard:
         app = self.app
         app.quitting = True
         live = app.live
-        if live is not None and live.running:
+        stopping = live is not None and live.control.stop.is_set() and live.handover is None  # asked to stop
+        if live is not None and live.running and not stopping:
             handover = live.hand_over(at_epoch_end=True)
             live.finished.wait()
             if live.outcome == "stopped" and handover.in_flight:  # also when the app stopped it before the epoch end

@@ -33,7 +33,8 @@ ENDLESS = ["--preset", "smoke", "--set", "train.epochs=10000"]  # never finishes
 
 def events(home, run_id) -> list:
     path = RunPaths(home, run_id).events
-    return [event_from_json(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [event_from_json(line) for line in lines if line.endswith("}")]  # not a line being written
 
 
 def epochs(home, run_id) -> int:

@@ -82,6 +82,7 @@ class HandOverScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(f"Handing {printable(self.run_name)} over to a background process...\n"
-                              "it stops at its next batch (its last epoch end is checkpointed), then "
-                              "`sdd-tui resume` goes on with it; the app closes then and says how to follow it."),
+                              "it stops at its next batch (at its first epoch end if none has ended yet: the "
+                              "checkpoint to go on from), then `sdd-tui resume` takes over; the app closes then "
+                              "and says how to follow it."),
                          classes="question")

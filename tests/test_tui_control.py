@@ -5,10 +5,11 @@ starts in the background with the form kept, and Detach says where the run goes 
 from __future__ import annotations
 
 import os
+import time
 
 from core.events import EpochEnded
 from core.launch import build_run
-from core.run_control import read_request
+from core.run_control import read_request, write_request
 from core.spawn import sdd_tui_command, spawn
 from core.store import Store
 from core.training import Control
@@ -114,7 +115,7 @@ async def test_a_run_started_while_another_trains_here_goes_to_the_background_an
 
 
 async def test_detach_and_quit_says_so_while_it_waits_then_where_the_run_goes_on(home, smoke_config, wait_for):
-    app = make_app(home, start=(smoke_config("train.epochs=20"), "smoke"))
+    app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))  # never finishes by itself
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.live is not None and len(app.live.view.epochs) >= 1, "training")
         run_id = app.live.run_id
@@ -125,5 +126,10 @@ async def test_detach_and_quit_says_so_while_it_waits_then_where_the_run_goes_on
     text = app.handed_over_text().plain
     assert f"{run_id} goes on in the background: process {pid}, log {log}" in text
     assert f"sdd-tui watch {run_id}" in text and pid != os.getpid()
-    os.waitpid(pid, 0)
-    assert Store(home).get_run(run_id)["status"] == "finished"
+    deadline = time.monotonic() + LIMIT_S
+    while Store(home).get_run(run_id).get("pid") != pid:  # the background process has taken the run over
+        assert time.monotonic() < deadline, "the background process never took the run over"
+        time.sleep(0.1)
+    write_request(home, run_id, "stop")  # as `sdd-tui stop ID` does
+    assert os.waitpid(pid, 0)[1] >> 8 == 130
+    assert Store(home).get_run(run_id)["status"] == "stopped"

@@ -84,7 +84,10 @@ def _launch(app, run_id: str, what: str, command: list[str]) -> Launch | None:
 
 def ask(home: Path, run_id: str, action: str) -> str:
     """Send pause, unpause or stop to a run trained in another process; the line the dashboard logs."""
-    write_request(home, run_id, action, by="a dashboard")
+    try:
+        write_request(home, run_id, action, by="a dashboard")
+    except OSError as error:  # a read-only or full disk: the run cannot be asked
+        return f"could not ask the run to {action}: cannot write its control file ({error.strerror or error})"
     return {"pause": "pause asked: it holds at its next batch",
             "unpause": "asked to go on",
             "stop": "stop asked: it stops at its next batch; finished rounds are kept"}[action]

@@ -21,8 +21,8 @@ from core.errors import SddError
 from core.results import csv_text, run_json
 from core.store import display_status
 from core.system import SystemMonitor, SystemSample
-from sdd_tui.headless import summary_table
 from sdd_tui.background import RESUMABLE, STEERABLE, ask, resume_in_background
+from sdd_tui.headless import summary_table
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dialogs import ConfirmScreen
 from sdd_tui.sources import FollowedSource, RunSource
@@ -194,8 +194,8 @@ class DashboardScreen(Screen):
             if self.live.paused == (action == "unpause"):
                 self.live.toggle_pause()  # the pause is an event: the log and the status say so
         else:
-            self.view.add_log("warning" if action != "unpause" else "info", ask(self.app.store.home, self.run_id,
-                                                                                 action))
+            level = "info" if action == "unpause" else "warning"
+            self.view.add_log(level, ask(self.app.store.home, self.run_id, action))  # it answers in its events
         self.tick()
 
     def action_stop(self) -> None:

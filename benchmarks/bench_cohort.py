@@ -109,9 +109,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="End with one JSON line")
     args = parser.parse_args()
 
+    from sdd_tui.core.openmp import set_wait_default
+
+    set_wait_default(os.environ)  # OpenMP's wait policy before torch loads, as every sdd-tui entry point sets it
     import torch
 
-    from sdd_tui import core  # noqa: F401  (OpenMP's wait policy, as every sdd-tui entry point sets it)
     from sdd_tui.core.bench import device_name
     from sdd_tui.core.device import resolve_device
 

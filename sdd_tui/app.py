@@ -1,11 +1,14 @@
 """The Textual app: home, new experiment, run dashboards, history and compare, sweeps.
 
-One run at a time trains inside the app (a thread worker, see sdd_tui.live); any number of runs
-can be watched or opened from the store. Quitting while a run trains asks: stop, detach or cancel.
+One run at a time trains inside the app (a thread worker, see sdd_tui.live); a run started while it
+trains goes to a background process (sdd_tui.background); any number of runs can be watched or opened
+from the store. Quitting while a run trains asks: stop, detach or cancel; losing the terminal detaches
+it (sdd_tui.hangup).
 """
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import WorkerState
@@ -16,14 +19,16 @@ from sdd_tui.core.format import printable
 from sdd_tui.core.spawn import spawn
 from sdd_tui.core.store import Store, display_status
 from sdd_tui.commands import palette_commands
+from sdd_tui.background import Launch, start_in_background
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
+from sdd_tui.hangup import HangupGuard
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
 from sdd_tui.screens.dashboard import DashboardScreen
-from sdd_tui.screens.dialogs import QuitScreen
+from sdd_tui.screens.dialogs import HandOverScreen, QuitScreen
 from sdd_tui.screens.help import HelpScreen
 from sdd_tui.screens.home import HomeScreen
 from sdd_tui.settings import load_settings, save_setting
-from sdd_tui.sources import LiveSource, open_source
+from sdd_tui.sources import FollowedSource, LiveSource, open_source
 
 
 class SddApp(App):
@@ -56,6 +61,9 @@ class SddApp(App):
         self.live: LiveRun | None = None
         self.handovers: dict[str, HandOver] = {}  # run id -> its hand-over to a background process
         self.quitting = False  # quit once the run training here has stopped (and been handed over)
+        self.launches: dict[str, Launch] = {}  # run id -> the background process this app started for it
+        self.handed_over: tuple[str, int, object] | None = None  # (run id, pid, log) of the last hand-over
+        self.hangup = HangupGuard(self)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -77,6 +85,7 @@ class SddApp(App):
 
     def on_mount(self) -> None:
         self.restore_theme()
+        self.hangup.install()
         self.set_interval(1.0, self.check_handovers)
         if self.start_request is not None:
             warm_up_engine()
@@ -98,11 +107,16 @@ class SddApp(App):
 
     # ------------------------------------------------------------------ runs
 
-    def start_run(self, config: ExperimentConfig, preset: str | None) -> LiveRun | None:
-        """Train `config` in a thread worker and open its dashboard."""
+    def start_run(self, config: ExperimentConfig, preset: str | None) -> LiveRun | Launch | None:
+        """Train `config` in a thread worker and open its dashboard; while another run trains here, in a
+        background process whose dashboard follows it."""
         if self.live is not None and self.live.running:
-            self.notify(f"{self.live.run_id} is still training here; stop or detach it first", severity="error")
-            return None
+            launch = start_in_background(self, config, preset)
+            if launch is not None:
+                self.notify(f"{self.live.run_id} trains here, so this run started in the background: process "
+                            f"{launch.process.pid}, log {launch.log}", timeout=10)
+                self.push_screen(DashboardScreen(launch.run_id, FollowedSource(self.store, launch.run_id)))
+            return launch
         self.live = LiveRun(self, self.store, leave_a_core_for_the_ui(config), preset)
         self.push_screen(DashboardScreen(self.live.run_id, LiveSource(self.live, self.store)))  # it starts the run
         return self.live
@@ -153,7 +167,7 @@ class SddApp(App):
         if live.handover is not None:
             self.finish_handover(live, live.handover)
         if self.quitting:
-            self.exit()
+            self.exit(message=self.handed_over_text())
 
     # ------------------------------------------------------------------ detach and quit
 
@@ -169,12 +183,26 @@ class SddApp(App):
         if live.view.status != "handing over":
             handover.fail(f"the run {live.view.status} before it could be handed over")
             return
-        home, run_id = self.store.home, live.run_id
-        log = self.store.paths(run_id).detached_log
-        process = handover.spawn(home, log, self.resume_with)
+        process, log = self.spawn_handover(live, handover)
+        run_id = live.run_id
         self.handovers[run_id] = handover
         self.notify(f"{run_id} goes on in process {process.pid} (log {log}); sdd-tui watch {run_id} reattaches",
                     timeout=10)
+
+    def spawn_handover(self, live: LiveRun, handover: HandOver):
+        """Start the background process that takes the run over (once; also from sdd_tui.hangup's thread)."""
+        log = self.store.paths(live.run_id).detached_log
+        process = handover.spawn(self.store.home, log, self.resume_with)
+        self.handed_over = (live.run_id, process.pid, log)
+        return process, log
+
+    def handed_over_text(self) -> Text | None:
+        """What the terminal shows once the app has closed after a detach."""
+        if self.handed_over is None:
+            return None
+        run_id, pid, log = self.handed_over
+        return Text(f"{run_id} goes on in the background: process {pid}, log {log}\n"
+                    f"follow it: sdd-tui watch {run_id}")
 
     def check_handovers(self) -> None:
         """Note when a background process has taken its run over; say so when one has failed (e.g. it
@@ -190,6 +218,9 @@ class SddApp(App):
             last = lines[-1] if lines else "no output"
             self.notify(f"the background process of {run_id} exited with {code}: {last} (see {log})",
                         severity="error", timeout=15)
+        for launch in self.launches.values():
+            if (failure := launch.failure()) is not None:
+                self.notify(failure, severity="error", timeout=15)
 
     def _runs_in(self, run_id: str, pid: int) -> bool:
         try:
@@ -219,10 +250,12 @@ class SddApp(App):
             elif choice == "detach":
                 self.quitting = True
                 self.detach_live_run()
+                self.push_screen(HandOverScreen(live.view.progress.name or live.run_id))
 
         self.push_screen(QuitScreen(live.view.progress.name or live.run_id), chosen)
 
     def on_unmount(self) -> None:
+        self.hangup.uninstall()
         # A thread cannot be killed and the interpreter waits for it: never leave the engine running.
         if self.live is not None:
             self.live.stop()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,7 @@ class HandOver:
         self.process: subprocess.Popen | None = None
         self.reason = ""  # why it failed
         self._exit_seen = False
+        self._spawning = threading.Lock()  # the app and its hang-up guard may both start the process: once
 
     @property
     def in_flight(self) -> bool:
@@ -68,11 +70,11 @@ class HandOver:
         self._record_event(HandOverChanged(run_id=self.run_id, time=time.time(), state=state.value, pid=pid,
                                            reason=reason))
 
-    def start(self, resumable: bool) -> None:
+    def start(self, resumable: bool, reason: str = "") -> None:
         """Stop now when a checkpoint can be written (`resumable`); otherwise wait for `epoch_ended`. The
         request is recorded first, so that the stop it causes reads as a hand-over, not as a stop."""
-        self._record(HandOverState.REQUESTED, reason="at the next batch" if resumable else
-                     "once the first epoch has ended")
+        self._record(HandOverState.REQUESTED, reason=reason or ("at the next batch" if resumable else
+                                                                "once the first epoch has ended"))
         if resumable:
             self._stopping()
 
@@ -86,10 +88,12 @@ class HandOver:
         self._stop()
 
     def spawn(self, home: Path, log_path: Path, command: ResumeCommand = resume_command) -> subprocess.Popen:
-        """The engine has stopped: start the background process that resumes the run."""
-        self.process = spawn(command(home, self.run_id), log_path)
-        self.state = HandOverState.SPAWNED
-        self._record(HandOverState.SPAWNED, pid=self.process.pid)
+        """The engine has stopped: start the background process that resumes the run (once)."""
+        with self._spawning:
+            if self.process is None:
+                self.process = spawn(command(home, self.run_id), log_path)
+                self.state = HandOverState.SPAWNED
+                self._record(HandOverState.SPAWNED, pid=self.process.pid)
         return self.process
 
     def adopted(self) -> None:

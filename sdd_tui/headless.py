@@ -18,7 +18,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from sdd_tui.core.analysis import detect_phases, phases_lines
-from sdd_tui.core.events import EpochEnded, Event, Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
+from sdd_tui.core.events import (EpochEnded, Event, Message, PauseChanged, RoundEnded, RoundStarted, RunEnded,
+                                 RunStarted, Sink)
 from sdd_tui.core.format import ROUND_COLUMNS, format_seconds, pct, printable, round_cells
 from sdd_tui.core.progress import Progress as RunProgress
 
@@ -91,6 +92,9 @@ class HeadlessReporter:
                 return
             prefix = "" if event.level == "info" else f"{event.level}: "
             self._print(f"{prefix}{event.text}")
+        elif isinstance(event, PauseChanged):  # asked by `sdd-tui pause|unpause ID` or a dashboard
+            self._print(f"paused between batches; `sdd-tui unpause {event.run_id}` goes on" if event.paused
+                        else "training again")
         elif isinstance(event, RunEnded):
             self._stop_bar()
             if p.results:

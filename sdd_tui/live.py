@@ -119,6 +119,8 @@ class LiveRun:
         self.view.progress.name = config.name
         self.handover: HandOver | None = None  # set while the run is being handed to a background process
         self.worker: Worker | None = None
+        self.finished = threading.Event()  # the engine thread has ended (set after the recorder closed)
+        self.outcome: str | None = None  # how the engine ended: finished | stopped (None: it raised)
         self.pending: deque[Event] = deque()  # engine thread appends, UI thread pops: both atomic
         self.posted_at = 0.0
 
@@ -140,9 +142,11 @@ class LiveRun:
 
     def _work(self) -> str:
         try:
-            return self.experiment.run()
+            self.outcome = self.experiment.run()
+            return self.outcome
         finally:
             self.recorder.close()
+            self.finished.set()
 
     def _sink(self, event: Event) -> None:  # the engine thread, after the recorder
         self.pending.append(event)
@@ -177,12 +181,10 @@ class LiveRun:
         return self.control.paused.is_set()
 
     def toggle_pause(self) -> bool:
-        if self.paused:
-            self.control.paused.clear()
-        else:
-            self.control.paused.set()
-        self.note(PauseChanged(run_id=self.run_id, time=time.time(), paused=self.paused))
-        return self.paused
+        paused = not self.paused
+        self.control.set_paused(paused, announced=True)  # said here at once; the engine does not say it again
+        self.note(PauseChanged(run_id=self.run_id, time=time.time(), paused=paused))
+        return paused
 
     def stop(self) -> None:
         self.control.stop.set()
@@ -193,14 +195,18 @@ class LiveRun:
         checkpoints the last one). Call after `drain`: the view knows every epoch end posted so far."""
         return bool(self.view.epochs or self.view.results) or checkpoint_exists(self.store.home, self.run_id)
 
-    def hand_over(self) -> HandOver:
-        """Ask for a hand-over: the engine stops at the next batch once a checkpoint can be written."""
+    def hand_over(self, at_epoch_end: bool = False) -> HandOver:
+        """Ask for a hand-over: the engine stops at the next batch once a checkpoint can be written, or
+        (`at_epoch_end`, any thread) at the next epoch end, losing no training."""
         if self.handover is not None and self.handover.in_flight:
             return self.handover
         handover = HandOver(self.run_id, self.control.stop.set, self.note)
         self.control.paused.clear()
-        self.drain()
-        handover.start(self.resumable)  # recorded before any stop, so the stop reads as a hand-over
+        if not at_epoch_end:
+            self.drain()  # the UI thread's: `resumable` reads the view
+        # recorded before any stop, so that the stop reads as a hand-over
+        handover.start(resumable=not at_epoch_end and self.resumable,
+                       reason="at the next epoch end (the terminal was lost)" if at_epoch_end else "")
         self.handover = handover  # from now on the engine's next epoch end moves it on (if it waits)
         return handover
 

@@ -241,8 +241,7 @@ def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(run_experime
 
 
 def test_checkpoint_clock_counts_epochs_and_minutes(monkeypatch):
-    import sdd_tui.core.checkpoint
-    from sdd_tui import core as checkpoint
+    import sdd_tui.core.checkpoint as checkpoint
 
     now = [1000.0]
     monkeypatch.setattr(checkpoint.time, "monotonic", lambda: now[0])

@@ -115,8 +115,7 @@ def test_one_slot_per_gpu_or_one_cpu_slot():
 
 GPU_PROBE = """
 import sys
-import sdd_tui.core.sweep_local
-from sdd_tui import core as local
+import sdd_tui.core.sweep_local as local
 local.GPU_DEVICE_FILES = (sys.argv[1],)
 count = local.visible_gpus()
 print(count, "torch" in sys.modules)

@@ -91,7 +91,7 @@ async def test_keys_answer_while_a_run_trains_pause_resume_stop(home, smoke_conf
         await pilot.press("p")
         assert not live.control.paused.is_set()
         await wait_for(pilot, lambda: (live.view.progress.round, live.view.progress.epoch) != position, "progress")
-        await pilot.press("s")
+        await pilot.press("s", "y")  # the stop asks first
         await wait_for(pilot, lambda: not live.running, "the run to stop")
         assert dashboard.view.status == "stopped" and app.live is None
     record = Store(home).get_run(live.run_id)
@@ -165,7 +165,8 @@ async def test_watch_follows_a_run_whose_events_another_thread_appends(home, wai
             dashboard = app.screen
             await wait_for(pilot, lambda: len(dashboard.view.results) == 1, "round 0")
             assert dashboard.source.label == "watching" and dashboard.status == "running"
-            assert not dashboard.check_action("stop", ())  # a watched run is not this app's to stop
+            assert dashboard.check_action("stop", ()) and not dashboard.check_action("detach", ())  # steered
+            # through its control file (tests/test_tui_control.py); only a run training here detaches
             second_round.set()
             await wait_for(pilot, lambda: dashboard.view.status == "finished", "the run to finish")
             assert [r["round"] for r in dashboard.view.results] == [0, 1]

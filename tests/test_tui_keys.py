@@ -63,7 +63,7 @@ async def test_enter_in_the_quit_dialog_cancels_and_the_run_goes_on(home, smoke_
         assert isinstance(app.screen, DashboardScreen) and live.running and not live.control.stop.is_set()
         epoch = live.view.progress.epoch
         await wait_for(pilot, lambda: live.view.progress.epoch > epoch, "more epochs")
-        await pilot.press("s")
+        await pilot.press("s", "y")  # the stop asks first
         await wait_for(pilot, lambda: not live.running, "the run to stop")
 
 

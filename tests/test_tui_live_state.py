@@ -232,5 +232,5 @@ async def test_watch_shows_paused_while_the_app_has_the_run_paused_and_the_syste
         await pilot.press("escape", "p")
         watcher.poll()
         assert watcher.status == "running" and dashboard.status == "running"
-        await pilot.press("s")
+        await pilot.press("s", "y")  # the stop asks first
         await wait_for(pilot, lambda: not live.running, "the run to stop")

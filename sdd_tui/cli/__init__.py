@@ -15,7 +15,7 @@ import sys
 import typer
 
 from sdd_tui.core.openmp import set_wait_default
-from sdd_tui.cli import analysis, bench, branch, doctor, history, presets, report, start, sweeps, watch
+from sdd_tui.cli import analysis, bench, branch, control, doctor, history, presets, report, start, sweeps, watch
 
 HELP = ("Run, watch and compare sparse double descent experiments. Without a command: a headless run "
         "(--preset NAME or --config FILE), or the interactive app.")
@@ -23,6 +23,10 @@ app = typer.Typer(help=HELP, rich_markup_mode=None)
 app.callback(invoke_without_command=True)(start.root)
 app.command("resume")(start.resume)
 app.command("watch")(watch.watch)
+app.command("pause")(control.pause)
+app.command("unpause")(control.unpause)
+app.command("stop")(control.stop)
+app.command("start-detached", hidden=True)(control.start_detached)
 app.add_typer(presets.app, name="presets")
 app.add_typer(history.app, name="runs")
 app.command("analyze")(analysis.analyze)

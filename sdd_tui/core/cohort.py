@@ -26,6 +26,7 @@ from .cohort_plan import pack_key
 from .cohort_training import CohortTrainer, MemberTraining
 from .errors import StopRequested
 from .launch import RunHandle
+from .run_control import cohort_refusal
 from .runtime_context import run_context
 from .training import Branch, RoundTraining, Trainer, TrainSchedule
 
@@ -115,6 +116,8 @@ class Cohort:
     def run(self, handles: list[RunHandle]) -> dict[str, str]:
         """Run every member to its end; returns each one's final status (finished, stopped or failed)."""
         self.order = {handle.run_id: index for index, handle in enumerate(handles)}
+        for handle in handles:  # one member cannot hold while the others step: a pause is refused, a stop is its own
+            handle.control.pause_refusal = cohort_refusal(handle.run_id)
         self.live = set(self.order)
         threads = [threading.Thread(target=self._member, args=(handle,), name=f"member {handle.run_id}")
                    for handle in handles]
@@ -149,8 +152,11 @@ class Cohort:
             if len(group) > 1:
                 self.say(f"{where}: {len(group)} members packed ({self.threads} CPU thread(s)): "
                          + ", ".join(r.member.run_id for r in group))
+                # a member that drops out (a stop, NaN) gets its error at once: its run ends now, not at the
+                # end of the others' round (`sdd-tui stop ID` on one member answers at its next batch)
+                drop = lambda index, error: self._deliver([group[index]], [error])  # noqa: E731
                 with run_context(threads=self.threads):
-                    results = CohortTrainer([r.member for r in group]).train()
+                    results = CohortTrainer([r.member for r in group], on_drop=drop).train()
             else:
                 threads = lead.config.runtime.threads if lead.config else None
                 self.say(f"{where}: {lead.run_id} alone")
@@ -166,6 +172,8 @@ class Cohort:
     def _deliver(self, group: list[_Request], results: list) -> None:
         with self.changed:
             for request, result in zip(group, results):  # each thread raises an error of its own
+                if request.done:  # delivered when it dropped out
+                    continue
                 request.result = copy.copy(result) if isinstance(result, BaseException) else result
                 request.done = True
             self.changed.notify_all()

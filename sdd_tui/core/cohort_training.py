@@ -79,8 +79,9 @@ def stacked_sources(distinct: list[torch.Tensor]) -> torch.Tensor:
 class CohortTrainer:
     """Trains the members' branches together; `train()` returns each member's RoundTraining, or its error."""
 
-    def __init__(self, members: list[MemberTraining]):
+    def __init__(self, members: list[MemberTraining], on_drop=None):
         self.members = members
+        self.on_drop = on_drop or (lambda index, error: None)  # told at once: a stopped member ends without waiting
         self.trainers = [m.trainer for m in members]
         lead = self.trainers[0]
         self.device, self.config, self.per_epoch = lead.device, lead.config, lead.iterations_per_epoch
@@ -109,6 +110,7 @@ class CohortTrainer:
     def _drop(self, index: int, error: BaseException) -> None:
         if self.outcomes[index] is None:
             self.outcomes[index] = error
+            self.on_drop(index, error)
 
     def train(self) -> list[RoundTraining | BaseException]:
         start = self.members[0].schedule.start_iteration

@@ -100,7 +100,8 @@ class RunEnded(Event):
     seconds: float = 0.0
 
 
-# Written by the app that trains a run, not by the engine: so that `sdd-tui watch` sees them too.
+# Said by whoever steers the run (the engine when it holds or goes on between batches, the app for a
+# hand-over): in events.jsonl, so that `sdd-tui watch` and `sdd-tui pause` see them too.
 
 
 @dataclass(frozen=True)

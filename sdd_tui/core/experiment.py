@@ -23,13 +23,14 @@ from .data import Dataset, load_dataset, noise_report
 from .dense_source import ReusedDense, reuse_dense
 from .device import library_versions, resolve_device
 from .errors import SddError, StopRequested, allocation_failure, too_big
-from .events import Message, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
+from .events import Message, PauseChanged, RoundEnded, RoundStarted, RunEnded, RunStarted, Sink
 from .format import pct
 from .models import prunable_names
 from .paths import RunPaths, new_run_id
 from .plugins import plugin_provenance
 from .retrain import RETRAIN_MODES, round_start
 from .round_result import with_reinit
+from .run_control import REFUSED, RequestReader
 from .run_models import RunModels
 from .run_state import PartialRound, RoundInProgress, State, restore_rng
 from .runtime_context import run_context
@@ -48,6 +49,10 @@ class Experiment:
         self.preset = preset
         self.run_id = run_id or new_run_id()
         self.control = control or Control()
+        # pause/stop requests from other processes (`sdd-tui pause ID`, a dashboard elsewhere): core.run_control
+        self.control.listen(RequestReader(RunPaths(self.home, self.run_id).control),
+                            on_pause=lambda paused: self._emit(PauseChanged, paused=paused),
+                            on_refused=lambda reason: self.info(REFUSED + reason, "warning"))
         self.resume = resume
         self.branch_trainer = branch_trainer  # builds self.branches (a cohort member's hands its training over)
         self.checkpoints = Checkpointer(RunPaths(self.home, self.run_id), config)

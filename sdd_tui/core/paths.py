@@ -9,6 +9,7 @@
     <home>/runs/<id>/output.log          a sweep member's output (local engine)
     <home>/runs/<id>/detached.log        the output of a run detached from the app
     <home>/runs/<id>/cohort.log          a packed cohort's own lines, in its first member's folder
+    <home>/runs/<id>/control.json        the last pause/unpause/stop request (core/run_control.py)
     <home>/sweeps/<id>.json              a sweep's record (the store's copy can be rebuilt from it)
     <home>/sweeps/started-<time>.log     the output of a sweep started from the app (its id is not known yet)
 
@@ -40,6 +41,7 @@ ROUNDS_DIR = "rounds"
 OUTPUT_LOG = "output.log"
 DETACHED_LOG = "detached.log"
 COHORT_LOG = "cohort.log"
+CONTROL = "control.json"
 
 # letters, digits, '.', '_', '-', starting with a letter or digit: no '/', no '..', no hidden name
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -131,6 +133,10 @@ class RunPaths:
     @property
     def cohort_log(self) -> Path:
         return self._file(COHORT_LOG)
+
+    @property
+    def control(self) -> Path:
+        return self.dir / CONTROL
 
 
 def runs_root(home: Path) -> Path:

@@ -31,19 +31,78 @@ class TrainingDiverged(SddError):
     """The loss became NaN or infinite."""
 
 
+REQUEST_POLL_S = 0.2  # how often a run looks for a request from another process (a stat; a read when it changed)
+
+
 class Control:
-    """Stop and pause flags shared between the engine thread and whoever drives it."""
+    """Stop and pause flags shared between the engine thread and whoever drives it, checked between batches.
+
+    `listen` adds requests from other processes (core.run_control: `sdd-tui pause ID`, a dashboard in another
+    process) and says when the run actually holds or goes on (`on_pause`: the PauseChanged event), whoever
+    asked. A member of a packed cohort cannot hold alone (`pause_refusal` says why): its pause is refused.
+    """
 
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.paused = threading.Event()
+        self.pause_refusal = ""
+        self._requests: Callable[[], str | None] | None = None
+        self._on_pause: Callable[[bool], None] = lambda paused: None
+        self._on_refused: Callable[[str], None] = lambda reason: None
+        self._announced = False  # the pause state last said (by on_pause, or by whoever set it and said so)
+        self._polled_at = 0.0
+
+    def listen(self, requests: Callable[[], str | None], on_pause: Callable[[bool], None],
+               on_refused: Callable[[str], None]) -> None:
+        """`requests()`: the action of a new request from another process, or None."""
+        self._requests, self._on_pause, self._on_refused = requests, on_pause, on_refused
+
+    def set_paused(self, paused: bool, announced: bool = False) -> None:
+        """Hold at the next batch, or go on; `announced`: the caller has recorded that itself."""
+        if paused:
+            self.paused.set()
+        else:
+            self.paused.clear()
+        if announced:
+            self._announced = paused
+
+    def apply(self, action: str) -> None:
+        """A request: pause, unpause or stop."""
+        if action == "stop":
+            self.stop.set()
+        elif action == "pause" and self.pause_refusal:
+            self._on_refused(self.pause_refusal)
+        elif action in ("pause", "unpause"):
+            self.set_paused(action == "pause")
 
     def check(self) -> None:
         """Called between batches: waits while paused, raises StopRequested once stop is set."""
-        while self.paused.is_set() and not self.stop.is_set():
-            self.stop.wait(0.05)
+        self._read_requests()
+        if self.paused.is_set() and not self.stop.is_set():
+            self._announce(True)
+            while self.paused.is_set() and not self.stop.is_set():
+                self.stop.wait(0.05)
+                self._read_requests()
+        if not self.paused.is_set():
+            self._announce(False)
         if self.stop.is_set():
             raise StopRequested()
+
+    def _announce(self, paused: bool) -> None:
+        if paused != self._announced:
+            self._announced = paused
+            self._on_pause(paused)
+
+    def _read_requests(self) -> None:
+        if self._requests is None:
+            return
+        now = time.monotonic()
+        if now - self._polled_at < REQUEST_POLL_S:
+            return
+        self._polled_at = now
+        action = self._requests()
+        if action is not None:
+            self.apply(action)
 
 
 def lr_at(iteration: int, iterations_per_epoch: int, base_lr: float, milestones: list[int], gamma: float,

@@ -21,25 +21,27 @@ from sdd_tui.core.errors import SddError
 from sdd_tui.core.results import csv_text, run_json
 from sdd_tui.core.store import display_status
 from sdd_tui.core.system import SystemMonitor, SystemSample
+from sdd_tui.background import RESUMABLE, STEERABLE, ask, resume_in_background
 from sdd_tui.headless import summary_table
 from sdd_tui.runview import RunView
-from sdd_tui.sources import RunSource
+from sdd_tui.screens.dialogs import ConfirmScreen
+from sdd_tui.sources import FollowedSource, RunSource
 from sdd_tui.widgets.charts import DistanceChart, EpochChart, SddChart
 from sdd_tui.widgets.panels import ACTIVE, EventLog, ProgressPanel
 
 REDRAWS_PER_S = 2  # the text panels (keys redraw at once); every redraw holds the GIL, taken from training
 CHART_REDRAWS_PER_S = 1  # a plotext chart costs ~25 ms of the GIL per draw, taken from training
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
-LIVE_ACTIONS = ("stop", "detach")
 SYSTEM_SAMPLE_S = 1.0  # how often the system line is read (CPU % is the average since the last reading)
 
 
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("p", "pause", "Pause"),
-        Binding("p", "resume", "Resume"),
+        Binding("p", "resume", "Unpause"),
         Binding("s", "stop", "Stop"),
         Binding("d", "detach", "Detach"),
+        Binding("r", "resume_run", "Resume run"),
         Binding("v", "next_chart", "Chart"),
         Binding("t", "toggle_table", "Rounds"),
         Binding("c", "screenshot", "Screenshot"),
@@ -159,7 +161,7 @@ class DashboardScreen(Screen):
     def _refresh_footer(self) -> None:
         """Rebuild the footer only when the keys that apply change (rebuilding it is costly)."""
         state = (self.live is not None and self.live.running, self.live is not None and self.live.paused,
-                 self.has_class("-narrow"))
+                 self.has_class("-narrow"), self.status)
         if state != self.footer_state:
             self.footer_state = state
             self.refresh_bindings()
@@ -167,31 +169,66 @@ class DashboardScreen(Screen):
     # ------------------------------------------------------------------ keys
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pause and stop reach the run whichever process trains it (this app, or another through its
+        control file); detach only a run training here; `r` a stopped, interrupted or failed run."""
         training = self.live is not None and self.live.running
-        if action in LIVE_ACTIONS:
+        steerable = training or self.status in STEERABLE
+        if action == "stop":
+            return steerable
+        if action == "detach":
             return training
         if action in ("pause", "resume"):
-            return training and self.live.paused == (action == "resume")
+            paused = self.live.paused if training else self.status == "paused"
+            return steerable and paused == (action == "resume")
+        if action == "resume_run":
+            return not training and self.status in RESUMABLE
         if action == "next_chart":
             return self.has_class("-narrow")
         return True
 
     def action_pause(self) -> None:
-        if self.live is not None and not self.live.paused:
-            self.live.toggle_pause()  # the pause is an event: the log and the status say so
-            self.tick()
+        self._steer("pause")
 
     def action_resume(self) -> None:
-        if self.live is not None and self.live.paused:
-            self.live.toggle_pause()
-            self.tick()
+        self._steer("unpause")
+
+    def _steer(self, action: str) -> None:
+        if self.live is not None:  # trains here: the engine's own flags
+            if self.live.paused == (action == "unpause"):
+                self.live.toggle_pause()  # the pause is an event: the log and the status say so
+        else:
+            level = "info" if action == "unpause" else "warning"
+            self.view.add_log(level, ask(self.app.store.home, self.run_id, action))  # it answers in its events
+        self.tick()
 
     def action_stop(self) -> None:
-        if self.live is None:
-            return
-        self.live.stop()
-        self.view.add_log("warning", "stopping after this batch; finished rounds are kept")
+        """Asks first; No has the focus, so Enter never stops the run."""
+        name = self.view.progress.name or self.run_id
+        question = (f"Stop {name}? It stops after its current batch; finished rounds and its last epoch's "
+                    f"checkpoint are kept (r resumes it).")
+        self.app.push_screen(ConfirmScreen(question), lambda yes: self._stop() if yes else None)
+
+    def _stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.view.add_log("warning", "stopping after this batch; finished rounds are kept")
+        elif self.status in STEERABLE:
+            self.view.add_log("warning", ask(self.app.store.home, self.run_id, "stop"))
         self.redraw()
+
+    def action_resume_run(self) -> None:
+        """`sdd-tui resume ID` in the background; this dashboard follows it from here on."""
+        launch = resume_in_background(self.app, self.run_id)
+        if launch is None:
+            return
+        events = self.app.store.events_path(self.run_id)
+        if isinstance(self.source, FollowedSource):
+            offset = self.source.follower.offset  # what it has read: the resumed process appends after it
+        else:
+            offset = events.stat().st_size if events.exists() else 0
+        self.source = FollowedSource(self.app.store, self.run_id, self.view, offset)
+        self.view.add_log("info", f"resuming in process {launch.process.pid} (log {launch.log})")
+        self.tick()
 
     def action_detach(self) -> None:
         self.app.detach_live_run()

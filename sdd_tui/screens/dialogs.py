@@ -69,3 +69,20 @@ class QuitScreen(ModalScreen[str]):
 
     def action_choose(self, choice: str) -> None:
         self.dismiss(choice)
+
+
+class HandOverScreen(ModalScreen[None]):
+    """Shown while a detach waits for the run to stop and the background process to start; the app
+    closes then and prints where the run goes on."""
+
+    def __init__(self, run_name: str) -> None:
+        super().__init__()
+        self.run_name = run_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(Text(f"Handing {printable(self.run_name)} over to a background process...\n"
+                              "it stops at its next batch (at its first epoch end if none has ended yet: the "
+                              "checkpoint to go on from), then `sdd-tui resume` takes over; the app closes then "
+                              "and says how to follow it."),
+                         classes="question")

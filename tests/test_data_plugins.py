@@ -109,7 +109,7 @@ def test_import_errors_inside_a_plugin_are_not_swallowed(plugin_module, tmp_path
     third_party = plugin_module("import no_such_library_xyz\n\ndef load(data):\n    pass\n")
     with pytest.raises(ModuleNotFoundError, match="no_such_library_xyz"):
         load_dataset(data_config(third_party), NoiseConfig(kind="none"), tmp_path, seed=0)
-    ours = plugin_module("from core import no_such_module_of_ours\n\ndef load(data):\n    pass\n")
+    ours = plugin_module("from sdd_tui.core import no_such_module_of_ours\n\ndef load(data):\n    pass\n")
     with pytest.raises(ImportError, match="no_such_module_of_ours"):
         load_dataset(data_config(ours), NoiseConfig(kind="none"), tmp_path, seed=0)
 

@@ -79,7 +79,6 @@ class EventsFillUp:
 
 
 def test_a_full_disk_while_recording_events_is_one_line_and_resume_finishes(tmp_path, monkeypatch):
-    import builtins
 
     from typer.testing import CliRunner
 
@@ -90,8 +89,8 @@ def test_a_full_disk_while_recording_events_is_one_line_and_resume_finishes(tmp_
 
     home = tmp_path / "home"
     room = [12]  # RunStarted, a message, round 0's epochs and its end... then the disk is full
-    monkeypatch.setattr(core.store, "open", lambda *a, **k: EventsFillUp(builtins.open(*a, **k), room),
-                        raising=False)
+    real_open = core.store.open_events_for_append
+    monkeypatch.setattr(core.store, "open_events_for_append", lambda path: EventsFillUp(real_open(path), room))
     result = CliRunner().invoke(app, ["--preset", "smoke", "--set", "train.epochs=2", "--home", str(home)])
     monkeypatch.undo()
     assert result.exit_code == 2, result.output

@@ -107,11 +107,16 @@ async def test_the_form_checks_every_field_at_once_and_goes_to_the_first_error(h
     assert not (home / "runs").exists()
 
 
-async def test_a_refused_start_keeps_the_form(home):
+async def test_a_start_that_cannot_begin_keeps_the_form(home):
+    """Another run trains here, so the new one goes to a background process; where that process cannot be
+    started (no room for its log, say), the form stays with its values and one line says why."""
     class Training:  # another run trains in this app
         running, run_id = True, "20261201-000000-beef"
 
-    app = make_app(home)
+    def no_room(command, log):
+        raise OSError(28, "No space left on device")
+
+    app = SddApp(store=Store(home), blink=False, spawn_with=no_room)
     async with app.run_test(size=(80, 24)) as pilot:
         app.push_screen(NewExperimentScreen("smoke"))
         await pilot.pause()
@@ -121,7 +126,7 @@ async def test_a_refused_start_keeps_the_form(home):
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is form and form.query_one("#input-name", Input).value == "kept"
-        assert any("still training" in n.message for n in app._notifications)
+        assert any("could not start" in n.message and "No space left" in n.message for n in app._notifications)
         app.live = None
 
 

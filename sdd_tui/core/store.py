@@ -608,9 +608,7 @@ class StoreRecorder:
         self.close()
         path = self.store.events_path(event.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: a link put there after the check above is refused too, never appended to
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-        self._events_file = os.fdopen(os.open(path, flags, 0o666), "a", encoding="utf-8")
+        self._events_file = open_events_for_append(path)
         if self._events_file.tell() and not _ends_with_newline(path):  # a kill cut the last line short
             self._events_file.write("\n")
 
@@ -623,3 +621,10 @@ class StoreRecorder:
 def run_provenance(event: RunStarted) -> dict[str, Any]:
     """Where a run came from (core/provenance.py), with the plugins it used (core.plugins.plugin_provenance)."""
     return dict(getattr(event, "provenance", None) or {})
+
+
+def open_events_for_append(path: Path):
+    """events.jsonl opened to append, made with the umask's mode; O_NOFOLLOW: a link put there after the
+    folder's check is refused too, never appended to."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "a", encoding="utf-8")

@@ -213,9 +213,6 @@ class NewExperimentScreen(Screen):
         if config is None:
             self.go_to_first_error(errors)
             return
-        if self.app.live is not None and self.app.live.running:  # refused: the form stays, values and all
-            self.notify(f"{self.app.live.run_id} is still training here; stop or detach it first", severity="error")
-            return
         if self.app.live is None or not self.app.live.running:
             self.app.pop_screen()  # else the run starts in the background and the form stays under its dashboard
         self.app.start_run(config, self.preset)

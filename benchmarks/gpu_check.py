@@ -6,7 +6,7 @@ Not a test. Run from the repository root (the GPU machine: docs/PERFORMANCE.md, 
 
 Sections, in this order (the costly compiled benches last, so that a short lease keeps the rest):
 - environment: the card, driver, torch, CUDA and cuDNN versions;
-- bench/<model>-<data>: core.bench.run_bench for resnet18 and vgg16 on CIFAR-10-shaped data and
+- bench/<model>-<data>: sdd_tui.core.bench.run_bench for resnet18 and vgg16 on CIFAR-10-shaped data and
   lenet300_100 on MNIST-shaped data: samples/s of both loops, their ratio, seconds per epoch with
   evaluation and the full-preset estimate; then the same with torch.compile (".../compile");
 - correctness: one short ResNet-18 run (generated CIFAR-shaped data, a dense round and one pruning
@@ -340,7 +340,7 @@ def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
 
 
 def _amp_name(device: str, variant: str) -> str:
-    """The precision `variant` trains in: the fast path's own decision (core.runtime_choices)."""
+    """The precision `variant` trains in: the fast path's own decision (sdd_tui.core.runtime_choices)."""
     import torch
 
     from sdd_tui.core.runtime_choices import RuntimeChoices

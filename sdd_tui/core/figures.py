@@ -4,8 +4,8 @@
   core.grouping's rule) form one group, drawn as mean +- std (sample std, n - 1).
 - `figure_one(records, metric)`: the paper's Figure 1: test accuracy (top) and train accuracy
   (bottom) against sparsity, on core.sparsity_axis (the app's charts' axis: -log10 of the remaining-weight
-  fraction, ticks labelled as sparsity %); phases of the first group shaded; a reinit (or ticket) branch overlaid dashed, a
-  random-prune branch dotted.
+  fraction, ticks labelled as sparsity %); phases of the first group shaded; a reinit (or ticket) branch
+  overlaid dashed, a random-prune branch dotted.
   Another `metric` (learning_distance, best_test_acc, ...) draws one panel of that metric.
 - `interpolation_figure(record)`: the re-dense interpolation and filter-normalised loss plots.
 - `save_figure(figure, path)`: PNG, PDF or SVG by the file's suffix.

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from sdd_tui.core.analysis import detect_phases, phases_lines
 from sdd_tui.core.events import (EpochEnded, Event, Message, PauseChanged, RoundEnded, RoundStarted, RunEnded,
                                  RunStarted, Sink)
-from sdd_tui.core.format import ROUND_COLUMNS, format_seconds, pct, printable, round_cells
+from sdd_tui.core.format import format_seconds, pct, printable
 from sdd_tui.core.progress import Progress as RunProgress
+from sdd_tui.rounds_table import rounds_table
 
 if TYPE_CHECKING:
     from sdd_tui.core.config import ExperimentConfig
@@ -41,15 +41,6 @@ def round_line(result: dict, rounds: int) -> str:
         f"(best {_pct(result['best_test_acc'])}) train {_pct(result['train_acc'])} "
         f"memorised {_pct(result.get('noisy_memorized'))} {result['seconds']:.1f}s"
     )
-
-
-def summary_table(results: list[dict], title: str) -> Table:
-    table = Table(title=title)
-    for column in ROUND_COLUMNS:
-        table.add_column(column, justify="right")
-    for r in sorted(results, key=lambda r: r["round"]):
-        table.add_row(*round_cells(r))
-    return table
 
 
 class HeadlessReporter:
@@ -98,7 +89,7 @@ class HeadlessReporter:
         elif isinstance(event, RunEnded):
             self._stop_bar()
             if p.results:
-                self.console.print(summary_table(p.results, printable(f"{p.name} ({p.run_id})")))
+                self.console.print(rounds_table(p.results, printable(f"{p.name} ({p.run_id})")))
                 for line in phases_lines(detect_phases(p.results)):
                     self._print(line)
             self._print(f"{event.status} in {format_seconds(event.seconds)}: run {event.run_id}")

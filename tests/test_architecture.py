@@ -2,6 +2,8 @@
 
 - `sdd_tui.core` (the engine) never imports the UI: not Textual, plotext, nor any of `sdd_tui` outside
   `sdd_tui.core`.
+- The app (`sdd_tui.app`, its screens and widgets) and the headless printer (`sdd_tui.headless`) are two faces
+  of a run: neither imports the other; what they share (the rounds table) lives in a neutral module.
 - No import circle between the project's modules, counting imports inside functions too (a lazy
   import that goes back where it came from is still a knot).
 """
@@ -72,6 +74,19 @@ def test_core_never_imports_the_ui():
             offenders += [f"{module} imports {n}" for n in names if n.split(".")[0] in UI]
         offenders += [f"{module} imports {n}" for n in imports_of(module, path, set(files))
                       if not is_engine(n) and n != "sdd_tui"]
+    assert not offenders, offenders
+
+
+def is_app(module: str) -> bool:
+    return module == "sdd_tui.app" or module.startswith(("sdd_tui.screens", "sdd_tui.widgets"))
+
+
+def test_the_app_and_the_headless_printer_do_not_import_each_other():
+    graph = import_graph()
+    assert "sdd_tui.rounds_table" in graph["sdd_tui.headless"] and "sdd_tui.rounds_table" in graph[
+        "sdd_tui.screens.dashboard"]  # the rule is checked on a graph that sees both faces' imports
+    offenders = [f"{module} imports {name}" for module, names in graph.items() for name in names
+                 if (is_app(module) and name == "sdd_tui.headless") or (module == "sdd_tui.headless" and is_app(name))]
     assert not offenders, offenders
 
 

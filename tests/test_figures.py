@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.figures import figure_one, group_by_seed, group_curve, interpolation_figure, save_figure
+from sdd_tui.core.sparsity_axis import sparsity_x
 from sdd_tui.core.store import Store
 from sdd_tui.cli import app
 from tests.test_analysis import DD_TEST, DD_TRAIN
@@ -61,9 +62,9 @@ def test_figure_one_has_test_and_train_panels_on_a_sparsity_axis(tmp_path):
     assert top.get_ylabel() == "test accuracy (%)"
     assert bottom.get_ylabel().startswith("train accuracy")
     assert bottom.get_xlabel().startswith("sparsity")
-    assert top.get_xscale() == "log" and top.get_xlim()[0] > top.get_xlim()[1]  # sparser to the right
+    assert top.get_xlim()[0] < 0 < sparsity_x(0.5) < top.get_xlim()[1]  # sparser to the right, dense in view
     ticks = [t.get_text() for t in bottom.get_xticklabels()]
-    assert ticks == ["0%", "50%", "70%", "80%", "90%", "95%", "98%"]  # the last round is 98.85% sparse
+    assert ticks == ["0%", "20%", "50%", "80%", "90%", "95%", "98%", "99%"]  # the last round is 98.85% sparse
     assert [line.get_label() for line in top.get_lines()[:2]] == ["digits-noise40 (2 seeds: 0, 1)",
                                                                    "digits-noise40 (2 seeds: 0, 1), reinit"]
     assert {"light", "critical", "sweet", "collapsed"} <= {t.get_text() for t in top.texts}

@@ -289,7 +289,7 @@ def test_resume_of_a_run_with_rounds_but_no_checkpoint_keeps_them(copied):
 def test_two_branch_commands_at_once_both_keep_their_results(copied):
     """Each command read the run's rounds when it started; each stores its branch of a round into the rounds
     and the round file as they are when it stores, under the run's lock (once the last one won)."""
-    from sdd_tui.core.run_branches import BRANCH_KINDS, open_run, store_branch
+    from sdd_tui.core.finished_run_branches import BRANCH_KINDS, open_run, store_branch
 
     home, run_id = copied
     store = Store(home)

@@ -121,16 +121,16 @@ def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
 @pytest.mark.parametrize(("amp", "expected"), [("true", True), ("false", False)])
 def test_runtime_amp_false_trains_without_mixed_precision(run_experiment, home, smoke_config, monkeypatch, amp,
                                                           expected):
-    import sdd_tui.core.branch_training
+    import sdd_tui.core.round_branches
     from sdd_tui import core
 
     built = []
-    real = core.branch_training.Trainer
+    real = core.round_branches.Trainer
 
     def recording(*args, **kwargs):
         built.append(kwargs["amp"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core.branch_training, "Trainer", recording)
+    monkeypatch.setattr(core.round_branches, "Trainer", recording)
     _, status, _ = run_experiment(smoke_config("prune.rounds=1", "train.epochs=1", f"runtime.amp={amp}"), home)
     assert status == "finished" and built and set(built) == {expected}

@@ -27,7 +27,7 @@ from sdd_tui.core.sweep import (
 )  # fmt: skip
 from sdd_tui.core.sweep_local import local_slots, member_device, run_local, threads_per_member
 from sdd_tui.cli import app
-from sdd_tui.sweep_plot import sparsity_ticks
+from sdd_tui.sweep_plot import sweep_figure
 
 runner = CliRunner()
 
@@ -238,13 +238,6 @@ def test_sweep_status_words():
     assert sweep_status(["finished", "queued"]) == "stopped"
 
 
-def test_plot_ticks_are_sparsities_on_a_log_axis():
-    positions, labels = sparsity_ticks([0.0, 0.2, 0.99])
-    assert labels[:3] == ["0%", "50%", "80%"] and labels[-1] == "99%"
-    assert positions[labels.index("90%")] == pytest.approx(-1.0)
-    assert sparsity_ticks([0.0, 0.2, 0.36])[1] == ["0%", "20%", "36%"]
-
-
 def _stored_sweep(home, accuracies: dict[tuple[str, int], list[float]]) -> dict:
     """A sweep whose member runs are written straight into the store (no training)."""
     store = Store(home)
@@ -288,6 +281,27 @@ def test_sweeps_show_and_plot(home, tmp_path):
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = runner.invoke(app, ["sweeps", "plot", sweep["id"], "-o", str(figure), "-m", "nope", "--home", str(home)])
     assert bad.exit_code == 2 and "error: --metric" in bad.output
+
+
+def test_both_sweep_plot_commands_write_the_one_sweep_figure(home, tmp_path):
+    sweep = _stored_sweep(home, {("0.2", 0): [0.5, 0.6, 0.7], ("0.2", 1): [0.7, 0.8, 0.6],
+                                 ("0.4", 0): [0.4, 0.5, 0.6], ("0.4", 1): [0.5, 0.4, 0.5]})
+    figure = sweep_figure(Store(home), sweep["id"][:8], "train_acc")
+    (axes,) = figure.axes
+    labels = [line.get_label() for line in axes.get_lines()]
+    assert [label.split(" (")[0] for label in labels] == [f"smoke noise.rate={rate}" for rate in ("0.2", "0.4")]
+    assert all(label.endswith("(2 seeds: 0, 1)") for label in labels)  # one mean curve per grid point
+    assert figure.get_suptitle() == f"{sweep['name']} ({sweep['id']})"
+    written = {}
+    for command in (["sweeps", "plot", sweep["id"]], ["plot", "--sweep", sweep["id"]]):
+        path = tmp_path / f"{command[0]}.png"
+        result = runner.invoke(app, [*command, "-o", str(path), "-m", "test_acc", "--home", str(home)])
+        assert result.exit_code == 0 and f"wrote {path}" in result.output, result.output
+        written[command[0]] = path.read_bytes()
+    assert written["sweeps"] == written["plot"] and written["plot"][:8] == b"\x89PNG\r\n\x1a\n"
+    for command in (["sweeps", "plot", sweep["id"]], ["plot", "--sweep", sweep["id"]]):
+        bad = runner.invoke(app, [*command, "-o", str(tmp_path / "f.jpg"), "--home", str(home)])
+        assert bad.exit_code == 2 and "error: cannot write f.jpg" in bad.output, bad.output
 
 
 def test_unknown_sweep_is_a_one_line_error(home):

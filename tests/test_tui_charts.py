@@ -83,6 +83,19 @@ async def test_the_sparsity_chart_reads_like_the_exported_figure(home, wait_for)
             assert all(abs((a - b) - step) < 1e-9 for a, b in zip(ticks, ticks[1:])), ticks
 
 
+async def test_the_chart_labels_the_sparsity_ticks_of_the_exported_figure(home, wait_for):
+    from sdd_tui.core.figures import figure_one
+
+    double_descent_run(home)
+    figure = figure_one([Store(home).get_run(RUN)])
+    exported = [t.get_text() for t in figure.axes[-1].get_xticklabels()]
+    app = SddApp(store=Store(home), blink=False)
+    async with app.run_test(size=(200, 60)) as pilot:
+        lines = (await chart_of_the_run(app, pilot, wait_for)).splitlines()
+    axis = lines[next(i for i, line in enumerate(lines) if "└" in line) + 1]
+    assert exported[-1] == "99%" and axis.split() == exported
+
+
 @pytest.mark.slow
 async def test_a_branch_is_drawn_dashed_with_its_own_legend(home, wait_for):
     double_descent_run(home)

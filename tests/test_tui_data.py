@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from sdd_tui.core.events import EpochEnded, Message, RoundEnded, RoundStarted, RunEnded, RunStarted
@@ -19,8 +17,6 @@ from sdd_tui.widgets.series import (
     downsample,
     group_by_setting,
     mean_curve,
-    sparsity_ticks,
-    sparsity_x,
 )  # fmt: skip
 
 
@@ -34,22 +30,6 @@ def record(run_id: str, rate: float, seed: int, accuracies: list[float]) -> dict
     config = {"name": "demo", "noise": {"kind": "symmetric", "rate": rate}, "runtime": {"seed": seed, "device": "cpu"},
               "train": {"epochs": 2}}
     return {"id": run_id, "name": "demo", "config": config, "rounds": rounds_from(accuracies)}
-
-
-def test_sparsity_axis_is_minus_log10_of_remaining_weights():
-    assert sparsity_x(0.0) == 0.0
-    assert sparsity_x(0.9) == pytest.approx(1.0)
-    assert sparsity_x(0.99) == pytest.approx(2.0)
-    assert math.isfinite(sparsity_x(1.0))
-
-
-def test_ticks_are_labelled_as_sparsity_percent_and_cover_the_data():
-    positions, labels = sparsity_ticks(sparsity_x(0.995), max_ticks=20)
-    assert labels[0] == "0%" and "90%" in labels and "99%" in labels and "99.5%" in labels
-    assert positions[-1] >= sparsity_x(0.995)
-    assert positions == sorted(positions)
-    few_positions, few_labels = sparsity_ticks(sparsity_x(0.9999), max_ticks=4)
-    assert len(few_labels) == 4 and few_labels[0] == "0%" and few_positions[-1] >= sparsity_x(0.9999) - 1e-9
 
 
 def test_accuracy_series_skip_missing_values_and_use_percent():

@@ -105,25 +105,18 @@ def plot(
     home: Optional[Path] = HOME,
 ) -> None:
     """Write the paper's figures with matplotlib."""
-    from sdd_tui.core.figures import figure_one, interpolation_figure, save_figure
-    from sdd_tui.core.results import ROUND_KEYS
+    from sdd_tui.core.figures import check_metric, figure_one, interpolation_figure, save_figure
+    from sdd_tui.sweep_plot import sweep_figure
 
     store = open_store(ctx, home)
     if sum(bool(x) for x in (run_ids, interpolation, sweep)) > 1:
         raise SddError("give run ids, --sweep ID or --interpolation ID (flatness figure), one of them")
     if sweep:
-        members = [m["run_id"] for m in store.get_sweep(sweep)["members"]]
-        stored = store.get_runs(members)
-        run_ids = [m for m in members if stored.get(m, {}).get("rounds")]
-        if not run_ids:
-            raise SddError(f"sweep {sweep!r} has no finished rounds yet; `sdd-tui sweeps show {sweep}`")
-    if interpolation:
+        figure = sweep_figure(store, sweep, metric)  # the figure `sdd-tui sweeps plot` writes
+    elif interpolation:
         figure = interpolation_figure(store.get_run(interpolation), branch)
     else:
         if not run_ids:
             raise SddError("give one or more run ids, or --interpolation ID; `sdd-tui runs` lists the runs")
-        allowed = [k for k in ROUND_KEYS if k not in ("round", "sparsity", "remaining")] + ["test_loss", "train_loss"]
-        if metric not in allowed:
-            raise SddError(f"--metric {metric!r}: choose one of {', '.join(allowed)}")
-        figure = figure_one([stored[r] for r in run_ids] if sweep else [store.get_run(r) for r in run_ids], metric)
+        figure = figure_one([store.get_run(r) for r in run_ids], check_metric(metric))
     typer.echo(f"wrote {save_figure(figure, output)}")

@@ -29,7 +29,7 @@ def branch(
     """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
     from sdd_tui.core.config import is_device_name, most_rounds
     from sdd_tui.core.ranges import parse_ranges
-    from sdd_tui.core.run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
+    from sdd_tui.core.finished_run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
     from sdd_tui.core.store import display_status
 
     if device is not None and not is_device_name(device):
@@ -63,7 +63,8 @@ def _train_in_context(store, record: dict, kind, wanted: list[int] | None, again
                       start: str) -> None:
     from sdd_tui.core.device import resolve_device
     from sdd_tui.core.format import pct
-    from sdd_tui.core.run_branches import branch_line, open_run, rounds_to_branch, store_branch, train_branch
+    from sdd_tui.core.finished_run_branches import (branch_line, open_run, rounds_to_branch, store_branch,
+                                                    train_finished_branch)
     from sdd_tui.core.training import Control
 
     run = open_run(record, store.home, resolve_device(device), typer.echo)
@@ -77,7 +78,7 @@ def _train_in_context(store, record: dict, kind, wanted: list[int] | None, again
         for index in todo:
             typer.echo(f"round {index}: training its {kind.key} branch"
                        + (f" (--start {start})" if kind.random_masks else ""))
-            summary, entries = train_branch(run, kind, index, Control(), on_epoch, start)
+            summary, entries = train_finished_branch(run, kind, index, Control(), on_epoch, start)
             store_branch(store, run, kind, index, summary, entries)
             typer.echo(branch_line(index, kind, summary, run.rounds[index]))
     except KeyboardInterrupt:

@@ -246,11 +246,9 @@ def sweeps_plot(
     metric: str = typer.Option("test_acc", "--metric", "-m", help="test_acc | best_test_acc | train_acc | noisy_memorized | ..."),
     home: Optional[Path] = HOME,
 ) -> None:
-    """Draw the sweep's mean +- std bands of a metric against sparsity, one line per grid point."""
-    from sdd_tui.core.sweep import sweep_curves
-    from sdd_tui.sweep_plot import draw_sweep_curves
+    """Draw the sweep's mean +- std bands of a metric against sparsity, one line per grid point
+    (the figure `sdd-tui plot --sweep` writes)."""
+    from sdd_tui.core.figures import save_figure
+    from sdd_tui.sweep_plot import sweep_figure
 
-    store = open_store(ctx, home)
-    sweep = store.get_sweep(sweep_id)
-    draw_sweep_curves(sweep_curves(store, sweep["id"]), output, metric, title=f"{sweep['name']} ({sweep['id']})")
-    typer.echo(f"wrote {output}")
+    typer.echo(f"wrote {save_figure(sweep_figure(open_store(ctx, home), sweep_id, metric), output)}")

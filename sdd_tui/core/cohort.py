@@ -20,7 +20,7 @@ from functools import cached_property
 
 import torch
 
-from .branch_training import BranchTrainer
+from .round_branches import RoundBranchTrainer
 from .cohort_model import packable_module
 from .cohort_plan import pack_key
 from .cohort_training import CohortTrainer, MemberTraining
@@ -31,8 +31,8 @@ from .runtime_context import run_context
 from .training import Branch, RoundTraining, Trainer, TrainSchedule
 
 
-class MemberBranchTrainer(BranchTrainer):
-    """A cohort member's BranchTrainer: the cohort trains the branch, everything around it is the run's own."""
+class MemberBranchTrainer(RoundBranchTrainer):
+    """A cohort member's RoundBranchTrainer: the cohort trains the branch, everything around it is the run's own."""
 
     def __init__(self, cohort: Cohort, *args):
         super().__init__(*args)

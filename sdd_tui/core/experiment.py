@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import provenance, pruning, seeds
-from .branch_training import BranchTrainer
+from .round_branches import RoundBranchTrainer
 from .checkpoint import Checkpointer
 from .config import ExperimentConfig
 from .data import Dataset, load_dataset, noise_report
@@ -42,7 +42,7 @@ class Experiment:
 
     def __init__(self, config: ExperimentConfig, sink: Sink, home: Path, preset: str | None = None,
                  run_id: str | None = None, control: Control | None = None, resume: bool = False,
-                 branch_trainer: type[BranchTrainer] | Callable[..., BranchTrainer] = BranchTrainer):
+                 branch_trainer: type[RoundBranchTrainer] | Callable[..., RoundBranchTrainer] = RoundBranchTrainer):
         self.config = config
         self.sink = sink
         self.home = Path(home)
@@ -59,7 +59,7 @@ class Experiment:
         self.round: RoundInProgress | None = None  # the round being trained
         self.data: Dataset | None = None  # run() loads it, then builds:
         self.models: RunModels | None = None
-        self.branches: BranchTrainer | None = None
+        self.branches: RoundBranchTrainer | None = None
 
     def _emit(self, cls, **fields) -> None:
         self.sink(cls(run_id=self.run_id, time=time.time(), **fields))

@@ -3,9 +3,9 @@
 - `group_by_seed(records)`: runs whose configs differ only by seed (and by how they were run:
   core.grouping's rule) form one group, drawn as mean +- std (sample std, n - 1).
 - `figure_one(records, metric)`: the paper's Figure 1: test accuracy (top) and train accuracy
-  (bottom) against sparsity, on an x axis of log remaining-weight fraction whose ticks are labelled
-  as sparsity %; phases of the first group shaded; a reinit (or ticket) branch overlaid dashed, a
-  random-prune branch dotted.
+  (bottom) against sparsity, on core.sparsity_axis (the app's charts' axis: -log10 of the remaining-weight
+  fraction, ticks labelled as sparsity %); phases of the first group shaded; a reinit (or ticket) branch
+  overlaid dashed, a random-prune branch dotted.
   Another `metric` (learning_distance, best_test_acc, ...) draws one panel of that metric.
 - `interpolation_figure(record)`: the re-dense interpolation and filter-normalised loss plots.
 - `save_figure(figure, path)`: PNG, PDF or SVG by the file's suffix.
@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ from matplotlib.figure import Figure
 from .analysis import detect_phases
 from .errors import SddError
 from .grouping import group_by_setting, mean_std, setting_key
-from .results import BRANCH_LABELS, BRANCHES
+from .results import BRANCH_LABELS, BRANCHES, ROUND_KEYS
+from .sparsity_axis import AXIS_LABEL, sparsity_axis, sparsity_x
 
 FORMATS = (".png", ".pdf", ".svg")
-SPARSITY_TICKS = (0, 50, 70, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
+FIGURE_MAX_TICKS = 12  # sparsity ticks an 8-inch figure labels without overlap
 PHASE_COLOURS = {"light": "#dddddd", "critical": "#f4b6b6", "sweet": "#b9e3b9", "collapsed": "#c9c9e8"}
 BRANCH_STYLES = {"reinit": "--", "ticket": "--", "random_prune": ":"}  # a branch is dashed (random prune: dotted)
 METRIC_LABELS = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (noisy labels, %)",
@@ -110,17 +110,11 @@ def group_phases(group: SeedGroup) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- axes helpers
 
 
-def _remaining(sparsity: list[float]) -> list[float]:
-    return [max(1.0 - s, 1e-12) for s in sparsity]
-
-
 def _sparsity_axis(ax, sparsities: list[float]) -> None:
-    """Log remaining-weight fraction, decreasing to the right, ticks labelled as sparsity %."""
-    lowest = min(_remaining(sparsities)) if sparsities else 0.01
-    ticks = [t for t in SPARSITY_TICKS if 1 - t / 100 >= lowest * 0.999]
-    ax.set_xscale("log")
-    ax.set_xlim(1.05, lowest * 0.85)
-    ax.set_xticks([1 - t / 100 for t in ticks], [f"{t:g}%" for t in ticks])
+    """core.sparsity_axis: sparser to the right, ticks labelled as sparsity %; a margin left of the dense round."""
+    axis = sparsity_axis(max(map(sparsity_x, sparsities), default=1.0), FIGURE_MAX_TICKS)
+    ax.set_xlim(axis.limits[0] - 0.02 * axis.limits[1], axis.limits[1])
+    ax.set_xticks(axis.ticks, axis.labels)
     ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.3)
 
@@ -131,11 +125,10 @@ def _scale(metric: str) -> float:
 
 def _shade_phases(ax, phases: dict[str, Any], label: bool) -> None:
     for span in phases.get("phases", []):
-        left, right = 1 - span["from_sparsity"], 1 - span["to_sparsity"]
+        left, right = sparsity_x(span["from_sparsity"]), sparsity_x(span["to_sparsity"])
         ax.axvspan(left, right, color=PHASE_COLOURS[span["name"]], alpha=0.45, lw=0, zorder=0)
         if label:
-            middle = math.sqrt(max(left, 1e-12) * max(right, 1e-12))
-            ax.text(middle, 0.98, span["name"], transform=ax.get_xaxis_transform(), ha="center", va="top",
+            ax.text((left + right) / 2, 0.98, span["name"], transform=ax.get_xaxis_transform(), ha="center", va="top",
                     fontsize=8, color="#444444")
 
 
@@ -144,7 +137,7 @@ def _draw_group(ax, group: SeedGroup, metric: str, colour, branch: str | None, l
     if not curve.rounds:
         return
     scale = _scale(metric)
-    x = _remaining(curve.sparsity)
+    x = [sparsity_x(s) for s in curve.sparsity]
     mean = [m * scale for m in curve.mean]
     style = {"linestyle": "-", "marker": "o"} if branch is None else {"linestyle": BRANCH_STYLES[branch],
                                                                         "marker": None}
@@ -160,6 +153,14 @@ def _branches(group: SeedGroup) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- figures
+
+
+def check_metric(metric: str) -> str:
+    """`metric` if a figure can draw it (a round's stored number), else a user error naming the choices."""
+    allowed = [k for k in ROUND_KEYS if k not in ("round", "sparsity", "remaining")] + ["test_loss", "train_loss"]
+    if metric not in allowed:
+        raise SddError(f"--metric {metric!r}: choose one of {', '.join(allowed)}")
+    return metric
 
 
 def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: str | None = None,
@@ -188,7 +189,7 @@ def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: s
     if metric == "test_acc" and phases.get("double_descent"):
         _mark_events(axes[0], phases)
     axes[0].legend(fontsize=8, loc="best")
-    axes[-1].set_xlabel("sparsity (x axis: log of the remaining-weight fraction)")
+    axes[-1].set_xlabel(AXIS_LABEL)
     if len(groups) == 1 and not phases.get("double_descent"):
         axes[0].set_title(f"no double descent: {phases.get('reason')}", fontsize=8)
     figure.suptitle(title or _title(records))
@@ -198,7 +199,7 @@ def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: s
 def _mark_events(ax, phases: dict[str, Any]) -> None:
     for key, marker in (("dip", "v"), ("peak", "^")):
         point = phases[key]
-        x, y = 1 - point["sparsity"], 100 * point["test_acc"]
+        x, y = sparsity_x(point["sparsity"]), 100 * point["test_acc"]
         ax.plot([x], [y], marker=marker, color="black", markersize=7, linestyle="none", zorder=5)
         ax.annotate(f"{key}: {100 * point['test_acc']:.1f}% at {100 * point['sparsity']:.2f}%", (x, y),
                     textcoords="offset points", xytext=(9, -3) if key == "dip" else (0, -16),

@@ -93,8 +93,8 @@ def official_redense(run, model: nn.Module, masks: dict[str, torch.Tensor], roun
                      control: Control | None = None, on_epoch=None) -> tuple[dict, dict]:
     """(sparse, re-dense) weights of the official procedure: the ticket retrained from the round's start
     (masked, from iteration t with the schedule and its warm-up), then T more epochs of the whole network
-    on the same optimizer, the schedule going on. `run` is a core.run_branches.StoredRun."""
-    from .run_branches import round_start_of, ticket_start
+    on the same optimizer, the schedule going on. `run` is a core.finished_run_branches.StoredRun."""
+    from .finished_run_branches import round_start_of, ticket_start
 
     cfg, control = run.config, control or Control()
     if round_index > 0:
@@ -214,7 +214,7 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
                   control: Control | None = None, on_epoch=None, lr: float | None = None,
                   bn: str = "interpolate", bn_samples: int | None = None, official=None) -> dict[str, Any]:
     """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots.
-    `official` (the run, a core.run_branches.StoredRun): the official procedure, whose sparse end is the
+    `official` (the run, a core.finished_run_branches.StoredRun): the official procedure, whose sparse end is the
     ticket retrained from the rewind point (the stored round's own numbers are kept under `stored`)."""
     weights_key = "model" if branch == "main" else f"{branch}_model"
     if weights_key not in stored:
@@ -300,7 +300,7 @@ def _analyze_rounds(record, home, config, target, stored, rounds, epochs, steps,
 
     run = None
     if official:  # the round's start weights (the rewind point) are in the run's checkpoint
-        from .run_branches import open_run
+        from .finished_run_branches import open_run
 
         run = open_run(record, Path(home), target, say)
         data = run.data

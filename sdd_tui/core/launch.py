@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .branch_training import BranchTrainer
+from .round_branches import RoundBranchTrainer
 from .config import ExperimentConfig
 from .events import Event, Sink, fanout
 from .experiment import Experiment
@@ -50,7 +50,7 @@ class RunHandle:
 def build_run(config: ExperimentConfig, home: Path, *, preset: str | None = None, run_id: str | None = None,
               resume: bool = False, recorder: Recorder | None = None, sinks: Iterable[Sink] = (),
               control: Control | None = None,
-              branch_trainer: Callable[..., BranchTrainer] = BranchTrainer) -> RunHandle:
+              branch_trainer: Callable[..., RoundBranchTrainer] = RoundBranchTrainer) -> RunHandle:
     """The engine for `config` under `home`; each event goes to `recorder` (default: a StoreRecorder on the
     store at `home`), then to each of `sinks` in order. `branch_trainer` builds what trains its branches
     (core.cohort's, for a member of a packed cohort)."""

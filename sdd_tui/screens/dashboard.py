@@ -22,7 +22,7 @@ from sdd_tui.core.results import csv_text, run_json
 from sdd_tui.core.store import display_status
 from sdd_tui.core.system import SystemMonitor, SystemSample
 from sdd_tui.background import RESUMABLE, STEERABLE, ask, resume_in_background
-from sdd_tui.headless import summary_table
+from sdd_tui.rounds_table import rounds_table
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dialogs import ConfirmScreen
 from sdd_tui.sources import FollowedSource, RunSource
@@ -242,7 +242,7 @@ class DashboardScreen(Screen):
 
     def _fill_round_table(self) -> None:
         results = self.view.results
-        table = summary_table(results, "rounds (as sdd-tui runs show)") if results else "no round finished yet"
+        table = rounds_table(results, "rounds (as sdd-tui runs show)") if results else "no round finished yet"
         self.query_one("#round-table", Static).update(table)
 
     def action_toggle_table(self) -> None:

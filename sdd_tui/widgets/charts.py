@@ -18,6 +18,7 @@ from typing import Any
 from rich.text import Text
 from textual_plotext import PlotextPlot
 
+from sdd_tui.core.sparsity_axis import sparsity_axis, sparsity_x
 from sdd_tui.runview import EpochPoint
 from sdd_tui.widgets.phases import phases_for_chart
 from sdd_tui.widgets.series import (
@@ -30,8 +31,6 @@ from sdd_tui.widgets.series import (
     mean_curve,
     nice_ticks,
     round_series,
-    sparsity_ticks,
-    sparsity_x,
     tick_labels,
 )  # fmt: skip
 
@@ -132,11 +131,10 @@ class Chart(PlotextPlot):
     def _sparsity_axis(self, plt, series: Sequence[Series]) -> tuple[float, float]:
         """Ticks labelled as sparsity %; returns the x limits."""
         x_max = max((max(s.xs) for s in series if s.xs), default=1.0)
-        ticks, labels = sparsity_ticks(max(x_max, 0.3), max_ticks=max(2, self.size.width // 9))
-        plt.xticks(ticks, labels)
-        limits = (0.0, max(x_max, ticks[-1]) * 1.02)
-        plt.xlim(*limits)  # no x label: the ticks are sparsity percentages and the title says "vs sparsity"
-        return limits
+        axis = sparsity_axis(x_max, max_ticks=max(2, self.size.width // 9))
+        plt.xticks(axis.ticks, axis.labels)
+        plt.xlim(*axis.limits)  # no x label: the ticks are sparsity percentages and the title says "vs sparsity"
+        return axis.limits
 
     def _lines(self, plt, series: Sequence[Series], order: Sequence[int] | None = None) -> None:
         """Each series in its colour and marker (by its index), drawn in `order` (the last on top); a series

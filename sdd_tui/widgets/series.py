@@ -1,8 +1,7 @@
 """Chart data from stored rounds: pure functions, no Textual, no plotext.
 
-The x axis of every sparsity chart is -log10(remaining fraction): 0 for the dense network, 1 at
-90% sparsity, 2 at 99%, so the interesting high-sparsity end is spread out. Ticks are labelled
-with sparsity percentages.
+A round's x is core.sparsity_axis.sparsity_x (-log10 of the remaining fraction), the axis the exported
+figures use too.
 """
 
 from __future__ import annotations
@@ -14,25 +13,7 @@ from typing import Any
 
 from sdd_tui.core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std, runs_per_round
 from sdd_tui.core.results import BRANCH_LABELS, BRANCHES
-
-# Sparsities worth a tick, in percent; the chart keeps those that fit its range and width.
-TICK_SPARSITIES = (0, 20, 50, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9, 99.95, 99.98, 99.99)
-
-
-def sparsity_x(sparsity: float) -> float:
-    """-log10 of the remaining fraction of weights."""
-    return -math.log10(max(1.0 - sparsity, 1e-12))
-
-
-def sparsity_ticks(x_max: float, max_ticks: int = 8) -> tuple[list[float], list[str]]:
-    """Ticks up to `x_max` (and the next one past it) labelled as sparsity %, at most `max_ticks`."""
-    ticks = [(sparsity_x(s / 100), s) for s in TICK_SPARSITIES]
-    chosen = [t for t in ticks if t[0] <= x_max + 1e-9] + [t for t in ticks if t[0] > x_max + 1e-9][:1]
-    if len(chosen) > max(2, max_ticks):  # evenly thinned, first and last kept
-        step = (len(chosen) - 1) / (max(2, max_ticks) - 1)
-        chosen = [chosen[round(i * step)] for i in range(max(2, max_ticks))]
-    return [x for x, _ in chosen], [f"{s:g}%" for _, s in chosen]
-
+from sdd_tui.core.sparsity_axis import sparsity_x
 
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 

@@ -1,4 +1,5 @@
-"""Training one branch of a round (main or reinit): from where the schedule says, or on from the epoch
+"""Training one branch of a round under way (main or reinit), during the run (a finished run's later branches,
+`sdd-tui branch`, are core.finished_run_branches): from where the schedule says, or on from the epoch
 end a stopped run left in its checkpoint; then the branch's result."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .run_state import PartialRound, RoundInProgress, restore_rng
 from .training import Branch, Control, EpochStats, RoundTraining, Trainer, TrainSchedule, autocast_for
 
 
-class BranchTrainer:
+class RoundBranchTrainer:
     """Trains branches for one run: each epoch becomes an EpochEnded event and a possible checkpoint."""
 
     def __init__(self, config: ExperimentConfig, data: Dataset, control: Control, models: RunModels,

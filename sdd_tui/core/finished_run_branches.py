@@ -1,5 +1,6 @@
 """Branches of a finished run, trained afterwards from its stored rounds (`sdd-tui branch ID KIND --rounds`),
-as the official code runs `lottery_branch randomly_reinitialize` and `randomly_prune` on a lottery run:
+as the official code runs `lottery_branch randomly_reinitialize` and `randomly_prune` on a lottery run
+(the reinit branch a run trains beside each round as it goes is core.round_branches):
 
 reinit        the round's masks, a fresh random init (the seed `retrain.compare_reinit` uses), trained
               from iteration 0 as compare_reinit trains its branch: the same numbers on the same device
@@ -163,7 +164,7 @@ def ticket_start(weights: dict[str, torch.Tensor], ticket: pruning.Masks) -> dic
             for name, tensor in weights.items()}
 
 
-def train_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,
+def train_finished_branch(run: StoredRun, kind: BranchKind, index: int, control: Control,
                  on_epoch: Callable[[EpochStats], None] | None = None,
                  start: str = RANDOM_PRUNE_STARTS[0]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one round's branch; returns (its summary, the round file's new entries). `start` is the

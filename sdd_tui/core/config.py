@@ -319,7 +319,7 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         section = ".".join(str(part) for part in first["loc"][:-1])
         allowed = _field_names(section)
         message = f"unknown field; allowed: {', '.join(allowed)}"
-    elif "input" in first and first["type"] not in ("missing",):
+    elif "input" in first and first["type"] not in ("missing",) and first["loc"]:  # not the whole config
         message = f"{message} (got {first['input']!r})"
     more = len(error.errors()) - 1
     suffix = f" (+{more} more)" if more else ""

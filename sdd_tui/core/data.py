@@ -313,19 +313,20 @@ def _load(config: DataConfig, home: Path, seed: int, stop: threading.Event | Non
 
 
 def asymmetric_map(dataset: str, num_classes: int) -> dict[int, int]:
-    """The class-dependent flips of the paper for a dataset."""
-    if dataset in ("mnist", "digits", "mnist1d"):
+    """The class-dependent flips of the paper for a dataset (its registry fact `flips`)."""
+    flips = DATASETS.entry(dataset).flips if dataset in DATASETS else None
+    if flips == "mnist":
         return dict(MNIST_ASYMMETRIC)
-    if dataset == "cifar10":
+    if flips == "cifar10":
         return dict(CIFAR10_ASYMMETRIC)
-    if dataset == "cifar100":
+    if flips == "cifar100":
         mapping: dict[int, int] = {}
         for coarse in range(20):
             members = [fine for fine, c in enumerate(CIFAR100_COARSE) if c == coarse]
             for i, fine in enumerate(members):
                 mapping[fine] = members[(i + 1) % len(members)]
         return mapping
-    # synthetic data has no semantics: flip each class to the next one, as pairflip does
+    # other data (synthetic, a plugin's) has no such table: flip each class to the next one, as pairflip does
     return {c: (c + 1) % num_classes for c in range(num_classes)}
 
 

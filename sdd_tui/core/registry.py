@@ -93,15 +93,16 @@ MODELS.add("vgg16", "models:vgg16", image_only=True)
 
 # Datasets: loader(data_config, data_dir, seed, stop) -> (x_train, y_train, x_test, y_test[, crops]) on the CPU,
 # normalised (core/data.py). image: samples are (C, H, W) (False: (D,); None: either, as the config says);
-# classes: the class count when fixed ("config": data.num_classes; None: the largest label + 1).
+# classes: the class count when fixed ("config": data.num_classes; None: the largest label + 1);
+# flips: whose class-dependent table `noise.kind = "asymmetric"` uses (None: class c -> c + 1, as pairflip).
 DATASETS = Registry("dataset")
-DATASETS.add("mnist", "data:load_torchvision", image=True, classes=10)
+DATASETS.add("mnist", "data:load_torchvision", image=True, classes=10, flips="mnist")
 DATASETS.add("fashion_mnist", "data:load_torchvision", image=True, classes=10)
-DATASETS.add("mnist1d", "data:load_mnist1d", image=False, classes=10)
-DATASETS.add("cifar10", "data:load_torchvision", image=True, classes=10)
-DATASETS.add("cifar100", "data:load_torchvision", image=True, classes=100)
+DATASETS.add("mnist1d", "data:load_mnist1d", image=False, classes=10, flips="mnist")
+DATASETS.add("cifar10", "data:load_torchvision", image=True, classes=10, flips="cifar10")
+DATASETS.add("cifar100", "data:load_torchvision", image=True, classes=100, flips="cifar100")
 DATASETS.add("tiny_imagenet", "data:load_tiny_imagenet", image=True)
-DATASETS.add("digits", "data:load_digits", image=False, classes=10)
+DATASETS.add("digits", "data:load_digits", image=False, classes=10, flips="mnist")
 DATASETS.add("synthetic", "data:load_synthetic", image=None, classes="config")
 
 # Pruning scores: score(model, masks, generator, batch) -> {tensor name: scores} (core/pruning.py); the lowest go.

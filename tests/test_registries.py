@@ -120,8 +120,10 @@ def test_a_registered_name_cannot_look_like_a_plugin():
 
 def test_the_config_reads_the_names_without_importing_torch_or_a_builder(tmp_path):
     probe = ("import sys\nfrom sdd_tui.core.config import validate_config\n"
-             "validate_config({'model': {'name': 'vgg16'}, 'prune': {'method': 'gradient'}, 'data': {'name': 'cifar10'}})\n"
-             "print(sorted({'torch', 'sdd_tui.core.models', 'sdd_tui.core.data', 'sdd_tui.core.pruning'} & set(sys.modules)))")
+             "validate_config({'model': {'name': 'vgg16'}, 'prune': {'method': 'gradient'},"
+             " 'data': {'name': 'cifar10'}})\n"
+             "print(sorted({'torch', 'sdd_tui.core.models', 'sdd_tui.core.data', 'sdd_tui.core.pruning'}"
+             " & set(sys.modules)))")
     shown = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ import torch
 
 from sdd_tui.core import pruning
 from sdd_tui.core.data import load_dataset
+from sdd_tui.core.errors import SddError
 from sdd_tui.core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
 from sdd_tui.core.experiment import Experiment
 from sdd_tui.core.models import build_model
@@ -138,13 +139,13 @@ def test_branches_keep_the_data_order_streams_stored_runs_were_trained_with():
     assert [(b.value, b.stream) for b in Branch] == [("main", 0), ("reinit", 1), ("redense", 2)]
 
 
-def test_every_retrain_mode_has_a_row_saying_where_a_round_starts():
-    import typing
-
-    from sdd_tui.core.config import RetrainMode
+def test_the_retrain_modes_a_config_takes_are_the_rows_saying_where_a_round_starts():
+    from sdd_tui.core.config import validate_config
     from sdd_tui.core.retrain import RETRAIN_MODES
 
-    assert set(RETRAIN_MODES) == set(typing.get_args(RetrainMode))
+    assert [validate_config({"retrain": {"mode": mode}}).retrain.mode for mode in RETRAIN_MODES] == list(RETRAIN_MODES)
+    with pytest.raises(SddError, match="retrain.mode: .*unknown name 'rewnd'; use one of rewind, reinit"):
+        validate_config({"retrain": {"mode": "rewnd"}})
 
 
 def test_an_epoch_ended_event_carries_every_epoch_stat_counting_epochs_from_1():

@@ -9,6 +9,7 @@ import typer
 
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import duration
+from sdd_tui.core.registry import MODELS, choices
 from sdd_tui.cli.options import user_errors
 
 
@@ -38,7 +39,7 @@ def _report(result) -> str:
 
 @user_errors
 def bench(
-    model: str = typer.Option("lenet300_100", "--model", "-m", help="lenet300_100 | mlp | resnet18 | vgg16"),
+    model: str = typer.Option("lenet300_100", "--model", "-m", help=choices(MODELS)),
     data: str = typer.Option("mnist", "--data", help="Shape of the synthetic data: mnist | cifar10 | cifar100"),
     device: str = typer.Option("auto", "--device", "-d", help="auto | cpu | cuda | cuda:N"),
     batches: int = typer.Option(200, "--batches", "-n", help="Timed batches on each side (after warm-up)"),

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ExperimentConfig
+from .registry import MODELS
 from .retrain import RETRAIN_MODES
 
-PACKABLE_MODELS = ("lenet300_100", "mlp")
 DEFAULT_PACK_SIZE = 32
 
 # (what rules a config out, why) in the order they are checked; the first that applies is the reason
 UNPACKABLE: list[tuple[Callable[[ExperimentConfig], bool], Callable[[ExperimentConfig], str]]] = [
-    (lambda c: c.model.name not in PACKABLE_MODELS,
-     lambda c: f"model.name={c.model.name}: only the MLP family ({', '.join(PACKABLE_MODELS)}) packs"),
+    (lambda c: c.model.name not in MODELS.names(packable=True),
+     lambda c: f"model.name={c.model.name}: only the MLP family ({', '.join(MODELS.names(packable=True))}) packs"),
     (lambda c: c.train.optimizer != "sgd",
      lambda c: f"train.optimizer={c.train.optimizer}: a cohort steps SGD only"),
     (lambda c: not c.runtime.fast,

@@ -11,7 +11,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -21,16 +21,14 @@ from .paths import is_valid_id
 from .plugins import check_spec, is_plugin
 from .presets import preset_names, preset_raw, read_toml  # noqa: F401 (preset_names: re-exported)
 from .ranges import trained_rounds
+from .registry import DATASETS, MODELS, SCORES, Registry, choices
+from .retrain import RETRAIN_MODES
 
-# The built-in names; `data.name` and `model.name` also take a plugin, `module.path:function`.
-DataName = Literal["mnist", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "tiny_imagenet", "digits", "synthetic"]
+# The names of datasets, models, pruning scores and retrain modes are the registries' (core/registry.py,
+# core.retrain.RETRAIN_MODES); `data.name` and `model.name` also take a plugin, `module.path:function`.
 NoiseKind = Literal["none", "symmetric", "random", "asymmetric", "pairflip"]
-ModelName = Literal["lenet300_100", "mlp", "resnet18", "resnet101", "vgg16"]
-VECTOR_DATA = ("digits", "mnist1d")  # built-in datasets of (N, D) samples
-PruneMethod = Literal["magnitude", "gradient", "random"]
 PruneScope = Literal["global", "layer"]
 PruneSchedule = Literal["iterative", "oneshot"]
-RetrainMode = Literal["rewind", "finetune", "lr_rewind", "scratch", "reinit"]
 
 
 MAX_SEED = 2**32 - 1  # NumPy's limit; seeds derived from it (x 7919, + round) stay far inside torch's int64
@@ -47,12 +45,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _builtin_or_plugin(name: str, builtins: Any, field: str) -> str:
-    """A built-in name, or a well-formed `module.path:function`; else a ValueError listing both."""
+def _registered(name: str, names: Any) -> str:
+    """A name of the registry (or table) `names`; else a ValueError listing them."""
+    if name not in names:
+        raise ValueError(f"unknown name {name!r}; use one of {', '.join(names)}")
+    return name
+
+
+def _builtin_or_plugin(name: str, builtins: Registry, field: str) -> str:
+    """A registered name, or a well-formed `module.path:function`; else a ValueError listing both."""
     if is_plugin(name):
         return check_spec(name, field)
-    if name not in get_args(builtins):
-        raise ValueError(f"unknown name {name!r}; use one of {', '.join(get_args(builtins))}, "
+    if name not in builtins:
+        raise ValueError(f"unknown name {name!r}; use one of {', '.join(builtins)}, "
                          f"or module.path:function for your own")
     return name
 
@@ -61,7 +66,7 @@ class _PluginSection(_Section):
     """A section whose `name` is a built-in one or a plugin: then any extra keys are kept and handed to it."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
-    BUILTINS: ClassVar[Any]  # the Literal of built-in names
+    BUILTINS: ClassVar[Registry]  # the registered names
     SECTION: ClassVar[str]
 
     @field_validator("name", check_fields=False)  # each subclass declares `name`
@@ -79,9 +84,8 @@ class _PluginSection(_Section):
 
 
 class DataConfig(_PluginSection):
-    BUILTINS, SECTION = DataName, "data"
-    name: str = Field("digits", description="Dataset: mnist | fashion_mnist | mnist1d | cifar10 | cifar100 | "
-                                            "tiny_imagenet | digits | synthetic | module.path:function (your own)")
+    BUILTINS, SECTION = DATASETS, "data"
+    name: str = Field("digits", description=f"Dataset: {choices(DATASETS)} | module.path:function (your own)")
     data_dir: Path | None = Field(
         None, description="Where torchvision datasets (and tiny-imagenet-200/) live (default: <home>/data)"
     )
@@ -118,9 +122,8 @@ class NoiseConfig(_Section):
 
 
 class ModelConfig(_PluginSection):
-    BUILTINS, SECTION = ModelName, "model"
-    name: str = Field("lenet300_100", description="Network: lenet300_100 | mlp | resnet18 | resnet101 | vgg16 | "
-                                                  "module.path:function (your own)")
+    BUILTINS, SECTION = MODELS, "model"
+    name: str = Field("lenet300_100", description=f"Network: {choices(MODELS)} | module.path:function (your own)")
     width: float = Field(1.0, gt=0.0, le=16.0, description="Width multiplier (tests shrink models with it)")
     hidden: list[int] = Field(
         default_factory=lambda: [300, 100], description="Hidden layer widths of the mlp"
@@ -180,7 +183,7 @@ class TrainConfig(_Section):
 
 
 class PruneConfig(_Section):
-    method: PruneMethod = Field("magnitude", description="Score: magnitude | gradient | random")
+    method: str = Field("magnitude", description=f"Score: {choices(SCORES)}")
     scope: PruneScope = Field("global", description="global (one threshold) | layer (each tensor alike)")
     fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Fraction of remaining weights removed per round")
     rounds: int = Field(30, ge=0, le=200, description="Pruning rounds after the dense round")
@@ -196,6 +199,11 @@ class PruneConfig(_Section):
     dense_from: str | None = Field(
         None, description="Reuse this run's dense round (its trained weights, init, rewind point and noisy labels) "
                           "instead of training one; its settings must match")
+
+    @field_validator("method")
+    @classmethod
+    def _method_ok(cls, method: str) -> str:
+        return _registered(method, SCORES)
 
     @field_validator("levels")
     @classmethod
@@ -228,14 +236,17 @@ class PruneConfig(_Section):
 
 
 class RetrainConfig(_Section):
-    mode: RetrainMode = Field(
-        "rewind", description="rewind | finetune | lr_rewind | scratch | reinit"
-    )
+    mode: str = Field("rewind", description=" | ".join(RETRAIN_MODES))
     rewind_iteration: int = Field(0, ge=0, description="Iteration t to rewind weights / LR to (0 = init)")
     finetune_lr: float = Field(0.001, gt=0.0, le=10.0, description="Fixed LR of finetune mode")
     compare_reinit: bool = Field(
         False, description="Also train a random-reinit branch with the same mask each round"
     )
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_ok(cls, mode: str) -> str:
+        return _registered(mode, RETRAIN_MODES)
 
 
 class AnalysisConfig(_Section):
@@ -285,9 +296,12 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
-        if self.model.name in ("resnet18", "resnet101", "vgg16") and self.data.name in VECTOR_DATA:
-            raise ValueError("model.name: resnet18, resnet101 and vgg16 need image data "
-                             "(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, synthetic)")
+        # a plugin's samples are known only once loaded: core.models checks those
+        image_only = self.model.name in MODELS and MODELS.entry(self.model.name).image_only
+        if image_only and self.data.name in DATASETS and DATASETS.entry(self.data.name).image is False:
+            images = [name for name in DATASETS if DATASETS.entry(name).image is not False]
+            raise ValueError(f"model.name: {', '.join(MODELS.names(image_only=True))} need image data "
+                             f"({', '.join(images)})")
         return self
 
 
@@ -305,7 +319,7 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
         section = ".".join(str(part) for part in first["loc"][:-1])
         allowed = _field_names(section)
         message = f"unknown field; allowed: {', '.join(allowed)}"
-    elif "input" in first and first["type"] not in ("missing",):
+    elif "input" in first and first["type"] not in ("missing",) and first["loc"]:  # not the whole config
         message = f"{message} (got {first['input']!r})"
     more = len(error.errors()) - 1
     suffix = f" (+{more} more)" if more else ""

@@ -6,6 +6,7 @@ package, Tiny ImageNet from its standard folder (core/tiny_imagenet.py), scikit-
 `digits` (no download), `synthetic` (generated) and the user's own `module.path:function`. Images are
 float tensors of shape (N, C, H, W) normalised per channel; vector data is (N, D). Tiny ImageNet also
 keeps its training images at full size (`Dataset.crops`), which training crops at random every epoch.
+Each built-in source is a `load_*` function named, with its facts, in core.registry.DATASETS.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .config import DataConfig, NoiseConfig
 from .errors import SddError
 from .plugin_checks import check_plugin_data
 from .plugins import call_plugin, is_plugin, load_function
+from .registry import DATASETS
 from .resized_crop import CropSource, crop_batches
 from .seeds import SEED_SCHEME, Purpose, stream_seed
 from .torchvision_sources import torchvision_images
@@ -48,7 +50,6 @@ CIFAR10_ASYMMETRIC = {2: 0, 4: 7, 9: 1, 3: 5, 5: 3}  # bird->plane, deer->horse,
 
 DIGITS_TRAIN_SIZE = 1200  # the fixed digits split: 1,200 train, 597 test, after a shuffle with seed 0
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-TORCHVISION_SOURCES = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
 
 
@@ -243,11 +244,44 @@ def subset_order(count: int, size: int | None, seed: int) -> torch.Tensor | None
 
 
 def num_classes_of(config: DataConfig, y_train: torch.Tensor, y_test: torch.Tensor) -> int:
-    """The class count: fixed for built-in data; a plugin's is its largest label + 1."""
-    if is_plugin(config.name) or config.name == "tiny_imagenet":
-        return int(max(y_train.max(), y_test.max())) + 1
-    known = {"mnist": 10, "fashion_mnist": 10, "mnist1d": 10, "cifar10": 10, "cifar100": 100, "digits": 10}
-    return known.get(config.name, config.num_classes)
+    """The class count: the registry's when fixed (or data.num_classes where it says "config"); else, as
+    for a plugin, the largest label + 1."""
+    classes = None if is_plugin(config.name) else DATASETS.entry(config.name).classes
+    if classes == "config":
+        return config.num_classes
+    return classes if classes is not None else int(max(y_train.max(), y_test.max())) + 1
+
+
+# ---------------------------------------------------------------------------- loaders (core.registry.DATASETS)
+
+
+Loaded = tuple[torch.Tensor, ...]  # (x_train, y_train, x_test, y_test), and the crops of Tiny ImageNet
+
+
+def load_torchvision(config: DataConfig, data_dir: Path, seed: int, stop: threading.Event | None) -> Loaded:
+    if config.name == "fashion_mnist" and not config.data_dir:
+        unpack_system_fashion_mnist(data_dir)
+    x_train_u8, y_train, x_test_u8, y_test = torchvision_images(config.name, config, data_dir, FASHION_MNIST_SYSTEM_DIR)
+    x_train, x_test = _normalise_images(x_train_u8, x_test_u8)
+    return x_train, y_train, x_test, y_test
+
+
+def load_tiny_imagenet(config: DataConfig, data_dir: Path, seed: int, stop: threading.Event | None) -> Loaded:
+    from .tiny_imagenet import load_tiny_imagenet as read_folder
+
+    return read_folder(data_dir, stop)
+
+
+def load_mnist1d(config: DataConfig, data_dir: Path, seed: int, stop: threading.Event | None) -> Loaded:
+    return _mnist1d(data_dir)
+
+
+def load_digits(config: DataConfig, data_dir: Path, seed: int, stop: threading.Event | None) -> Loaded:
+    return _digits()
+
+
+def load_synthetic(config: DataConfig, data_dir: Path, seed: int, stop: threading.Event | None) -> Loaded:
+    return _synthetic(config, seed)
 
 
 def load_clean(config: DataConfig, home: Path, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -260,25 +294,13 @@ def _load(config: DataConfig, home: Path, seed: int, stop: threading.Event | Non
     """`load_clean`'s tensors and, for Tiny ImageNet, the training images to crop (subset alike); `stop`
     ends a long read (Tiny ImageNet's decoding) with StopRequested."""
     data_dir = Path(config.data_dir) if config.data_dir else home / "data"
-    crops = None
-    if config.name == "tiny_imagenet":
-        from .tiny_imagenet import load_tiny_imagenet
-
-        x_train, y_train, x_test, y_test, crops = load_tiny_imagenet(data_dir, stop)
-    elif config.name in TORCHVISION_SOURCES:
-        if config.name == "fashion_mnist" and not config.data_dir:
-            unpack_system_fashion_mnist(data_dir)
-        x_train_u8, y_train, x_test_u8, y_test = torchvision_images(config.name, config, data_dir,
-                                                                    FASHION_MNIST_SYSTEM_DIR)
-        x_train, x_test = _normalise_images(x_train_u8, x_test_u8)
-    elif config.name == "mnist1d":
-        x_train, y_train, x_test, y_test = _mnist1d(data_dir)
-    elif is_plugin(config.name):
-        x_train, y_train, x_test, y_test = _plugin(config)
-    elif config.name == "digits":
-        x_train, y_train, x_test, y_test = _digits()
+    if is_plugin(config.name):
+        loaded = _plugin(config)
+    elif config.name in DATASETS:
+        loaded = DATASETS.load(config.name)(config, data_dir, seed, stop)
     else:
-        x_train, y_train, x_test, y_test = _synthetic(config, seed)
+        raise SddError(f"data.name: unknown dataset {config.name!r}; choose one of: {', '.join(DATASETS)}")
+    x_train, y_train, x_test, y_test, crops = (*loaded, None) if len(loaded) == 4 else loaded
     if (order := subset_order(len(y_train), config.train_size, seed=1)) is not None:
         x_train, y_train = x_train[order], y_train[order]
         crops = crops.subset(order) if crops is not None else None
@@ -291,19 +313,20 @@ def _load(config: DataConfig, home: Path, seed: int, stop: threading.Event | Non
 
 
 def asymmetric_map(dataset: str, num_classes: int) -> dict[int, int]:
-    """The class-dependent flips of the paper for a dataset."""
-    if dataset in ("mnist", "digits", "mnist1d"):
+    """The class-dependent flips of the paper for a dataset (its registry fact `flips`)."""
+    flips = DATASETS.entry(dataset).flips if dataset in DATASETS else None
+    if flips == "mnist":
         return dict(MNIST_ASYMMETRIC)
-    if dataset == "cifar10":
+    if flips == "cifar10":
         return dict(CIFAR10_ASYMMETRIC)
-    if dataset == "cifar100":
+    if flips == "cifar100":
         mapping: dict[int, int] = {}
         for coarse in range(20):
             members = [fine for fine, c in enumerate(CIFAR100_COARSE) if c == coarse]
             for i, fine in enumerate(members):
                 mapping[fine] = members[(i + 1) % len(members)]
         return mapping
-    # synthetic data has no semantics: flip each class to the next one, as pairflip does
+    # other data (synthetic, a plugin's) has no such table: flip each class to the next one, as pairflip does
     return {c: (c + 1) % num_classes for c in range(num_classes)}
 
 

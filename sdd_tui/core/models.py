@@ -1,4 +1,5 @@
-"""A registry of the paper's networks, each with its init and the names of its prunable weights."""
+"""The paper's networks, each with its init and the names of its prunable weights; their names and facts
+are core.registry.MODELS."""
 
 from __future__ import annotations
 
@@ -13,17 +14,14 @@ from .config import ModelConfig
 from .errors import SddError
 from .plugin_checks import check_plugin_model, check_prunable
 from .plugins import call_plugin, is_plugin, load_function
+from .registry import MODELS
 
 Builder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
-MODELS: dict[str, Builder] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    def decorate(builder: Builder) -> Builder:
-        MODELS[name] = builder
-        return builder
-
-    return decorate
+def register(name: str, image_only: bool = False, packable: bool = False) -> Callable[[Builder], Builder]:
+    """Add a builder to core.registry.MODELS at run time (a built-in one is a line of that table)."""
+    return MODELS.register(name, image_only=image_only, packable=packable)
 
 
 def _scaled(width: int, multiplier: float) -> int:
@@ -53,13 +51,11 @@ class MLP(nn.Module):
         return [f"hidden.{i}.weight" for i in range(len(self.hidden))]
 
 
-@register("lenet300_100")
 def lenet300_100(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     hidden = [_scaled(300, config.width), _scaled(100, config.width)]
     return MLP(_flat_features(input_shape), hidden, num_classes)
 
 
-@register("mlp")
 def mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     hidden = [_scaled(h, config.width) for h in config.hidden]
     return MLP(_flat_features(input_shape), hidden, num_classes)
@@ -110,13 +106,11 @@ def _need_image(name: str, input_shape: tuple[int, ...]) -> None:
         raise SddError(f"model.name={name} needs image data (C, H, W); got samples of shape {list(input_shape)}")
 
 
-@register("resnet18")
 def resnet18(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     _need_image("resnet18", input_shape)
     return cifar_resnet([2, 2, 2, 2], num_classes, input_shape[0], config.width)
 
 
-@register("resnet101")
 def resnet101(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """ResNet-101 (the paper's Tiny ImageNet network): bottleneck blocks 3, 4, 23, 3, the CIFAR stem."""
     _need_image("resnet101", input_shape)
@@ -151,7 +145,6 @@ class CifarVGG(nn.Module):
         return [f"{n}.weight" for n, m in self.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-@register("vgg16")
 def vgg16(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     _need_image("vgg16", input_shape)
     return CifarVGG(num_classes, input_shape[0], config.width)
@@ -175,7 +168,7 @@ def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: 
         return _plugin_model(config, tuple(input_shape), num_classes, seed)
     if config.name not in MODELS:
         raise SddError(f"model.name: unknown model {config.name!r}; choose one of: {', '.join(MODELS)}")
-    model = MODELS[config.name](config, tuple(input_shape), num_classes)
+    model = MODELS.load(config.name)(config, tuple(input_shape), num_classes)
     initialise(model, torch.Generator().manual_seed(seed))
     return model
 

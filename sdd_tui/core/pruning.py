@@ -11,7 +11,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .registry import SCORES
+
 Masks = dict[str, torch.Tensor]
+Scores = dict[str, torch.Tensor]  # a score per weight of each masked tensor
 
 
 def full_masks(model: nn.Module, names: list[str]) -> Masks:
@@ -105,18 +108,26 @@ def prune_masks(scores: dict[str, torch.Tensor], masks: Masks, fraction: float, 
 
 
 Batch = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # draws a training batch
-SCORES: dict[str, Callable[[nn.Module, Masks, torch.Generator, Batch], dict[str, torch.Tensor]]] = {
-    "magnitude": lambda model, masks, generator, batch: magnitude_scores(model, masks),
-    "random": lambda model, masks, generator, batch: random_scores(masks, generator),
-    "gradient": lambda model, masks, generator, batch: gradient_scores(model, masks, *batch(generator)),
-}
+
+
+# The scores by name, as core.registry.SCORES lists them: score(model, masks, generator, batch).
+def magnitude_score(model: nn.Module, masks: Masks, generator: torch.Generator, batch: Batch) -> Scores:
+    return magnitude_scores(model, masks)
+
+
+def random_score(model: nn.Module, masks: Masks, generator: torch.Generator, batch: Batch) -> Scores:
+    return random_scores(masks, generator)
+
+
+def gradient_score(model: nn.Module, masks: Masks, generator: torch.Generator, batch: Batch) -> Scores:
+    return gradient_scores(model, masks, *batch(generator))
 
 
 def prune_step(model: nn.Module, masks: Masks, config, generator: torch.Generator, batch: Batch,
                fraction: float | None = None) -> Masks:
     """One round's pruning: score with `config.method`, drop `fraction` (default `config.fraction`) of the
     alive weights."""
-    scores = SCORES[config.method](model, masks, generator, batch)
+    scores = SCORES.load(config.method)(model, masks, generator, batch)
     return prune_masks(scores, masks, config.fraction if fraction is None else fraction, config.scope)
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
-
-from .config import RetrainConfig
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the table is read by the sweep driver (core.cohort_plan), which needs no torch
     import torch
@@ -53,7 +51,16 @@ class RoundStart:
     weights: Weights | None  # to load before training; None: keep the trained ones
 
 
-def round_start(config: RetrainConfig, total_iterations: int, rewind: Weights | None,
+class RetrainSettings(Protocol):
+    """What a round start reads of core.config's RetrainConfig (not imported: config validates retrain.mode
+    against this module's table)."""
+
+    mode: str
+    rewind_iteration: int
+    finetune_lr: float
+
+
+def round_start(config: RetrainSettings, total_iterations: int, rewind: Weights | None,
                 fresh: Callable[[], Weights]) -> RoundStart:
     """Where this config's retrain mode starts a pruned round; `fresh()` builds a fresh init when asked."""
     mode = RETRAIN_MODES[config.mode]

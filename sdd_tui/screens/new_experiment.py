@@ -13,36 +13,27 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from sdd_tui.core.config import (
-    DataName,
-    ExperimentConfig,
-    ModelName,
-    NoiseKind,
-    PruneMethod,
-    PruneSchedule,
-    PruneScope,
-    RetrainMode,
-    apply_overrides,
-    preset_raw,
-)  # fmt: skip
+from sdd_tui.core.config import ExperimentConfig, NoiseKind, PruneSchedule, PruneScope, apply_overrides, preset_raw
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.registry import DATASETS, MODELS, SCORES
+from sdd_tui.core.retrain import RETRAIN_MODES
 from sdd_tui.live import warm_up_engine
 
 EXTRA = "extra"  # the free `section.field=value ...` overrides field
 GENERAL = "general"  # errors that belong to no single field
 
-# (config path, label, choices for a Select or the Input type)
+# (config path, label, choices for a Select (a Literal, or a registry read when the form is built) or the Input type)
 FORM_FIELDS: list[tuple[str, str, Any]] = [
     ("name", "name", "text"),
-    ("data.name", "dataset", DataName),
+    ("data.name", "dataset", DATASETS),
     ("noise.kind", "noise", NoiseKind),
     ("noise.rate", "noise rate", "number"),
-    ("model.name", "model", ModelName),
-    ("prune.method", "pruning", PruneMethod),
+    ("model.name", "model", MODELS),
+    ("prune.method", "pruning", SCORES),
     ("prune.scope", "scope", PruneScope),
     ("prune.schedule", "schedule", PruneSchedule),
     ("prune.fraction", "prune fraction", "number"),
-    ("retrain.mode", "retrain", RetrainMode),
+    ("retrain.mode", "retrain", RETRAIN_MODES),
     ("prune.rounds", "rounds", "integer"),
     ("train.epochs", "epochs", "integer"),
     ("train.batch_size", "batch size", "integer"),
@@ -173,7 +164,8 @@ class NewExperimentScreen(Screen):
         value = self.defaults[path]
         if isinstance(kind, str):
             return Input(str(value), type=kind, id=f"input-{field_id(path)}", compact=True)
-        return Select([(choice, choice) for choice in get_args(kind)], value=value, allow_blank=False,
+        names = get_args(kind) or list(kind)  # a Literal's, or the registry's as it is now
+        return Select([(choice, choice) for choice in names], value=value, allow_blank=False,
                       id=f"input-{field_id(path)}", compact=True)
 
     def on_mount(self) -> None:

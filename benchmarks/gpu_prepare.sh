@@ -9,8 +9,8 @@
 # --dry-run prints the requirements and the pip commands, and downloads and writes nothing (the tests
 # run it: tests/test_gpu_check.py checks that the list covers what gpu_check.py imports).
 #
-# Every package is pure Python except pydantic-core, fetched as the manylinux wheel for
-# PYTHON_VERSION. The versions are those of the development environment the tests pass in; the set is
+# Every package is pure Python except pydantic-core and psutil (the engine reads a process's start time
+# with it), fetched as manylinux wheels for PYTHON_VERSION. The versions are those of the development environment the tests pass in; the set is
 # closed (every dependency of every package is in it), so `pip install --no-index` needs nothing else.
 # Running it again with another PYTHON_VERSION adds that Python's pydantic-core beside the first:
 # pip picks the one that fits.
@@ -30,6 +30,7 @@ wheels="$here/.gpu-wheels"
 requirements=$(cat <<'EOF'
 pydantic==2.14.4
 pydantic-core==2.50.5
+psutil==7.2.2
 annotated-types==0.8.0
 typing-inspection==0.4.5
 typing-extensions==4.16.0
@@ -51,8 +52,9 @@ linkify-it-py==2.2.0
 EOF
 )
 
-pure=$(grep -v '^pydantic-core==' <<<"$requirements")
-core=$(grep '^pydantic-core==' <<<"$requirements")
+binary_only='^(pydantic-core|psutil)=='
+pure=$(grep -vE "$binary_only" <<<"$requirements")
+core=$(grep -E "$binary_only" <<<"$requirements")
 pip=(python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheels")
 binary=(--python-version "$python_version" --implementation cp
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
@@ -61,14 +63,16 @@ if $dry_run; then
     echo "$requirements"
     # shellcheck disable=SC2086  # one argument per requirement line
     echo "#" "${pip[@]}" $pure
-    echo "#" "${pip[@]}" "${binary[@]}" "$core"
+    # shellcheck disable=SC2086
+    echo "#" "${pip[@]}" "${binary[@]}" $core
     exit 0
 fi
 mkdir -p "$wheels"
 echo "$requirements" >"$wheels/requirements.txt"
 # shellcheck disable=SC2086  # one argument per requirement line
 "${pip[@]}" $pure
-"${pip[@]}" "${binary[@]}" "$core"
+# shellcheck disable=SC2086
+"${pip[@]}" "${binary[@]}" $core
 
 count=$(find "$wheels" -name '*.whl' | wc -l)
 size=$(du -sh "$wheels" | cut -f1)

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from sdd_tui.core.config import resolve_config
 from sdd_tui.core.data import Dataset
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.redense_options import RedenseOptions
 from sdd_tui.core.flatness import analyze_run, filter_normalized_direction, last_sparse_lr, load_round, mix, redense
 from sdd_tui.core.paths import RunPaths
 from sdd_tui.core.store import Store
@@ -26,7 +27,7 @@ def stored_run(run_experiment, tmp_path_factory):
 
 def test_interpolation_endpoints_are_the_stored_sparse_and_the_redense_evaluations(stored_run):
     home, record, _ = stored_run
-    results = analyze_run(record, home, [2], epochs=1, steps=5, filter_points=5)
+    results = analyze_run(record, home, RedenseOptions(rounds=(2,), epochs=1, steps=5, filter_points=5))
     result = results["2"]
     stored = next(r for r in record["rounds"] if r["round"] == 2)
     line = result["interpolation"]
@@ -45,7 +46,7 @@ def test_interpolation_endpoints_are_the_stored_sparse_and_the_redense_evaluatio
 
 def test_reinit_branch_endpoint_matches_the_reinit_evaluation(stored_run):
     home, record, _ = stored_run
-    result = analyze_run(record, home, [1], epochs=1, steps=2, branch="reinit")["1"]
+    result = analyze_run(record, home, RedenseOptions(rounds=(1,), epochs=1, steps=2, branch="reinit"))["1"]
     stored = next(r for r in record["rounds"] if r["round"] == 1)["reinit"]
     assert result["interpolation"][0]["test_acc"] == stored["test_acc"]
 
@@ -95,7 +96,7 @@ def test_last_sparse_lr_follows_the_schedule_and_finetune():
 def test_missing_round_is_a_user_error_naming_the_stored_rounds(stored_run):
     home, record, _ = stored_run
     with pytest.raises(SddError, match=r"round 7 has no stored weights .* rounds stored: 0, 1, 2"):
-        analyze_run(record, home, [7], epochs=1)
+        analyze_run(record, home, RedenseOptions(rounds=(7,), epochs=1))
 
 
 def test_analyze_command_stores_results_with_the_run(stored_run):
@@ -147,10 +148,11 @@ def test_interpolation_can_recompute_batch_norm_at_every_point():
 
 def test_analyze_takes_the_batch_norm_choice_and_records_it(stored_run):
     home, record, _ = stored_run
-    result = analyze_run(record, home, [1], epochs=1, steps=3, bn="recompute", bn_samples=100)["1"]
+    options = RedenseOptions(rounds=(1,), epochs=1, steps=3, bn="recompute", bn_samples=100)
+    result = analyze_run(record, home, options)["1"]
     assert result["bn"] == "recomputed" and result["bn_samples"] == 100
     with pytest.raises(SddError, match="--bn 'average': use interpolate"):
-        analyze_run(record, home, [1], epochs=1, steps=3, bn="average")
+        analyze_run(record, home, RedenseOptions(rounds=(1,), epochs=1, steps=3, bn="average"))
     cli = CliRunner().invoke(app, ["analyze", record["id"], "--redense", "--rounds", "1", "--epochs", "1",
                                    "--interp-steps", "3", "--bn", "recompute", "--home", str(home)])
     assert cli.exit_code == 0, cli.output

@@ -68,24 +68,24 @@ def sweep_command(
         sweep = None
     with held:  # released by any error before the sweep runs
         options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack,
-                                 pack_size)
+                                 pack_size, retries)
         held = held.pop_all()
     if dry_run:
         for member in members:
             typer.echo(printable(f"{member['run_id']}  {member['name']}"))
-        if options["pack"]:
+        if options.pack:
             _echo_pack_plan(members, options)
         return
     with held, engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
         create = sweep is None
         if create:
             seed_list = seed_list or sorted({m["seed"] for m in members})
-            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
+            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options.engine)
             sweep["levels"] = parse_levels(levels) if levels else None
             held.enter_context(holding_sweep(store, sweep["id"], "run"))
         say = lambda line: typer.echo(printable(line))  # noqa: E731
         status = run_in_phases(store, sweep, members, lambda phase, first: run_sweep(
-            store, sweep, phase, options, retries, say, first), say, create)
+            store, sweep, phase, options, say, first), say, create)
     from sdd_tui.cli.sweep_tables import print_members
 
     print_members(store, store.get_sweep(sweep["id"]))
@@ -95,10 +95,10 @@ def sweep_command(
         raise typer.Exit(EXIT_CODES.get(status, 1))
 
 
-def _echo_pack_plan(members: list[dict], options: dict) -> None:
+def _echo_pack_plan(members: list[dict], options) -> None:
     from sdd_tui.core.sweep_runner import pack_plan_lines
 
-    for line in pack_plan_lines(members, options["max_parallel"], options["pack_size"]):
+    for line in pack_plan_lines(members, options.max_parallel, options.pack_size):
         typer.echo(line)
 
 

@@ -59,8 +59,8 @@ def analyze(
     elif device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     store = open_store(ctx, home)
-    record = store.get_run(run_id)
-    for line in phases_lines(detect_phases(record.get("rounds", []))):
+    record = store.run(run_id)
+    for line in phases_lines(detect_phases(record.rounds)):
         typer.echo(line)
     if options is None:
         return
@@ -75,11 +75,11 @@ def analyze(
         analyses[key] = {**(analyses.get(key) or {}), **new}
         return {"analyses": analyses}
 
-    store.change_run(record["id"], with_results)
+    store.change_run(record.id, with_results)
     for result in results.values():
         typer.echo(_redense_line(result))
-    typer.echo(f"stored under analyses.{key} of run {record['id']}; draw it with "
-               f"`sdd-tui plot --interpolation {record['id']} -o flatness.png`")
+    typer.echo(f"stored under analyses.{key} of run {record.id}; draw it with "
+               f"`sdd-tui plot --interpolation {record.id} -o flatness.png`")
 
 
 def _redense_line(result: dict) -> str:

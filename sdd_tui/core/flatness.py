@@ -36,6 +36,7 @@ from .config import ExperimentConfig
 from .data import Dataset, batches_per_epoch, subset_order
 from .errors import SddError
 from .paths import RunPaths
+from .records import RunRecord
 from .redense_options import RedenseOptions
 from .retrain import RETRAIN_MODES
 from .runtime_context import run_context
@@ -266,15 +267,14 @@ def _filter_plots(model, data, config, stored, round_index, options, sparse, den
     return plots
 
 
-def analyze_run(record: dict[str, Any], home: Path, options: RedenseOptions, progress: Progress | None = None,
+def analyze_run(record: RunRecord, home: Path, options: RedenseOptions, progress: Progress | None = None,
                 control: Control | None = None) -> dict[str, dict[str, Any]]:
     """Re-dense and interpolation results of several stored rounds of a run, keyed by round (as a string)."""
-    from .config import stored_config, validate_config
     from .device import resolve_device
 
-    config = validate_config(stored_config(record["config"]), f"run {record['id']}")
+    config = record.experiment_config()
     target = resolve_device(options.device or config.runtime.device)
-    paths = RunPaths(home, record["id"])
+    paths = RunPaths(home, record.id)
     stored = {r: load_round(paths, r, target) for r in options.rounds}  # fail before any training
     say = progress or (lambda text: None)
     with run_context(threads=config.runtime.threads):

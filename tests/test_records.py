@@ -80,3 +80,16 @@ def test_engine_options_take_the_given_then_the_sweeps_then_the_defaults(home):
     assert engine_options(previous, None, None, 2, None, None, store, pack=False).max_parallel == 2
     with pytest.raises(SddError, match="--address is for --engine ray"):
         engine_options(None, "local", "auto", None, None, None, store)
+
+
+def test_a_sweep_record_round_trips_and_names_its_members():
+    from sdd_tui.core.records import SweepRecord
+
+    stored = {"id": "sw-1", "name": "s", "members": [{"run_id": "r1", "seed": 0}], "seeds": [0], "grid": {},
+              "pack": True, "pack_size": 8, "a_newer_field": 1}
+    sweep = SweepRecord.parse(stored)
+    assert json.dumps(sweep.to_dict()) == json.dumps(stored) and sweep.member("r1")["seed"] == 0
+    with pytest.raises(SddError, match="sweep sw-1 has no member r2"):
+        sweep.member("r2")
+    with pytest.raises(SddError, match="sweep sw-1 has a seeds of type list"):
+        SweepRecord.parse({**stored, "seeds": ["zero"]})

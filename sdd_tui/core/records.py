@@ -1,4 +1,5 @@
-"""A run's record, typed: parsed once where the store reads it (Store.run), read as attributes after.
+"""A run's and a sweep's record, typed: parsed once where the store reads them (Store.run, Store.sweep), read
+as attributes after.
 
 The on-disk JSON is unchanged: `RunRecord.to_dict()` gives back exactly the dict it was parsed from (same
 keys in the same order, unknown keys kept, no default added), so a command that writes a record it read
@@ -79,16 +80,65 @@ class RunRecord(BaseModel):
         return summary(self.to_dict())
 
 
-def _first_problem(data: dict[str, Any], error: ValidationError) -> str:
-    """'run ab12: has a status of type int (7); ...' (the wording of core.run_index.doc_problem)."""
+class SweepRecord(BaseModel):
+    """sweeps/ID.json (core.sweep.new_sweep_record, plus the engine settings core.engine_options stores)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: str
+    name: str = ""
+    base: str | None = None
+    preset: str | None = None
+    config_file: str | None = None
+    overrides: list[str] = []
+    grid: dict[str, list[Any]] | None = {}
+    seeds: list[StrictInt] = []
+    levels: list[Any] | None = None
+    members: list[dict[str, Any]] = []  # run_id, name, base, seed, config, ... (core.sweep.expand_sweep)
+    status: str = "created"
+    created: Number | None = None
+    ended: Number | None = None
+    host: str | None = None
+    pid: StrictInt | None = None
+    errors: dict[str, Any] = {}  # by member run id: why it could not start
+    engine: str | None = None
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    @classmethod
+    def parse(cls, data: Any) -> SweepRecord:
+        """The typed record of a sweep read from disk; SddError (one line) if a field has the wrong type."""
+        if not isinstance(data, dict):
+            raise SddError(f"a sweep record is a {type(data).__name__}, not a record")
+        try:
+            record = cls.model_validate(data)
+        except ValidationError as error:
+            raise SddError(_first_problem(data, error, "sweep")) from None
+        record._order = tuple(data)
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as stored: the keys it was parsed from in their order, then any set since."""
+        dumped = self.model_dump(exclude_unset=True)
+        return {**{key: dumped[key] for key in self._order if key in dumped}, **dumped}
+
+    def member(self, run_id: str) -> dict[str, Any]:
+        """The member whose run id is `run_id`; SddError naming the sweep if none."""
+        found = next((m for m in self.members if m.get("run_id") == run_id), None)
+        if found is None:
+            raise SddError(f"sweep {self.id} has no member {run_id}; `sdd-tui sweeps show {self.id}` lists them")
+        return found
+
+
+def _first_problem(data: dict[str, Any], error: ValidationError, kind: str = "run") -> str:
+    """'run ab12 has a status of type int (7); ...' (the wording of core.run_index.doc_problem)."""
     problem = error.errors()[0]
     location = problem["loc"]
-    run = data.get("id") if isinstance(data.get("id"), str) else "?"
+    name = data.get("id") if isinstance(data.get("id"), str) else "?"
     if not location:
-        return f"run {run}: {problem['msg']}"
+        return f"{kind} {name}: {problem['msg']}"
     field = location[0]
     if field not in data:
-        return f"run record has no {field}; `sdd-tui doctor` says how to recover"
+        return f"{kind} record has no {field}; `sdd-tui doctor` says how to recover"
     value = data[field]
-    return (f"run {run} has a {field} of type {type(value).__name__} ({repr(value)[:40]}); "
+    return (f"{kind} {name} has a {field} of type {type(value).__name__} ({repr(value)[:40]}); "
             f"`sdd-tui doctor` says how to recover")

@@ -34,7 +34,7 @@ from .errors import SddError
 from .events import Event, RoundEnded, RunEnded, RunStarted
 from .migrate import META_TABLE, convert, format_problem, keep_backup, meta_of, needs_conversion, with_meta
 from .paths import RunPaths, is_valid_id, sweep_file
-from .records import RunRecord
+from .records import RunRecord, SweepRecord
 from .run_folder import RunFolder
 from .run_index import RECORD_FIELDS, config_settings, doc_problem, next_key, rebase, split_record, summary_doc
 
@@ -520,6 +520,10 @@ class Store:
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         """The sweep whose id is `sweep_id` or starts with it; SddError if none or several."""
         return _by_id_or_prefix(self.list_sweeps(), sweep_id, "sweep")
+
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        """The typed record (core.records) of the sweep `get_sweep` finds: parsed once, read as attributes."""
+        return SweepRecord.parse(self.get_sweep(sweep_id))
 
 
 def _by_id_or_prefix(records: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:

@@ -120,8 +120,8 @@ def resume(
 def _release(store, run_id: str, before: dict) -> None:
     """A resume that failed before the run started leaves the record as it found it."""
     try:
-        record = store.get_run(run_id)
+        record = store.run(run_id)
     except SddError:
         return
-    if record.get("status") == "running" and record.get("pid") == os.getpid():
+    if record.status == "running" and record.pid == os.getpid():
         store.update_run(run_id, status=before.get("status"), pid=before.get("pid"), host=before.get("host"))

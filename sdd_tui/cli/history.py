@@ -144,9 +144,9 @@ def print_run(record: RunRecord, status: str) -> None:
     """Plain lines and a plain table of rounds: quick to print (no Rich), easy to grep and to paste."""
     from sdd_tui.core.analysis import detect_phases, phases_lines
     from sdd_tui.core.format import ROUND_COLUMNS, result_text, round_cells
-    from sdd_tui.core.results import branch_phases
+    from sdd_tui.core.results import branch_phases, summary
 
-    s = record.summary_line_values()
+    s = summary(record.to_dict())  # the summary the store keeps, computed the same way
     say = typer.echo  # every user text below goes through shown(): printable, never markup
     say(f"{record.id}  {shown(record.name)}  {status}  on {record.device}")
     say(f"{s['model']} on {s['dataset']}, noise {s['noise']}, {s['rounds_done']}/{s['rounds_total']} rounds; "

@@ -73,12 +73,6 @@ class RunRecord(BaseModel):
 
         return validate_config(stored_config(self.config), where or f"run {self.id}")
 
-    def summary_line_values(self) -> dict[str, Any]:
-        """core.results.summary of this run: accuracies, rounds done, model, dataset, noise..."""
-        from .results import summary
-
-        return summary(self.to_dict())
-
 
 class SweepRecord(BaseModel):
     """sweeps/ID.json (core.sweep.new_sweep_record, plus the engine settings core.engine_options stores)."""

@@ -224,10 +224,10 @@ class SddApp(App):
 
     def _runs_in(self, run_id: str, pid: int) -> bool:
         try:
-            record = self.store.get_run(run_id)
+            record = self.store.run(run_id)
         except SddError:
             return False
-        return record.get("pid") == pid and record.get("status") == "running"
+        return record.pid == pid and record.status == "running"
 
     def action_help_quit(self) -> None:
         """Ctrl+C: say how to quit, as plain text (Textual's own toast is markup, and notify shows text)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdd_tui.core.events import (
     EpochEnded,
@@ -22,6 +22,9 @@ from sdd_tui.core.events import (
     RunStarted,
 )  # fmt: skip
 from sdd_tui.core.progress import Progress
+
+if TYPE_CHECKING:
+    from sdd_tui.core.records import RunRecord
 
 LOG_LINES = 500
 
@@ -124,17 +127,17 @@ class RunView:
         self.error = message
         self.add_log("error", message)
 
-    def load_record(self, record: dict[str, Any], status: str) -> None:
+    def load_record(self, record: RunRecord, status: str) -> None:
         """Fill the view from a store record, for runs whose events file is missing."""
         progress = self.progress
-        progress.run_id, progress.name = record["id"], record.get("name", "")
-        progress.device, progress.status = record.get("device") or "", status
-        self.config = record.get("config", {})
+        progress.run_id, progress.name = record.id, record.name or ""
+        progress.device, progress.status = record.device or "", status
+        self.config = record.config
         progress.rounds = self.config.get("prune", {}).get("rounds", 0)
         progress.epochs = self.config.get("train", {}).get("epochs", 0)
-        progress.results = list(record.get("rounds", []))
+        progress.results = list(record.rounds)
         if progress.results:
             progress.round = max(r["round"] for r in progress.results)
-        self.run_id = record["id"]
-        self.error = record.get("error") or ""
+        self.run_id = record.id
+        self.error = record.error or ""
         self.version += 1

@@ -58,7 +58,7 @@ class StoredSource:
     def __init__(self, store: Store, run_id: str) -> None:
         self.view = RunView(run_id=run_id)
         try:
-            record = store.get_run(run_id)
+            record = store.run(run_id)
             self.view.load_record(record, display_status(record))
         except SddError as error:
             self.view.fail(str(error))
@@ -103,12 +103,12 @@ class FollowedSource:
             return
         self.status_checked = now
         try:
-            record = self.store.get_run(self.run_id)
+            record = self.store.run(self.run_id)
         except SddError:
             return
         self.store_status = display_status(record)
-        here = record.get("host") in (None, socket.gethostname())
-        self.process_id = record.get("pid") if here and self.store_status == "running" else None
+        here = record.host in (None, socket.gethostname())
+        self.process_id = record.pid if here and self.store_status == "running" else None
 
     @property
     def status(self) -> str:

@@ -40,8 +40,8 @@ class Steering:
     """One request to run `run_id` (an id or a unique prefix) in `store`, from where its events stand now."""
 
     def __init__(self, store: Store, run_id: str, action: str) -> None:
-        record = store.get_run(run_id)
-        self.store, self.run_id, self.action = store, record["id"], action
+        record = store.run(run_id)
+        self.store, self.run_id, self.action = store, record.id, action
         status = display_status(record)
         if status != "running":
             raise SddError(not_running(self.run_id, status, action))
@@ -93,7 +93,7 @@ class Steering:
 
     def process_gone(self) -> bool:
         try:
-            return display_status(self.store.get_run(self.run_id)) == "interrupted"
+            return display_status(self.store.run(self.run_id)) == "interrupted"
         except SddError:
             return False
 

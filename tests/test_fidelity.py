@@ -245,18 +245,19 @@ def test_the_dense_random_prune_start_and_wrong_starts(rewind_run, monkeypatch):
 
 def test_the_official_redense_retrains_the_ticket_then_trains_dense_on_the_same_optimizer(rewind_run, monkeypatch):
     from sdd_tui.core.flatness import analyze_run
+    from sdd_tui.core.redense_options import RedenseOptions
 
     home, run_id = rewind_run
-    record = Store(home).get_run(run_id)
+    record = Store(home).run(run_id)
     starts = spy_starts(monkeypatch)
-    (result,) = analyze_run(record, home, [2], epochs=10, steps=3, official=True).values()
+    (result,) = analyze_run(record, home, RedenseOptions(rounds=(2,), steps=3, official=True)).values()
     (sparse_start, _, sparse_masks, sparse_kwargs), (dense_start, _, dense_masks, dense_kwargs) = starts
     per_epoch, epochs = 4, 2
     assert (sparse_start, dense_start) == (2, epochs * per_epoch)  # from the rewind point; then on from T
     assert sparse_masks and not dense_masks and dense_kwargs["optimizer_state"] is not None
     assert result["procedure"] == "official" and result["epochs"] == epochs
     # with the official data order the retrained ticket is the round's own network, to the bit on a CPU
-    stored = next(r for r in record["rounds"] if r["round"] == 2)
+    stored = next(r for r in record.rounds if r["round"] == 2)
     assert result["sparse"]["test_acc"] == stored["test_acc"] and result["sparse"]["train_acc"] == stored["train_acc"]
     assert result["interpolation"][-1] == {"alpha": 1.0, **result["redense"]}
 
@@ -267,9 +268,10 @@ def test_the_official_redense_refuses_what_it_does_not_take(rewind_run):
                                "--home", str(home)])
     assert both.exit_code == 2 and "leave out --epochs" in both.output
     from sdd_tui.core.flatness import analyze_run
+    from sdd_tui.core.redense_options import RedenseOptions
 
     with pytest.raises(SddError, match="leave out --branch and --lr"):
-        analyze_run(Store(home).get_run(run_id), home, [1], epochs=10, official=True, lr=0.1)
+        analyze_run(Store(home).run(run_id), home, RedenseOptions(rounds=(1,), official=True, lr=0.1))
 
 
 def test_a_run_stopped_before_the_seed_tree_resumes_on_its_old_streams(run_experiment, tmp_path):

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from sdd_tui.core.config import resolve_config
 from sdd_tui.core.data import Dataset
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.redense_options import RedenseOptions
 from sdd_tui.core.flatness import analyze_run, filter_normalized_direction, last_sparse_lr, load_round, mix, redense
 from sdd_tui.core.paths import RunPaths
 from sdd_tui.core.store import Store
@@ -21,14 +22,14 @@ def stored_run(run_experiment, tmp_path_factory):
     config = resolve_config("smoke", overrides=["prune.rounds=2", "train.epochs=2", "retrain.compare_reinit=true"])
     run_id, status, _ = run_experiment(config, home)
     assert status == "finished"
-    return home, Store(home).get_run(run_id), config
+    return home, Store(home).run(run_id), config
 
 
 def test_interpolation_endpoints_are_the_stored_sparse_and_the_redense_evaluations(stored_run):
     home, record, _ = stored_run
-    results = analyze_run(record, home, [2], epochs=1, steps=5, filter_points=5)
+    results = analyze_run(record, home, RedenseOptions(rounds=(2,), epochs=1, steps=5, filter_points=5))
     result = results["2"]
-    stored = next(r for r in record["rounds"] if r["round"] == 2)
+    stored = next(r for r in record.rounds if r["round"] == 2)
     line = result["interpolation"]
     assert [p["alpha"] for p in line] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert line[0]["test_acc"] == stored["test_acc"] and line[0]["train_acc"] == stored["train_acc"]
@@ -45,8 +46,8 @@ def test_interpolation_endpoints_are_the_stored_sparse_and_the_redense_evaluatio
 
 def test_reinit_branch_endpoint_matches_the_reinit_evaluation(stored_run):
     home, record, _ = stored_run
-    result = analyze_run(record, home, [1], epochs=1, steps=2, branch="reinit")["1"]
-    stored = next(r for r in record["rounds"] if r["round"] == 1)["reinit"]
+    result = analyze_run(record, home, RedenseOptions(rounds=(1,), epochs=1, steps=2, branch="reinit"))["1"]
+    stored = next(r for r in record.rounds if r["round"] == 1)["reinit"]
     assert result["interpolation"][0]["test_acc"] == stored["test_acc"]
 
 
@@ -55,7 +56,7 @@ def test_redense_trains_the_pruned_weights_from_zero(stored_run):
     from sdd_tui.core.models import build_model
 
     home, record, config = stored_run
-    stored = load_round(RunPaths(home, record["id"]), 2, torch.device("cpu"))
+    stored = load_round(RunPaths(home, record.id), 2, torch.device("cpu"))
     data = load_dataset(config.data, config.noise, home, config.runtime.seed)
     model = build_model(config.model, data.input_shape, data.num_classes, 0)
     model.load_state_dict(stored["model"])
@@ -95,21 +96,21 @@ def test_last_sparse_lr_follows_the_schedule_and_finetune():
 def test_missing_round_is_a_user_error_naming_the_stored_rounds(stored_run):
     home, record, _ = stored_run
     with pytest.raises(SddError, match=r"round 7 has no stored weights .* rounds stored: 0, 1, 2"):
-        analyze_run(record, home, [7], epochs=1)
+        analyze_run(record, home, RedenseOptions(rounds=(7,), epochs=1))
 
 
 def test_analyze_command_stores_results_with_the_run(stored_run):
     home, record, _ = stored_run
     runner = CliRunner()
-    ok = runner.invoke(app, ["analyze", record["id"], "--redense", "--rounds", "1,2", "--epochs", "1",
+    ok = runner.invoke(app, ["analyze", record.id, "--redense", "--rounds", "1,2", "--epochs", "1",
                              "--interp-steps", "3", "--home", str(home)])
     assert ok.exit_code == 0, ok.output
     assert "round 2 (" in ok.output and "stored under analyses.redense" in ok.output
-    analyses = Store(home).get_run(record["id"])["analyses"]["redense"]
+    analyses = Store(home).get_run(record.id)["analyses"]["redense"]
     assert sorted(analyses) == ["1", "2"] and len(analyses["2"]["interpolation"]) == 3
-    bad = runner.invoke(app, ["analyze", record["id"], "--redense", "--rounds", "x", "--home", str(home)])
+    bad = runner.invoke(app, ["analyze", record.id, "--redense", "--rounds", "x", "--home", str(home)])
     assert bad.exit_code == 2 and "error: --rounds 'x'" in bad.output
-    missing = runner.invoke(app, ["analyze", record["id"], "--redense", "--home", str(home)])
+    missing = runner.invoke(app, ["analyze", record.id, "--redense", "--home", str(home)])
     assert missing.exit_code == 2 and "--redense needs --rounds" in missing.output
 
 
@@ -147,11 +148,12 @@ def test_interpolation_can_recompute_batch_norm_at_every_point():
 
 def test_analyze_takes_the_batch_norm_choice_and_records_it(stored_run):
     home, record, _ = stored_run
-    result = analyze_run(record, home, [1], epochs=1, steps=3, bn="recompute", bn_samples=100)["1"]
+    options = RedenseOptions(rounds=(1,), epochs=1, steps=3, bn="recompute", bn_samples=100)
+    result = analyze_run(record, home, options)["1"]
     assert result["bn"] == "recomputed" and result["bn_samples"] == 100
     with pytest.raises(SddError, match="--bn 'average': use interpolate"):
-        analyze_run(record, home, [1], epochs=1, steps=3, bn="average")
-    cli = CliRunner().invoke(app, ["analyze", record["id"], "--redense", "--rounds", "1", "--epochs", "1",
+        analyze_run(record, home, RedenseOptions(rounds=(1,), epochs=1, steps=3, bn="average"))
+    cli = CliRunner().invoke(app, ["analyze", record.id, "--redense", "--rounds", "1", "--epochs", "1",
                                    "--interp-steps", "3", "--bn", "recompute", "--home", str(home)])
     assert cli.exit_code == 0, cli.output
-    assert Store(home).get_run(record["id"])["analyses"]["redense"]["1"]["bn"] == "recomputed"
+    assert Store(home).get_run(record.id)["analyses"]["redense"]["1"]["bn"] == "recomputed"

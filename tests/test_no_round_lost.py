@@ -293,7 +293,7 @@ def test_two_branch_commands_at_once_both_keep_their_results(copied):
 
     home, run_id = copied
     store = Store(home)
-    record = store.get_run(run_id)
+    record = store.run(run_id)
     first = open_run(record, home, torch.device("cpu"), lambda line: None)
     second = open_run(record, home, torch.device("cpu"), lambda line: None)  # both read before either stored
     weights = {"w": torch.zeros(1)}

@@ -7,25 +7,33 @@ import io
 
 from typer.testing import CliRunner
 
+from sdd_tui.core.records import RunRecord
 from sdd_tui.core.results import csv_text, run_json
 from sdd_tui.core.store import Store
 from sdd_tui.cli import app
 from tests.test_figures import record
 
+
+
+def typed(*args, **kwargs) -> RunRecord:
+    """test_figures' record dict as the store hands it to readers: parsed once."""
+    return RunRecord.parse(record(*args, **kwargs))
+
+
 OLD_KEYS = {"id", "name", "status", "preset", "device", "started", "ended", "error", "config", "rounds"}
 
 
 def test_run_json_adds_phases_and_keeps_every_old_key():
-    view = run_json(record("a", reinit=True))
+    view = run_json(typed("a", reinit=True))
     assert OLD_KEYS <= set(view)
     assert view["phases"]["double_descent"] is True and view["phases"]["dip"]["round"] == 9
     assert view["branch_phases"]["reinit"]["dip"]["round"] == 9  # the same curve 5 points lower
     assert view["analyses"] == {}
-    assert "branch_phases" in run_json(record("b")) and run_json(record("b"))["branch_phases"] == {}
+    assert "branch_phases" in run_json(typed("b")) and run_json(typed("b"))["branch_phases"] == {}
 
 
 def test_csv_rows_carry_phase_event_and_reinit_columns():
-    rows = list(csv.DictReader(io.StringIO(csv_text(record("a", reinit=True)))))
+    rows = list(csv.DictReader(io.StringIO(csv_text(typed("a", reinit=True)))))
     assert rows[0]["phase"] == "light" and rows[0]["phase_event"] == "dense"
     assert rows[9]["phase"] == "critical" and rows[9]["phase_event"] == "dip"
     assert rows[16]["phase_event"] == "peak"

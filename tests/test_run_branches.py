@@ -85,9 +85,9 @@ def test_a_random_prune_branch_keeps_each_layers_sparsity_with_other_masks(plain
     # the official start (the default): the rewind weights times the ticket's masks
     assert all(torch.equal(weights[name], rewind[name] * ticket[name] if name in ticket else rewind[name])
                for name in weights)
-    record = Store(home).get_run(run_id)
-    assert "random_prune" not in record["rounds"][1]
-    summary = record["rounds"][2]["random_prune"]
+    record = Store(home).run(run_id)
+    assert "random_prune" not in record.rounds[1]
+    summary = record.rounds[2]["random_prune"]
     assert summary["start"] == "official"
     assert 0 <= summary["test_acc"] <= 1 and summary["learning_distance"] > 0
     stored = round_file(home, run_id, 2)
@@ -127,13 +127,15 @@ def test_branch_refuses_what_it_cannot_do(plain_run, home, run_experiment):
 
 def test_a_random_prune_branch_can_be_analysed_for_flatness(plain_run):
     from sdd_tui.core.flatness import analyze_run
+    from sdd_tui.core.redense_options import RedenseOptions
 
     home, run_id = plain_run
     if "random_prune" not in Store(home).get_run(run_id)["rounds"][2]:
         assert branch(home, run_id, "random-prune", "--rounds", "2").exit_code == 0
-    record = Store(home).get_run(run_id)
-    (result,) = analyze_run(record, home, [2], epochs=1, steps=3, branch="random_prune", filter_points=3).values()
-    stored = record["rounds"][2]["random_prune"]
+    record = Store(home).run(run_id)
+    options = RedenseOptions(rounds=(2,), epochs=1, steps=3, branch="random_prune", filter_points=3)
+    (result,) = analyze_run(record, home, options).values()
+    stored = record.rounds[2]["random_prune"]
     assert result["stored"]["test_acc"] == stored["test_acc"]
     assert result["sparse"]["test_acc"] == pytest.approx(stored["test_acc"])  # it evaluates the branch's own weights
 

@@ -48,26 +48,26 @@ def analyze(
 ) -> None:
     """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
     from sdd_tui.core.config import is_device_name
+    from sdd_tui.core.redense_options import RedenseOptions
 
-    if device is not None and not is_device_name(device):
+    options = None
+    if redense:  # checked before anything is read or trained
+        options = RedenseOptions(
+            rounds=tuple(parse_rounds(rounds)) if rounds else (), epochs=epochs, steps=steps, branch=branch,
+            filter_points=filter_points if filter_normalized else 0, device=device, lr=lr, bn=bn,
+            bn_samples=bn_samples, official=official)
+    elif device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     store = open_store(ctx, home)
-    record = store.get_run(run_id)
-    for line in phases_lines(detect_phases(record.get("rounds", []))):
+    record = store.run(run_id)
+    for line in phases_lines(detect_phases(record.rounds)):
         typer.echo(line)
-    if not redense:
+    if options is None:
         return
-    if not rounds:
-        raise SddError("--redense needs --rounds, e.g. --rounds 5,10,20")
     from sdd_tui.core.flatness import analyze_run
 
-    if official and epochs is not None:
-        raise SddError("--official trains the official lengths (T - t iterations sparse, then T epochs dense); "
-                       "leave out --epochs")
-    results = analyze_run(record, store.home, parse_rounds(rounds), 10 if epochs is None else epochs, steps,
-                          branch, filter_points if filter_normalized else 0, device, progress=typer.echo, lr=lr,
-                          bn=bn, bn_samples=bn_samples, official=official)
-    key = "redense" if branch == "main" else f"redense_{branch}"
+    results = analyze_run(record, store.home, options, progress=typer.echo)
+    key = options.result_key
     new = {k: {**v, "created": time.time()} for k, v in results.items()}
 
     def with_results(meta: dict) -> dict:  # read again under the run's lock: another analysis may have ended
@@ -75,11 +75,11 @@ def analyze(
         analyses[key] = {**(analyses.get(key) or {}), **new}
         return {"analyses": analyses}
 
-    store.change_run(record["id"], with_results)
+    store.change_run(record.id, with_results)
     for result in results.values():
         typer.echo(_redense_line(result))
-    typer.echo(f"stored under analyses.{key} of run {record['id']}; draw it with "
-               f"`sdd-tui plot --interpolation {record['id']} -o flatness.png`")
+    typer.echo(f"stored under analyses.{key} of run {record.id}; draw it with "
+               f"`sdd-tui plot --interpolation {record.id} -o flatness.png`")
 
 
 def _redense_line(result: dict) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
+
+if TYPE_CHECKING:
+    from sdd_tui.core.records import RunRecord
 
 KINDS_HELP = "reinit (same masks, fresh init) | random-prune (random masks, same per-layer sparsity)"
 
@@ -39,27 +42,26 @@ def branch(
         raise SddError(f"--start is for random-prune (the {kind} branch starts from a fresh init); leave it out")
     start = check_start(start or RANDOM_PRUNE_STARTS[0])
     store = open_store(ctx, home)
-    record = store.get_run(run_id)
+    record = store.run(run_id)
     # Bounded before a list is built (1-1000000000000 was a MemoryError); rounds past this run's are then
     # named with the rounds it has.
     wanted = parse_ranges(rounds, "--rounds", "1-27 or 1,5,9", low=0, high=most_rounds(),
                           what="round a run can have (prune.rounds)") if rounds else None
     if display_status(record) == "running":
-        raise SddError(f"run {record['id']} is still running; branch it once it has finished or stopped")
+        raise SddError(f"run {record.id} is still running; branch it once it has finished or stopped")
     _train(store, record, chosen, wanted, again, device, start)
 
 
-def _train(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str | None,
+def _train(store, record: RunRecord, kind, wanted: list[int] | None, again: bool, device: str | None,
            start: str) -> None:
-    from sdd_tui.core.config import stored_config, validate_config
     from sdd_tui.core.runtime_context import run_context
 
-    runtime = validate_config(stored_config(record["config"]), f"run {record['id']}").runtime
+    runtime = record.experiment_config().runtime
     with run_context(threads=runtime.threads):
         _train_in_context(store, record, kind, wanted, again, device or runtime.device, start)
 
 
-def _train_in_context(store, record: dict, kind, wanted: list[int] | None, again: bool, device: str,
+def _train_in_context(store, record: RunRecord, kind, wanted: list[int] | None, again: bool, device: str,
                       start: str) -> None:
     from sdd_tui.core.device import resolve_device
     from sdd_tui.core.format import pct

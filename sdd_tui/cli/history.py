@@ -11,12 +11,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, resolve_home, user_errors
+
+if TYPE_CHECKING:
+    from sdd_tui.core.records import RunRecord
 
 app = typer.Typer(help="The run history: list, select, show, compare, export, tag, note, delete.",
                   rich_markup_mode=None)
@@ -129,7 +132,7 @@ def runs_show(
     from sdd_tui.core.results import run_json
     from sdd_tui.core.store import display_status
 
-    record = open_store(ctx, home).get_run(run_id)
+    record = open_store(ctx, home).run(run_id)
     status = display_status(record)
     if as_json:
         typer.echo(json.dumps(run_json(record, status), indent=2))
@@ -137,31 +140,31 @@ def runs_show(
     print_run(record, status)
 
 
-def print_run(record: dict[str, Any], status: str) -> None:
+def print_run(record: RunRecord, status: str) -> None:
     """Plain lines and a plain table of rounds: quick to print (no Rich), easy to grep and to paste."""
     from sdd_tui.core.analysis import detect_phases, phases_lines
     from sdd_tui.core.format import ROUND_COLUMNS, result_text, round_cells
     from sdd_tui.core.results import branch_phases, summary
 
-    s = summary(record)
+    s = summary(record.to_dict())  # the summary the store keeps, computed the same way
     say = typer.echo  # every user text below goes through shown(): printable, never markup
-    say(f"{record['id']}  {shown(record.get('name'))}  {status}  on {record.get('device')}")
+    say(f"{record.id}  {shown(record.name)}  {status}  on {record.device}")
     say(f"{s['model']} on {s['dataset']}, noise {s['noise']}, {s['rounds_done']}/{s['rounds_total']} rounds; "
         + result_text(s))
-    if record.get("tags"):
-        say("tags: " + shown(", ".join(record["tags"])))
-    if record.get("note"):
-        say("note: " + shown(record["note"]))
-    for line in provenance_lines(record.get("provenance") or {}):
+    if record.tags:
+        say("tags: " + shown(", ".join(record.tags)))
+    if record.note:
+        say("note: " + shown(record.note))
+    for line in provenance_lines(record.provenance or {}):
         say(line)
-    if record.get("error"):
-        say(f"error: {shown(record['error'])}")
-    if record.get("rounds"):
-        rounds = sorted(record["rounds"], key=lambda r: r["round"])
+    if record.error:
+        say(f"error: {shown(record.error)}")
+    if record.rounds:
+        rounds = sorted(record.rounds, key=lambda r: r["round"])
         say("rounds\n" + plain_table(ROUND_COLUMNS, [round_cells(r) for r in rounds], right=True))
-        for line in phases_lines(detect_phases(record["rounds"])):
+        for line in phases_lines(detect_phases(record.rounds)):
             say(line)
-        for branch, phases in branch_phases(record["rounds"]).items():
+        for branch, phases in branch_phases(record.rounds).items():
             say(f"{branch} branch: " + "; ".join(phases_lines(phases)))
 
 
@@ -196,17 +199,17 @@ def runs_diff(
     from sdd_tui.core.run_diff import diff_runs
 
     store = open_store(ctx, home)
-    a, b = store.get_run(first), store.get_run(second)
+    a, b = store.run(first), store.run(second)
     rows = diff_runs(a, b)
     if as_json:
         typer.echo(json.dumps([{"field": f, "a": x, "b": y} for f, x, y in rows], indent=2))
         return
     if not rows:
-        typer.echo(f"{a['id']} and {b['id']}: same config, preset and provenance")
+        typer.echo(f"{a.id} and {b.id}: same config, preset and provenance")
         return
     cells = [(f, shown(json.dumps(x) if not isinstance(x, str) else x),
               shown(json.dumps(y) if not isinstance(y, str) else y)) for f, x, y in rows]
-    typer.echo(plain_table(("field", a["id"], b["id"]), cells))
+    typer.echo(plain_table(("field", a.id, b.id), cells))
 
 
 @app.command("export")
@@ -233,7 +236,7 @@ def runs_export(
         raise SddError(f"--format {fmt!r}: use csv or json")
     store = open_store(ctx, home)
     if run_id is not None:
-        record = store.get_run(run_id)
+        record = store.run(run_id)
         text = csv_text(record) if fmt == "csv" else json.dumps(run_json(record, display_status(record)), indent=2)
     elif all_runs or sweep or where or status or tag:
         from sdd_tui.core.query import RunQuery

@@ -69,11 +69,11 @@ def config_from_run(store, run_id: str, other_source, overrides: list[str]):
 
     if other_source:
         raise SddError("give --from-run, --preset or --config, one of them")
-    record = store.get_run(run_id)
-    if not record.get("config"):
-        raise SddError(f"run {record['id']} has no stored config (its folder is gone); start from a preset instead")
-    source = f"run {record['id']}'s config" + (" with --set" if overrides else "")
-    return validate_config(apply_overrides(record["config"], overrides), source), record.get("preset")
+    record = store.run(run_id)
+    if not record.config:
+        raise SddError(f"run {record.id} has no stored config (its folder is gone); start from a preset instead")
+    source = f"run {record.id}'s config" + (" with --set" if overrides else "")
+    return validate_config(apply_overrides(record.config, overrides), source), record.preset
 
 
 def open_app(home: Path | None, start=None, watch: str | None = None) -> None:
@@ -90,27 +90,26 @@ def resume(
     home: Optional[Path] = HOME,
 ) -> None:
     """Continue a stopped, failed or interrupted run from its last checkpoint, with its stored settings."""
-    from sdd_tui.core.config import stored_config, validate_config
     from sdd_tui.core.store import display_status
     from sdd_tui.headless import run_headless
 
     store = open_store(ctx, home)
-    record = store.get_run(run_id)
-    run_id = record["id"]
+    record = store.run(run_id)
+    run_id = record.id
     if display_status(record) == "finished":
         raise SddError(f"run {run_id} is finished; nothing to resume (`sdd-tui runs show {run_id}` shows it)")
     if not store.run_dir(run_id).is_dir():
         raise SddError(f"run {run_id}'s folder {store.run_dir(run_id)} is gone (with its checkpoint); it cannot be "
-                       f"resumed; start it again: sdd-tui --preset {record.get('preset') or 'NAME'}")
-    if record.get("rounds") and not store.paths(run_id).checkpoint.exists():  # starting over would replace them
-        raise SddError(f"run {run_id} has {len(record['rounds'])} finished round(s) but no checkpoint.pt, so a resume "
+                       f"resumed; start it again: sdd-tui --preset {record.preset or 'NAME'}")
+    if record.rounds and not store.paths(run_id).checkpoint.exists():  # starting over would replace them
+        raise SddError(f"run {run_id} has {len(record.rounds)} finished round(s) but no checkpoint.pt, so a resume "
                        f"would start it over and replace them; they are kept; start a new run instead: "
-                       f"sdd-tui --preset {record.get('preset') or 'NAME'}")
+                       f"sdd-tui --preset {record.preset or 'NAME'}")
     # a run started before the seed tree goes on with the streams it started with (runtime.seed_scheme=1)
-    config = validate_config(stored_config(record.get("config") or {}), f"run {run_id}'s stored config")
+    config = record.experiment_config(f"run {run_id}'s stored config")
     before = store.claim_run(run_id)
     try:
-        status = run_headless(config, store, record.get("preset"), run_id=run_id, resume=True)
+        status = run_headless(config, store, record.preset, run_id=run_id, resume=True)
     except BaseException:
         _release(store, run_id, before)
         raise
@@ -121,8 +120,8 @@ def resume(
 def _release(store, run_id: str, before: dict) -> None:
     """A resume that failed before the run started leaves the record as it found it."""
     try:
-        record = store.get_run(run_id)
+        record = store.run(run_id)
     except SddError:
         return
-    if record.get("status") == "running" and record.get("pid") == os.getpid():
+    if record.status == "running" and record.pid == os.getpid():
         store.update_run(run_id, status=before.get("status"), pid=before.get("pid"), host=before.get("host"))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import printable
 from sdd_tui.cli.options import HOME, open_store, user_errors
+
+if TYPE_CHECKING:
+    from sdd_tui.core.records import SweepRecord
 
 sweeps_app = typer.Typer(help="Sweeps: list them, show one with its mean +- std curve, plot it.",
                          rich_markup_mode=None)
@@ -68,24 +71,24 @@ def sweep_command(
         sweep = None
     with held:  # released by any error before the sweep runs
         options = engine_options(sweep, engine, address, max_parallel, cpus_per_member, worker_home, store, pack,
-                                 pack_size)
+                                 pack_size, retries)
         held = held.pop_all()
     if dry_run:
         for member in members:
             typer.echo(printable(f"{member['run_id']}  {member['name']}"))
-        if options["pack"]:
+        if options.pack:
             _echo_pack_plan(members, options)
         return
     with held, engine_session(options):  # a Ray cluster that cannot be reached is an error before anything is stored
         create = sweep is None
         if create:
             seed_list = seed_list or sorted({m["seed"] for m in members})
-            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options["engine"])
+            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options.engine)
             sweep["levels"] = parse_levels(levels) if levels else None
             held.enter_context(holding_sweep(store, sweep["id"], "run"))
         say = lambda line: typer.echo(printable(line))  # noqa: E731
         status = run_in_phases(store, sweep, members, lambda phase, first: run_sweep(
-            store, sweep, phase, options, retries, say, first), say, create)
+            store, sweep, phase, options, say, first), say, create)
     from sdd_tui.cli.sweep_tables import print_members
 
     print_members(store, store.get_sweep(sweep["id"]))
@@ -95,10 +98,10 @@ def sweep_command(
         raise typer.Exit(EXIT_CODES.get(status, 1))
 
 
-def _echo_pack_plan(members: list[dict], options: dict) -> None:
+def _echo_pack_plan(members: list[dict], options) -> None:
     from sdd_tui.core.sweep_runner import pack_plan_lines
 
-    for line in pack_plan_lines(members, options["max_parallel"], options["pack_size"]):
+    for line in pack_plan_lines(members, options.max_parallel, options.pack_size):
         typer.echo(line)
 
 
@@ -118,8 +121,8 @@ def sweep_member(
     from sdd_tui.core.sweep_runner import EXIT_CODES
 
     store = open_store(ctx, home)
-    sweep = store.get_sweep(sweep_id)
-    member = _member_of(sweep, run_id)
+    sweep = store.sweep(sweep_id)
+    member = sweep.member(run_id)
     status = _run_member(_config_on(member, device), store, sweep, member, checkpoint_exists(store.home, run_id))
     if status != "finished":
         raise typer.Exit(EXIT_CODES.get(status, 1))
@@ -142,22 +145,14 @@ def sweep_cohort(
     from sdd_tui.headless import run_cohort_headless
 
     store = open_store(ctx, home)
-    sweep = store.get_sweep(sweep_id)
-    members = [_member_of(sweep, run_id) for run_id in run_ids.split(",")]
+    sweep = store.sweep(sweep_id)
+    members = [sweep.member(run_id) for run_id in run_ids.split(",")]
     runs = [(_config_on(m, device), m["run_id"], checkpoint_exists(store.home, m["run_id"])) for m in members]
     # each member records from its own thread: its own Store, so that each holds the file lock by itself
-    statuses = run_cohort_headless(runs, store, sweep.get("preset"),
-                                   lambda: MemberRecorder(Store(store.home), sweep["id"]))
+    statuses = run_cohort_headless(runs, store, sweep.preset, lambda: MemberRecorder(Store(store.home), sweep.id))
     worst = "failed" if "failed" in statuses.values() else "stopped" if "stopped" in statuses.values() else "finished"
     if worst != "finished":
         raise typer.Exit(EXIT_CODES.get(worst, 1))
-
-
-def _member_of(sweep: dict, run_id: str) -> dict:
-    member = next((m for m in sweep["members"] if m["run_id"] == run_id), None)
-    if member is None:
-        raise SddError(f"sweep {sweep['id']} has no member {run_id}; `sdd-tui sweeps show {sweep['id']}` lists them")
-    return member
 
 
 def _config_on(member: dict, device: str | None):
@@ -170,13 +165,13 @@ def _config_on(member: dict, device: str | None):
     return config
 
 
-def _run_member(config, store, sweep: dict, member: dict, resume: bool) -> str:
+def _run_member(config, store, sweep: SweepRecord, member: dict, resume: bool) -> str:
     """Run in this process, as a headless run that also records its sweep (stops as a headless run does)."""
     from sdd_tui.core.sweep import MemberRecorder
     from sdd_tui.headless import run_headless
 
-    return run_headless(config, store, sweep.get("preset"), run_id=member["run_id"], resume=resume,
-                        recorder=MemberRecorder(store, sweep["id"]))
+    return run_headless(config, store, sweep.preset, run_id=member["run_id"], resume=resume,
+                        recorder=MemberRecorder(store, sweep.id))
 
 
 # ---------------------------------------------------------------------------- sweeps

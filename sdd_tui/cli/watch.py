@@ -16,7 +16,7 @@ def run_to_watch(store, run_id: str | None) -> str:
     from sdd_tui.core.store import display_status
 
     if run_id:
-        return store.get_run(run_id)["id"]
+        return store.run(run_id).id
     running = [r for r in store.summaries() if display_status(r) == "running"]
     if not running:
         raise SddError("no run is running; give a RUN_ID (`sdd-tui runs` lists them) or start one with "

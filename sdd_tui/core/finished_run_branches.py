@@ -29,11 +29,12 @@ import torch
 
 from . import pruning, seeds
 from .checkpoint import read_checkpoint, read_round_file, restore_labels, write_checkpoint
-from .config import ExperimentConfig, stored_config, validate_config
+from .config import ExperimentConfig
 from .data import Dataset, batches_per_epoch, load_dataset
 from .errors import SddError
 from .format import pct, sparsity_pct
 from .paths import RunPaths
+from .records import RunRecord
 from .retrain import RETRAIN_MODES, round_start
 from .round_result import branch_summary, round_result
 from .run_models import RunModels
@@ -89,20 +90,19 @@ def branch_kind(name: str) -> BranchKind:
     return BRANCH_KINDS[name]
 
 
-def open_run(record: dict[str, Any], home: Path, device: torch.device, say: Say) -> StoredRun:
+def open_run(record: RunRecord, home: Path, device: torch.device, say: Say) -> StoredRun:
     """The run's data (with the noisy labels it trained on), models and final checkpoint; SddError naming the fix."""
-    config = validate_config(stored_config(record["config"]), f"run {record['id']}")
-    paths = RunPaths(home, record["id"])
+    config = record.experiment_config()
+    paths = RunPaths(home, record.id)
     if not paths.checkpoint.exists():
-        raise SddError(f"run {record['id']} has no checkpoint.pt in {paths.dir}; a branch needs its noisy labels "
+        raise SddError(f"run {record.id} has no checkpoint.pt in {paths.dir}; a branch needs its noisy labels "
                        f"and rewind weights")
-    state = read_checkpoint(paths.checkpoint, device, record["id"])
+    state = read_checkpoint(paths.checkpoint, device, record.id)
     data = load_dataset(config.data, config.noise, Path(home), config.runtime.seed,
                         config.runtime.seed_scheme).to(device)
-    restore_labels(data, state, record["id"])  # the noisy labels its rounds trained on
+    restore_labels(data, state, record.id)  # the noisy labels its rounds trained on
     models = RunModels(config, data, device, lambda text, level="info": say(text))
-    return StoredRun(record["id"], paths, config, data, models, state,
-                     {r["round"]: r for r in record.get("rounds", []) if isinstance(r, dict)})
+    return StoredRun(record.id, paths, config, data, models, state, {r["round"]: r for r in record.rounds})
 
 
 def rounds_to_branch(run: StoredRun, kind: BranchKind, wanted: list[int] | None, again: bool,

@@ -36,6 +36,8 @@ from .config import ExperimentConfig
 from .data import Dataset, batches_per_epoch, subset_order
 from .errors import SddError
 from .paths import RunPaths
+from .records import RunRecord
+from .redense_options import RedenseOptions
 from .retrain import RETRAIN_MODES
 from .runtime_context import run_context
 from .seeds import Purpose, generator, stream_seed
@@ -142,9 +144,6 @@ def evaluate_both(model: nn.Module, data: Dataset, batch_size: int, autocast=Non
     return {"train_loss": train.loss, "train_acc": train.acc, "test_loss": test.loss, "test_acc": test.acc}
 
 
-BN_MODES = ("interpolate", "recompute")
-
-
 def bn_inputs(data: Dataset, samples: int | None, config: ExperimentConfig) -> torch.Tensor:
     """The training inputs batch-norm statistics are recomputed on: all, or `samples` of a seeded shuffle."""
     runtime = config.runtime
@@ -210,12 +209,13 @@ def _autocast(model: nn.Module, data: Dataset, config: ExperimentConfig):
 
 
 def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, stored: dict[str, Any],
-                  round_index: int, epochs: int, steps: int, branch: str = "main", filter_points: int = 0,
-                  control: Control | None = None, on_epoch=None, lr: float | None = None,
-                  bn: str = "interpolate", bn_samples: int | None = None, official=None) -> dict[str, Any]:
+                  round_index: int, options: RedenseOptions, control: Control | None = None, on_epoch=None,
+                  official=None) -> dict[str, Any]:
     """Re-dense one stored round, interpolate back to it, and optionally draw both 1-D loss plots.
-    `official` (the run, a core.finished_run_branches.StoredRun): the official procedure, whose sparse end is the
-    ticket retrained from the rewind point (the stored round's own numbers are kept under `stored`)."""
+    `official` (the run, a core.finished_run_branches.StoredRun, given when options.official): the official procedure,
+    whose sparse end is the ticket retrained from the rewind point (the stored round's own numbers are kept
+    under `stored`)."""
+    branch = options.branch
     weights_key = "model" if branch == "main" else f"{branch}_model"
     if weights_key not in stored:
         raise SddError(f"round {round_index} has no {branch} branch; use --branch main, or train it with "
@@ -232,12 +232,13 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
         sparse = {k: v.clone() for k, v in stored[weights_key].items()}
         model.load_state_dict(sparse)
         sparse_eval = evaluate_both(model, data, batch, autocast)
-        lr = last_sparse_lr(config, round_index) if lr is None else lr
+        epochs = options.short_epochs
+        lr = last_sparse_lr(config, round_index) if options.lr is None else options.lr
         redense(model, data, config, epochs, lr, round_index, control, on_epoch)
     dense = snapshot(model)
     dense_eval = evaluate_both(model, data, batch, autocast)
     recorded = stored_evaluation(stored.get("result", {}), config, branch)
-    bn_from = bn_inputs(data, bn_samples, config) if bn == "recompute" else None
+    bn_from = bn_inputs(data, options.bn_samples, config) if options.bn == "recompute" else None
     result = {
         "round": round_index, "branch": branch, "sparsity": stored.get("result", {}).get("sparsity"),
         "procedure": "official" if official is not None else "short",
@@ -245,61 +246,47 @@ def analyze_round(model: nn.Module, data: Dataset, config: ExperimentConfig, sto
         "bn_samples": len(bn_from) if bn_from is not None else None,
         "stored": {k: recorded.get(k) for k in ("test_acc", "train_acc", "test_loss", "train_loss")},
         "sparse": sparse_eval, "redense": dense_eval,
-        "interpolation": interpolate(model, sparse, dense, data, steps, batch, autocast, bn_from),
+        "interpolation": interpolate(model, sparse, dense, data, options.steps, batch, autocast, bn_from),
     }
-    if filter_points:
-        runtime = config.runtime
-        direction_from = generator(runtime.seed, Purpose.DIRECTION, round_index, scheme=runtime.seed_scheme)
-        plots = {}
-        sparse_masks = stored["random_prune_masks"] if branch == "random_prune" else stored["masks"]
-        for name, weights, masks in (("sparse", sparse, sparse_masks), ("redense", dense, None)):
-            direction = filter_normalized_direction(weights, masks, direction_from)
-            plots[name] = loss_plot_1d(model, weights, direction, data, filter_points, batch, autocast)
-        result["filter_normalized"] = plots
+    if options.filter_points:
+        result["filter_normalized"] = _filter_plots(model, data, config, stored, round_index, options, sparse,
+                                                    dense, autocast)
     return result
 
 
-def analyze_run(record: dict[str, Any], home: Path, rounds: list[int], epochs: int, steps: int = 101,
-                branch: str = "main", filter_points: int = 0, device: str | None = None,
-                progress: Progress | None = None, control: Control | None = None,
-                lr: float | None = None, bn: str = "interpolate",
-                bn_samples: int | None = None, official: bool = False) -> dict[str, dict[str, Any]]:
-    """Re-dense and interpolation results of several stored rounds of a run, keyed by round; `official`:
-    the official procedure (official_redense) instead of `epochs` at `lr`."""
-    from .config import stored_config, validate_config
+def _filter_plots(model, data, config, stored, round_index, options, sparse, dense, autocast) -> dict[str, list]:
+    """The 1-D filter-normalised loss plots around the sparse and the re-dense end."""
+    runtime = config.runtime
+    direction_from = generator(runtime.seed, Purpose.DIRECTION, round_index, scheme=runtime.seed_scheme)
+    plots = {}
+    sparse_masks = stored["random_prune_masks"] if options.branch == "random_prune" else stored["masks"]
+    for name, weights, masks in (("sparse", sparse, sparse_masks), ("redense", dense, None)):
+        direction = filter_normalized_direction(weights, masks, direction_from)
+        plots[name] = loss_plot_1d(model, weights, direction, data, options.filter_points,
+                                   config.train.eval_batch_size, autocast)
+    return plots
+
+
+def analyze_run(record: RunRecord, home: Path, options: RedenseOptions, progress: Progress | None = None,
+                control: Control | None = None) -> dict[str, dict[str, Any]]:
+    """Re-dense and interpolation results of several stored rounds of a run, keyed by round (as a string)."""
     from .device import resolve_device
 
-    if epochs < 1 or steps < 2:
-        raise SddError(f"--epochs must be >= 1 and --interp-steps >= 2 (got {epochs}, {steps})")
-    if lr is not None and not 0 < lr <= 10:
-        raise SddError(f"--lr {lr}: give a learning rate in (0, 10]")
-    if bn not in BN_MODES:
-        raise SddError(f"--bn {bn!r}: use interpolate (batch-norm statistics interpolated like the weights) or "
-                       f"recompute (recomputed on training batches at every point)")
-    if bn_samples is not None and bn_samples < 1:
-        raise SddError(f"--bn-samples {bn_samples}: give a number of training samples >= 1")
-    if branch not in ("main", "reinit", "random_prune"):
-        raise SddError(f"--branch {branch!r}: use main, reinit or random_prune")
-    if official and (branch != "main" or lr is not None):
-        raise SddError("--official re-dense trains the round's own ticket at the schedule's LRs; "
-                       "leave out --branch and --lr")
-    config = validate_config(stored_config(record["config"]), f"run {record['id']}")
-    target = resolve_device(device or config.runtime.device)
-    paths = RunPaths(home, record["id"])
-    stored = {r: load_round(paths, r, target) for r in rounds}  # fail before any training
+    config = record.experiment_config()
+    target = resolve_device(options.device or config.runtime.device)
+    paths = RunPaths(home, record.id)
+    stored = {r: load_round(paths, r, target) for r in options.rounds}  # fail before any training
     say = progress or (lambda text: None)
     with run_context(threads=config.runtime.threads):
-        return _analyze_rounds(record, home, config, target, stored, rounds, epochs, steps, branch, filter_points,
-                               control, lr, bn, bn_samples, official, say)
+        return _analyze_rounds(record, home, config, target, stored, options, control, say)
 
 
-def _analyze_rounds(record, home, config, target, stored, rounds, epochs, steps, branch, filter_points, control,
-                    lr, bn, bn_samples, official, say) -> dict[str, Any]:
+def _analyze_rounds(record, home, config, target, stored, options: RedenseOptions, control, say) -> dict[str, Any]:
     from .data import load_dataset
     from .models import build_model
 
     run = None
-    if official:  # the round's start weights (the rewind point) are in the run's checkpoint
+    if options.official:  # the round's start weights (the rewind point) are in the run's checkpoint
         from .finished_run_branches import open_run
 
         run = open_run(record, Path(home), target, say)
@@ -309,14 +296,14 @@ def _analyze_rounds(record, home, config, target, stored, rounds, epochs, steps,
                             config.runtime.seed_scheme).to(target)
     model = build_model(config.model, data.input_shape, data.num_classes, config.runtime.seed).to(target)
     results = {}
-    for round_index in rounds:
-        if official:
+    for round_index in options.rounds:
+        if options.official:
             say(f"round {round_index}: the ticket retrained from its start, then {config.train.epochs} epochs dense "
-                f"(the official re-dense), then {steps} interpolation points")
+                f"(the official re-dense), then {options.steps} interpolation points")
         else:
-            say(f"round {round_index}: re-dense {epochs} epochs at lr {lr or last_sparse_lr(config, round_index):g}, "
-                f"then {steps} interpolation points")
-        results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, epochs,
-                                                  steps, branch, filter_points, control, lr=lr, bn=bn,
-                                                  bn_samples=bn_samples, official=run)
+            lr = options.lr or last_sparse_lr(config, round_index)
+            say(f"round {round_index}: re-dense {options.short_epochs} epochs at lr {lr:g}, "
+                f"then {options.steps} interpolation points")
+        results[str(round_index)] = analyze_round(model, data, config, stored[round_index], round_index, options,
+                                                  control, official=run)
     return results

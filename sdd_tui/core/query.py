@@ -133,7 +133,7 @@ class RunQuery:
     def parse_in(cls, store: Any, where=(), statuses=(), tags=(), sweep: str | None = None) -> RunQuery:
         """As `parse`, with `sweep` an id or unique prefix of one of `store`'s sweeps (`runs`, `runs export`,
         `load_runs`)."""
-        return cls.parse(where, statuses, tags, store.get_sweep(sweep)["id"] if sweep else None)
+        return cls.parse(where, statuses, tags, store.sweep(sweep).id if sweep else None)
 
     def check_fields(self, docs: list[dict[str, Any]]) -> None:
         """SddError naming the closest field when a condition names a field no run has."""

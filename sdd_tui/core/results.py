@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from .analysis import detect_phases, event_of_round, phase_of_round
+from .records import RunRecord
 
 ROUND_KEYS = (
     "round", "sparsity", "remaining", "test_acc", "best_test_acc", "train_acc",
@@ -44,27 +45,27 @@ def branch_phases(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def run_json(record: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+def run_json(record: RunRecord, status: str | None = None) -> dict[str, Any]:
     """The documented JSON object of one run (accuracies and sparsity as fractions in [0, 1])."""
-    rounds = sorted(record.get("rounds", []), key=lambda r: r["round"])
+    rounds = sorted(record.rounds, key=lambda r: r["round"])
     return {
-        "id": record["id"],
-        "name": record.get("name"),
-        "status": status or record.get("status"),
-        "preset": record.get("preset"),
-        "device": record.get("device"),
-        "started": record.get("started"),
-        "ended": record.get("ended"),
-        "error": record.get("error") or None,
-        "config": record.get("config", {}),
+        "id": record.id,
+        "name": record.name,
+        "status": status or record.status,
+        "preset": record.preset,
+        "device": record.device,
+        "started": record.started,
+        "ended": record.ended,
+        "error": record.error or None,
+        "config": record.config,
         "rounds": [round_view(r) for r in rounds],
         "phases": detect_phases(rounds),
         "branch_phases": branch_phases(rounds),
-        "analyses": record.get("analyses") or {},
-        "tags": record.get("tags") or [],
-        "note": record.get("note") or "",
-        "sweep": record.get("sweep"),
-        "provenance": record.get("provenance") or {},
+        "analyses": record.analyses or {},
+        "tags": record.tags,
+        "note": record.note or "",
+        "sweep": record.sweep,
+        "provenance": record.provenance or {},
     }
 
 
@@ -114,14 +115,14 @@ def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
         into[prefix] = value
 
 
-def csv_text(record: dict[str, Any]) -> str:
+def csv_text(record: RunRecord) -> str:
     """One CSV row per round: run columns (with the round's phase and event), its metrics, then every config field."""
     config_columns: dict[str, Any] = {}
-    _flatten("", record.get("config", {}), config_columns)
+    _flatten("", record.config, config_columns)
     rows = []
     view = run_json(record)
     for result in view["rounds"]:
-        row: dict[str, Any] = {"run_id": record["id"], "name": record.get("name"), "status": record.get("status"),
+        row: dict[str, Any] = {"run_id": record.id, "name": record.name, "status": record.status,
                                "phase": phase_of_round(view["phases"], result["round"]),
                                "phase_event": event_of_round(view["phases"], result["round"])}
         flat: dict[str, Any] = {}

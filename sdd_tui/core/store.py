@@ -34,6 +34,7 @@ from .errors import SddError
 from .events import Event, RoundEnded, RunEnded, RunStarted
 from .migrate import META_TABLE, convert, format_problem, keep_backup, meta_of, needs_conversion, with_meta
 from .paths import RunPaths, is_valid_id, sweep_file
+from .records import RunRecord, SweepRecord
 from .run_folder import RunFolder
 from .run_index import RECORD_FIELDS, config_settings, doc_problem, next_key, rebase, split_record, summary_doc
 
@@ -349,6 +350,10 @@ class Store:
                 return {**meta, "rounds": folder.read_rounds()}
         return self.full_record(self.find(run_id))
 
+    def run(self, run_id: str) -> RunRecord:
+        """The typed record (core.records) of the run `get_run` finds: parsed once, read as attributes."""
+        return RunRecord.parse(self.get_run(run_id))
+
     def find(self, run_id: str) -> dict[str, Any]:
         """The stored summary of the run whose id is `run_id` or starts with it; SddError if none or several."""
         return _by_id_or_prefix(self._docs(self._load_cached()), run_id, "run")
@@ -516,6 +521,10 @@ class Store:
         """The sweep whose id is `sweep_id` or starts with it; SddError if none or several."""
         return _by_id_or_prefix(self.list_sweeps(), sweep_id, "sweep")
 
+    def sweep(self, sweep_id: str) -> SweepRecord:
+        """The typed record (core.records) of the sweep `get_sweep` finds: parsed once, read as attributes."""
+        return SweepRecord.parse(self.get_sweep(sweep_id))
+
 
 def _by_id_or_prefix(records: list[dict[str, Any]], wanted: str, kind: str) -> dict[str, Any]:
     """The record whose id is `wanted` or starts with it; SddError if none or several."""
@@ -548,10 +557,13 @@ def pid_alive(pid: int | None, host: str | None = None) -> bool:
     return True
 
 
-def display_status(record: dict[str, Any]) -> str:
+def display_status(record: dict[str, Any] | RunRecord) -> str:
     """A run recorded as running whose process is gone shows as `interrupted`."""
-    status = record.get("status", "?")
-    if status == "running" and not pid_alive(record.get("pid"), record.get("host")):
+    if isinstance(record, RunRecord):
+        status, pid, host = record.status, record.pid, record.host
+    else:  # a summary (store.json) or a record not yet parsed
+        status, pid, host = record.get("status", "?"), record.get("pid"), record.get("host")
+    if status == "running" and not pid_alive(pid, host):
         return "interrupted"
     return status
 

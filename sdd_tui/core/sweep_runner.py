@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .engine_options import EngineOptions, engine_options  # noqa: F401 (engine_options: the CLI's)
 from .errors import SddError
 from .events import Event, Message, RoundEnded, RunEnded, RunStarted
 from .format import pct, result_text
@@ -24,31 +25,6 @@ from .sweep import ENGINES, member_records, member_status, sweep_status
 
 Say = Callable[[str], None]
 EXIT_CODES = {"finished": 0, "stopped": 130}  # of `sdd-tui sweep`; any other status exits 1
-
-
-def engine_options(sweep: dict | None, engine: str | None, address: str | None, max_parallel: int | None,
-                   cpus_per_member: float | None, worker_home: Path | None, store: Store, pack: bool | None = None,
-                   pack_size: int | None = None) -> dict[str, Any]:
-    """The engine settings: what was given, else what the sweep used before, else the defaults."""
-    previous = sweep or {}
-    engine = engine or previous.get("engine") or "local"
-    if engine not in ENGINES:
-        raise SddError(f"--engine {engine!r}: use local or ray")
-    if engine == "local" and address is not None:
-        raise SddError("--address is for --engine ray; add --engine ray or drop --address")
-    from .cohort_plan import DEFAULT_PACK_SIZE
-
-    pack = pack if pack is not None else bool(previous.get("pack"))
-    if pack and engine == "ray":
-        raise SddError("--pack packs members into cohorts with the local engine; drop --pack or use --engine local")
-    return {
-        "pack": pack, "pack_size": pack_size or previous.get("pack_size") or DEFAULT_PACK_SIZE,
-        "engine": engine,
-        "address": address if address is not None else previous.get("address"),
-        "max_parallel": max_parallel or previous.get("max_parallel"),
-        "cpus_per_member": cpus_per_member or previous.get("cpus_per_member") or 1.0,
-        "worker_home": str(worker_home) if worker_home else previous.get("worker_home") or str(store.home),
-    }
 
 
 @contextlib.contextmanager
@@ -90,31 +66,32 @@ def _holder(store: Store, sweep_id: str) -> str:
     return f"{doing.strip()} by process {pid}"
 
 
-def engine_session(options: dict[str, Any]):
+def engine_session(options: EngineOptions):
     """A Ray connection for the whole sweep (an unreachable cluster fails before anything is stored)."""
-    if options["engine"] != "ray":
+    if options.engine != "ray":
         return contextlib.nullcontext()
     from .sweep_ray import ray_session
 
-    return ray_session(options["address"])
+    return ray_session(options.address)
 
 
-def run_sweep(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], options: dict[str, Any],
-              retries: int, say: Say, create: bool) -> str:
+def run_sweep(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], options: EngineOptions,
+              say: Say, create: bool) -> str:
     """Store the sweep (`create`) or mark it running again, run `members` and return the sweep's status."""
     if create:
-        store.create_sweep({**sweep, **options})
-    store.update_sweep(sweep["id"], status="running", pid=os.getpid(), host=socket.gethostname(), **options)
-    say(f"sweep {sweep['id']}: {len(members)} of {len(sweep['members'])} member(s) to run, engine {options['engine']}")
+        store.create_sweep({**sweep, **options.record_fields()})
+    store.update_sweep(sweep["id"], status="running", pid=os.getpid(), host=socket.gethostname(),
+                       **options.record_fields())
+    say(f"sweep {sweep['id']}: {len(members)} of {len(sweep['members'])} member(s) to run, engine {options.engine}")
     with _sigterm_as_interrupt():
-        if options["engine"] == "local":
+        if options.engine == "local":
             outcomes, interrupted = _run_local(store, sweep, members, options, say)
         else:
             from .sweep_ray import run_ray
 
             outcomes, interrupted = run_ray(
-                store, sweep, members, options["address"], worker_home=Path(options["worker_home"]),
-                cpus_per_member=options["cpus_per_member"], retries=retries,
+                store, sweep, members, options.address, worker_home=Path(options.worker_home),
+                cpus_per_member=options.cpus_per_member, retries=options.retries,
                 report=lambda member, event: _say_ray_event(say, member, event))
     return _settle(store, sweep, outcomes, interrupted)
 
@@ -146,17 +123,17 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_local(store: Store, sweep: dict, members: list[dict], options: dict[str, Any], say: Say):
+def _run_local(store: Store, sweep: dict, members: list[dict], options: EngineOptions, say: Say):
     from .sweep_local import launch_job, local_slots, run_local, settle_records, threads_per_member, visible_gpus
 
-    slots = local_slots(visible_gpus(), options["max_parallel"])
+    slots = local_slots(visible_gpus(), options.max_parallel)
     threads = threads_per_member(os.cpu_count() or 1, len(slots))
     where = ", ".join(slots) if slots[0] else "devices as configured"
-    unit = "job(s) (a member or a cohort)" if options["pack"] else "member(s)"
+    unit = "job(s) (a member or a cohort)" if options.pack else "member(s)"
     say(f"{len(slots)} {unit} at a time ({where}); each member's output: <home>/runs/<id>/output.log")
     jobs = [[member] for member in members]
-    if options["pack"]:
-        plan = pack_plan(members, len(slots), options["pack_size"])
+    if options.pack:
+        plan = pack_plan(members, len(slots), options.pack_size)
         for line in plan.lines():
             say(line)
         jobs = plan.jobs(members)

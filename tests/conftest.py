@@ -129,3 +129,21 @@ def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch):
 # (no project module lives here), and the module registered as a plugin so that pytest rewrites its asserts.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 pytest_plugins = ["sdd_test_helpers"]
+
+
+@pytest.fixture
+def small_mnist1d(monkeypatch):
+    """MNIST-1D's own generator with its default arguments, but 200 samples instead of 5,000 (fast), never a
+    download."""
+    import mnist1d.data
+
+    defaults = mnist1d.data.get_dataset_args
+
+    def fewer(as_dict=False):
+        args = defaults(as_dict=False)
+        args.num_samples = 200
+        return args
+
+    monkeypatch.setattr(mnist1d.data, "get_dataset_args", fewer)
+    monkeypatch.setattr("requests.get", lambda *a, **k: pytest.fail("mnist1d tried to download"))
+    return mnist1d.data

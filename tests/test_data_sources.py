@@ -95,21 +95,6 @@ def test_fashion_mnist_missing_everywhere_names_the_fix(tmp_path, no_system_copy
         load_clean(DataConfig(name="fashion_mnist"), tmp_path / "home")
 
 
-@pytest.fixture
-def small_mnist1d(monkeypatch):
-    """MNIST-1D's own generator with its default arguments, but 200 samples instead of 5,000 (fast)."""
-    import mnist1d.data
-
-    defaults = mnist1d.data.get_dataset_args
-
-    def fewer(as_dict=False):
-        args = defaults(as_dict=False)
-        args.num_samples = 200
-        return args
-
-    monkeypatch.setattr(mnist1d.data, "get_dataset_args", fewer)
-    monkeypatch.setattr("requests.get", lambda *a, **k: pytest.fail("mnist1d tried to download"))
-    return mnist1d.data
 
 
 def test_mnist1d_is_generated_once_cached_and_leaves_global_rngs_alone(tmp_path, small_mnist1d, monkeypatch):

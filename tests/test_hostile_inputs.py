@@ -108,21 +108,6 @@ def test_whole_fashion_mnist_files_still_load_through_torchvision(tmp_path):
 # ---------------------------------------------------------------------------- the MNIST-1D cache
 
 
-@pytest.fixture
-def small_mnist1d(monkeypatch):
-    """MNIST-1D's own generator, 200 samples instead of 5,000 (fast), never a download."""
-    import mnist1d.data
-
-    defaults = mnist1d.data.get_dataset_args
-
-    def fewer(as_dict=False):
-        args = defaults(as_dict=False)
-        args.num_samples = 200
-        return args
-
-    monkeypatch.setattr(mnist1d.data, "get_dataset_args", fewer)
-    monkeypatch.setattr("requests.get", lambda *a, **k: pytest.fail("mnist1d tried to download"))
-    return mnist1d.data
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:

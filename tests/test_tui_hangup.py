@@ -28,7 +28,7 @@ from sdd_tui.core.store import Store
 
 LIMIT_S = 120.0  # a bound against hanging, not a speed claim
 ROUNDS = [0, 1, 2, 3]
-EPOCHS = 80  # per round: long enough to be mid-run when the terminal goes
+EPOCHS = 400  # per round (seconds of training): still mid-run when a loaded machine gets to the hang-up
 
 
 def script() -> Path:

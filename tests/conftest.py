@@ -147,3 +147,30 @@ def small_mnist1d(monkeypatch):
     monkeypatch.setattr(mnist1d.data, "get_dataset_args", fewer)
     monkeypatch.setattr("requests.get", lambda *a, **k: pytest.fail("mnist1d tried to download"))
     return mnist1d.data
+
+
+SIGNALS_A_RUN_HANDLES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def _default_disposition(name: str):
+    import signal
+
+    return signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+
+
+@pytest.fixture(autouse=True)
+def default_signal_dispositions():
+    """Every test starts with Python's default SIGINT/SIGTERM/SIGHUP handling, and leaves it so.
+
+    A run's child process inherits an ignored signal (SIG_IGN survives exec), and the CLI and the app keep an
+    ignored SIGHUP ignored, as under nohup: one test that leaves a signal ignored in this process would make the
+    signal tests after it (in-process and in child processes) see a nohup'd terminal."""
+    import signal
+
+    def reset() -> None:
+        for name in SIGNALS_A_RUN_HANDLES:
+            signal.signal(getattr(signal, name), _default_disposition(name))
+
+    reset()
+    yield
+    reset()

@@ -74,7 +74,7 @@ def sweep_overrides(case: Case, args: argparse.Namespace, on_gpu: bool) -> list[
 
 def run_sweep(case: Case, members: int, sets: list[str], pack: bool) -> tuple[float, dict[int, list[float]]]:
     """One sweep in a fresh process and home: (wall seconds, each seed's test accuracy by round)."""
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
     with tempfile.TemporaryDirectory(prefix="bench-cohort-") as home:
         command = [sys.executable, "-m", "sdd_tui", "sweep", "--preset", case.preset, "--seeds", f"0-{members - 1}",
@@ -109,13 +109,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="End with one JSON line")
     args = parser.parse_args()
 
-    from sdd_tui.core.openmp import set_wait_default
+    from sdd_tui.core.engine.openmp import set_wait_default
 
     set_wait_default(os.environ)  # OpenMP's wait policy before torch loads, as every sdd-tui entry point sets it
     import torch
 
-    from sdd_tui.core.bench import device_name
-    from sdd_tui.core.device import resolve_device
+    from sdd_tui.core.engine.bench import device_name
+    from sdd_tui.core.engine.device import resolve_device
 
     case = CASES[args.case]
     members = args.members or (2 if args.quick else case.members)

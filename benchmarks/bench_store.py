@@ -96,7 +96,7 @@ def realistic_records(count: int, start: int, total: int) -> list[dict]:
 
 
 def build(home: Path, count: int) -> float:
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
     store = Store(home)
     have = len(store.summaries())
@@ -110,7 +110,7 @@ def record_one_run(home: Path) -> dict[str, float]:
     """Milliseconds of RunStarted, each RoundEnded, RunEnded through StoreRecorder (as the engine emits them)."""
     from sdd_tui.core import provenance
     from sdd_tui.core.events import RoundEnded, RunEnded, RunStarted
-    from sdd_tui.core.store import Store, StoreRecorder
+    from sdd_tui.core.history.store import Store, StoreRecorder
 
     recorder, run_id = StoreRecorder(Store(home)), f"bench-{os.getpid()}-{time.time_ns()}"
     started = RunStarted(run_id=run_id, time=time.time(), name="bench", preset="digits-noise40", config=base_config(),
@@ -151,8 +151,8 @@ def command_seconds(home: Path, *args: str, repeats: int = 3) -> tuple[float, fl
 async def history_seconds(home: Path, pages: int = 5) -> dict[str, tuple[float, float]]:
     """{"open": (wall, CPU seconds) until the table has drawn its first rows, "scroll": (wall, CPU) of
     open + pages + End}."""
-    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
+    from sdd_tui.core.history.store import Store
     from sdd_tui.screens.history import HistoryScreen
     from sdd_tui.widgets.runs_table import RunsTable
 
@@ -189,7 +189,7 @@ def machine() -> dict[str, object]:
 
 
 def measure(home: Path, count: int) -> dict[str, object]:
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
     figures: dict[str, object] = {"runs": count, "build_s": round(build(home, count), 1)}
     figures.update({k: round(v, 2) for k, v in record_one_run(home).items()})

@@ -24,7 +24,7 @@ DEFAULT_SETTINGS = ["train.epochs=80", "prune.rounds=5", "data.synthetic_train=2
 
 def headless_seconds(config, preset: str) -> float:
     from sdd_tui.core.events import RunEnded
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.runs.launch import build_run
     from sdd_tui.headless import HeadlessReporter
 
     ended = []
@@ -37,8 +37,8 @@ def headless_seconds(config, preset: str) -> float:
 
 async def key_latency(config, preset: str, presses: int = 30) -> list[float]:
     """Seconds from a key event posted to the app until its action runs, while the run trains (100x30)."""
-    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
+    from sdd_tui.core.history.store import Store
 
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as home:
@@ -65,8 +65,8 @@ async def key_latency(config, preset: str, presses: int = 30) -> list[float]:
 
 async def app_seconds(config, preset: str, size: tuple[int, int]) -> tuple[float, float]:
     """The run's engine seconds in the app, and the CPU seconds of the UI (main) thread, start to exit."""
-    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
+    from sdd_tui.core.history.store import Store
 
     ui_started = time.thread_time()  # every GIL-holding millisecond of the UI is one training waits for
     with tempfile.TemporaryDirectory() as home:
@@ -121,7 +121,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from sdd_tui.core.openmp import set_wait_default
+    from sdd_tui.core.engine.openmp import set_wait_default
 
     set_wait_default(os.environ)  # before torch loads, as sdd_tui.cli.main does for the headless runs compared
     main()

@@ -6,7 +6,7 @@ Not a test. Run from the repository root (the GPU machine: docs/PERFORMANCE.md, 
 
 Sections, in this order (the costly compiled benches last, so that a short lease keeps the rest):
 - environment: the card, driver, torch, CUDA and cuDNN versions;
-- bench/<model>-<data>: sdd_tui.core.bench.run_bench for resnet18 and vgg16 on CIFAR-10-shaped data and
+- bench/<model>-<data>: sdd_tui.core.engine.bench.run_bench for resnet18 and vgg16 on CIFAR-10-shaped data and
   lenet300_100 on MNIST-shaped data: samples/s of both loops, their ratio, seconds per epoch with
   evaluation and the full-preset estimate; then the same with torch.compile (".../compile");
 - correctness: one short ResNet-18 run (generated CIFAR-shaped data, a dense round and one pruning
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__" and str(ROOT) not in sys.path:  # the source tree on the GPU machine, no PYTHONPATH
     sys.path.insert(0, str(ROOT))  # (imported by a test, it must use the installed package instead)
 
-from sdd_tui.core.openmp import set_wait_default  # noqa: E402
+from sdd_tui.core.engine.openmp import set_wait_default  # noqa: E402
 
 if __name__ == "__main__":  # a program of its own: OpenMP's wait policy before torch loads, as sdd_tui.cli.main
     set_wait_default(os.environ)
@@ -220,7 +220,7 @@ def environment(device: str) -> dict[str, Any]:
     import torch
     import torchvision
 
-    from sdd_tui.core.bench import device_name
+    from sdd_tui.core.engine.bench import device_name
 
     found: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
@@ -271,7 +271,7 @@ def _source_revision() -> str | None:
 
 
 def bench(model: str, data: str, device: str, sizes: Sizes, compile_model: bool) -> dict[str, Any]:
-    from sdd_tui.core.bench import run_bench
+    from sdd_tui.core.engine.bench import run_bench
 
     if compile_model:
         import torch._dynamo
@@ -311,8 +311,8 @@ def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
     """One run of `variant` (fast | slow | fast_fp32): its rounds, masks and speed; masks kept for comparing."""
     import torch
 
+    from sdd_tui.core.engine.experiment import Experiment
     from sdd_tui.core.events import EpochEnded, RoundEnded, RunEnded
-    from sdd_tui.core.experiment import Experiment
     from sdd_tui.core.paths import RunPaths
 
     torch.backends.cudnn.benchmark = False  # the fast Trainer turns it on process-wide: each run starts as new
@@ -340,10 +340,10 @@ def short_run(device: str, sizes: Sizes, variant: str) -> dict[str, Any]:
 
 
 def _amp_name(device: str, variant: str) -> str:
-    """The precision `variant` trains in: the fast path's own decision (sdd_tui.core.runtime_choices)."""
+    """The precision `variant` trains in: the fast path's own decision (sdd_tui.core.engine.runtime_choices)."""
     import torch
 
-    from sdd_tui.core.runtime_choices import RuntimeChoices
+    from sdd_tui.core.engine.runtime_choices import RuntimeChoices
 
     dtype = RuntimeChoices.for_device(torch.device(device), fast=variant != "slow", amp=variant == "fast").amp_dtype
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict[st
     """Run the check; the budget counts from `started` (a monotonic time; default: now)."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    from sdd_tui.core.experiment import resolve_device
+    from sdd_tui.core.engine.experiment import resolve_device
 
     device = str(resolve_device(args.device))
     sizes = QUICK if args.quick else FULL

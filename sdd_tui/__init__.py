@@ -23,10 +23,10 @@ def load_runs(home: str | Path | None = None, where: list[str] | tuple[str, ...]
     each run's events.jsonl (column `row`: "round" or "epoch"). Returns a list of dicts, or with
     `as_frame=True` a pandas DataFrame (`pip install 'sdd-tui[pandas]'`).
     """
+    from sdd_tui.core.analysis.run_table import load_rows
     from sdd_tui.core.errors import SddError
-    from sdd_tui.core.query import RunQuery
-    from sdd_tui.core.run_table import load_rows
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.query import RunQuery
+    from sdd_tui.core.history.store import Store
 
     if as_frame:
         try:

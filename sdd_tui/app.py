@@ -13,13 +13,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import WorkerState
 
+from sdd_tui.background import Launch, start_in_background
+from sdd_tui.commands import palette_commands
 from sdd_tui.core.config import ExperimentConfig
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import printable
-from sdd_tui.core.spawn import spawn
-from sdd_tui.core.store import Store, display_status
-from sdd_tui.commands import palette_commands
-from sdd_tui.background import Launch, start_in_background
+from sdd_tui.core.history.store import Store, display_status
+from sdd_tui.core.runs.spawn import spawn
 from sdd_tui.handover import HandOver, HandOverState, ResumeCommand, resume_command
 from sdd_tui.hangup import HangupGuard
 from sdd_tui.live import EngineEvents, LiveRun, leave_a_core_for_the_ui, warm_up_engine
@@ -56,7 +56,7 @@ class SddApp(App):
         self.watch_request = watch
         self.blink = blink  # tests and snapshots turn the cursor blink off for stable screens
         self.resume_with = resume_with
-        self.spawn_with = spawn_with  # core.spawn.spawn(command, log): how background sweeps start (tests capture it)
+        self.spawn_with = spawn_with  # core.runs.spawn.spawn(command, log): how background sweeps start (tests capture it)
         self.sweep_launches: list = []  # sweeps started from this app (sdd_tui.screens.new_sweep.SweepLaunch)
         self.live: LiveRun | None = None
         self.handovers: dict[str, HandOver] = {}  # run id -> its hand-over to a background process

@@ -4,7 +4,7 @@ The app trains one run in itself (sdd_tui.live). A second run started from the n
 that one trains goes to a background process (`sdd-tui start-detached`), and so does `r` on a stopped,
 interrupted or failed run's dashboard (`sdd-tui resume ID`); both log to the run's detached.log and their
 dashboards follow the run's events file. A dashboard steers a run trained elsewhere through the run's
-control file (core.run_control); the run answers in its events, which the dashboard shows as they come.
+control file (core.engine.run_control); the run answers in its events, which the dashboard shows as they come.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdd_tui.core.config import ExperimentConfig
+from sdd_tui.core.engine.run_control import write_request
 from sdd_tui.core.paths import new_run_id
-from sdd_tui.core.run_control import write_request
-from sdd_tui.core.spawn import sdd_tui_command
+from sdd_tui.core.runs.spawn import sdd_tui_command
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # the statuses whose dashboard offers `r`
 STEERABLE = ("starting", "running", "paused")  # the statuses a pause or a stop can reach

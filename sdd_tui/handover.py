@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sdd_tui.core.events import Event, HandOverChanged
-from sdd_tui.core.spawn import sdd_tui_command, spawn
+from sdd_tui.core.runs.spawn import sdd_tui_command, spawn
 
 
 class HandOverState(enum.Enum):

@@ -16,17 +16,26 @@ from typing import TYPE_CHECKING, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from sdd_tui.core.analysis import detect_phases, phases_lines
-from sdd_tui.core.events import (EpochEnded, Event, Message, PauseChanged, RoundEnded, RoundStarted, RunEnded,
-                                 RunStarted, Sink)
+from sdd_tui.core.analysis.phases import detect_phases, phases_lines
+from sdd_tui.core.events import (
+    EpochEnded,
+    Event,
+    Message,
+    PauseChanged,
+    RoundEnded,
+    RoundStarted,
+    RunEnded,
+    RunStarted,
+    Sink,
+)
 from sdd_tui.core.format import format_seconds, pct, printable
-from sdd_tui.core.progress import Progress as RunProgress
+from sdd_tui.core.runs.progress import Progress as RunProgress
 from sdd_tui.rounds_table import rounds_table
 
 if TYPE_CHECKING:
     from sdd_tui.core.config import ExperimentConfig
-    from sdd_tui.core.store import Store, StoreRecorder
-    from sdd_tui.core.training import Control
+    from sdd_tui.core.engine.training import Control
+    from sdd_tui.core.history.store import Store, StoreRecorder
 
 
 def _pct(value: float | None) -> str:
@@ -173,8 +182,8 @@ def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run
 
     `recorder` replaces the plain StoreRecorder (sweep members record their sweep too).
     """
-    from sdd_tui.core.launch import build_run
-    from sdd_tui.core.store import StoreRecorder
+    from sdd_tui.core.history.store import StoreRecorder
+    from sdd_tui.core.runs.launch import build_run
 
     built = build_run(config, store.home, preset=preset, run_id=run_id, resume=resume,
                       recorder=recorder or StoreRecorder(store), sinks=[hangup_safe(HeadlessReporter())])
@@ -187,13 +196,13 @@ def run_headless(config: ExperimentConfig, store: Store, preset: str | None, run
 
 def run_cohort_headless(runs: list[tuple[ExperimentConfig, str, bool]], store: Store, preset: str | None,
                         recorder: Callable[[], StoreRecorder]) -> dict[str, str]:
-    """Run (config, run id, resume) triples as one packed cohort in this process (core.cohort); each run's
+    """Run (config, run id, resume) triples as one packed cohort in this process (core.runs.cohort); each run's
     lines go to its own runs/<id>/output.log, the cohort's to stdout; a run that fails also ends its log
     with `error: ...`, as a lone member's would. Returns each run's final status."""
-    from sdd_tui.core.cohort import Cohort
-    from sdd_tui.core.device import resolve_device
+    from sdd_tui.core.engine.device import resolve_device
     from sdd_tui.core.errors import SddError
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.runs.cohort import Cohort
+    from sdd_tui.core.runs.launch import build_run
 
     cohort = Cohort(say=lambda text: print(text, flush=True), threads=runs[0][0].runtime.threads)
     with contextlib.ExitStack() as logs:

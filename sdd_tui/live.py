@@ -23,8 +23,8 @@ from textual.worker import Worker, WorkerState
 
 from sdd_tui.core.config import ExperimentConfig
 from sdd_tui.core.events import EpochEnded, Event, PauseChanged, RunEnded, RunStarted, append_event
+from sdd_tui.core.history.store import Store, StoreRecorder
 from sdd_tui.core.paths import checkpoint_exists
-from sdd_tui.core.store import Store, StoreRecorder
 from sdd_tui.handover import HandOver
 from sdd_tui.runview import RunView
 
@@ -36,7 +36,7 @@ def warm_up_engine() -> None:
     Called when a run is about to be asked for (the new-experiment form, `--preset ... --tui`), not when
     the app opens: the import takes seconds of CPU and holds the GIL, which would slow browsing the
     history or watching a run on a small machine."""
-    threading.Thread(target=lambda: __import__("sdd_tui.core.experiment"), name="warm-up", daemon=True).start()
+    threading.Thread(target=lambda: __import__("sdd_tui.core.engine.experiment"), name="warm-up", daemon=True).start()
 
 
 POST_EVERY_S = 0.1  # epochs can end hundreds of times a second; the UI need not wake for each
@@ -107,7 +107,7 @@ class LiveRun:
     """One experiment training in a thread worker of `app`."""
 
     def __init__(self, app, store: Store, config: ExperimentConfig, preset: str | None):
-        from sdd_tui.core.launch import build_run  # torch: imported when a run starts, not when the app opens
+        from sdd_tui.core.runs.launch import build_run  # torch: imported when a run starts, not when the app opens
 
         self.app = app
         self.store = store

@@ -10,8 +10,8 @@ from sdd_tui.core.errors import SddError
 
 def write_report_of(screen: Screen, run_ids: list[str]) -> None:
     """Start writing the report of `run_ids`; a run still training is a warning and nothing is written."""
+    from sdd_tui.core.history.store import display_status
     from sdd_tui.core.paths import report_file
-    from sdd_tui.core.store import display_status
 
     app = screen.app
     if not run_ids:
@@ -28,7 +28,7 @@ def write_report_of(screen: Screen, run_ids: list[str]) -> None:
     target = report_file(app.store.home, run_ids)
 
     def write() -> None:
-        from sdd_tui.core.report import select_runs, write_report
+        from sdd_tui.core.analysis.report import select_runs, write_report
 
         try:
             path = write_report(select_runs(app.store, run_ids, []), target)

@@ -21,10 +21,10 @@ from sdd_tui.core.events import (
     RunEnded,
     RunStarted,
 )  # fmt: skip
-from sdd_tui.core.progress import Progress
+from sdd_tui.core.runs.progress import Progress
 
 if TYPE_CHECKING:
-    from sdd_tui.core.records import RunRecord
+    from sdd_tui.core.history.records import RunRecord
 
 LOG_LINES = 500
 

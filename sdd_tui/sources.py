@@ -18,7 +18,7 @@ import time
 from typing import Protocol
 
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.store import Store, display_status
+from sdd_tui.core.history.store import Store, display_status
 from sdd_tui.follow import EventFollower
 from sdd_tui.live import LiveRun
 from sdd_tui.runview import RunView

@@ -1,6 +1,6 @@
 """Pause, unpause and stop a run that trains in another process, and wait for its answer.
 
-The request goes through the run's control file (core.run_control); the answer is the run's own event
+The request goes through the run's control file (core.engine.run_control); the answer is the run's own event
 in its events.jsonl: PauseChanged, RunEnded, or a refusal Message. `sdd-tui pause|unpause|stop` waits for
 it (`wait_for_answer`); a dashboard writes the request and sees the answer arrive like any other event.
 """
@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sdd_tui.core.engine.run_control import REFUSED, write_request
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.events import Message, PauseChanged, RunEnded
-from sdd_tui.core.progress import Progress
-from sdd_tui.core.run_control import REFUSED, write_request
-from sdd_tui.core.store import Store, display_status
+from sdd_tui.core.history.store import Store, display_status
+from sdd_tui.core.runs.progress import Progress
 from sdd_tui.follow import EventFollower
 
 PAST = {"pause": "paused", "unpause": "gone on", "stop": "stopped"}

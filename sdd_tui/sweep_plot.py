@@ -1,17 +1,17 @@
-"""A sweep's figure, the one both `sdd-tui sweeps plot ID` and `sdd-tui plot --sweep ID` write: core.figures'
+"""A sweep's figure, the one both `sdd-tui sweeps plot ID` and `sdd-tui plot --sweep ID` write: core.analysis.figures'
 Figure 1 over the sweep's members that have finished rounds. Members differing only by seed (and a seed's
 one-shot levels) are one curve, mean +- std; each grid point is its own curve; phases shaded, branches dashed,
-on core.sparsity_axis.
+on core.analysis.sparsity_axis.
 """
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from sdd_tui.core.analysis.figures import check_metric, figure_one
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.figures import check_metric, figure_one
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import member_records
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.sweeps.sweep import member_records
 
 
 def sweep_figure(store: Store, sweep_id: str, metric: str = "test_acc") -> Figure:

@@ -74,7 +74,7 @@ def run_experiment():
 
 
 def _run_experiment(config, home: Path, **kwargs):
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.runs.launch import build_run
 
     events = []
     run = build_run(config, home, sinks=[events.append], **kwargs)
@@ -108,12 +108,12 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch):
-    """Every fast-path decision made as for a CUDA card with bf16 (core.runtime_choices; the slow path still
+    """Every fast-path decision made as for a CUDA card with bf16 (core.engine.runtime_choices; the slow path still
     gets none), compiling with a cheap backend: the engine then takes its GPU branches on the CPU. Returns the
     backend; torch.backends.cudnn.benchmark is put back afterwards."""
     import dataclasses
 
-    from sdd_tui.core.runtime_choices import RuntimeChoices
+    from sdd_tui.core.engine.runtime_choices import RuntimeChoices
 
     decide, cuda, backend = RuntimeChoices.for_device.__func__, torch.device("cuda"), "aot_eager"
 

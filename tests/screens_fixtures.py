@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from sdd_tui.core.events import EpochEnded, RoundEnded, RoundStarted, RunStarted
-from sdd_tui.core.store import Store, StoreRecorder
+from sdd_tui.core.history.store import Store, StoreRecorder
 
 DIGITS_RUN = "20261201-101500-57fe"
 DIGITS_TEST = (0.653, 0.650, 0.657, 0.663, 0.658, 0.651)  # dense first: test accuracy 65.0-66.3%

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdd_tui.core.analysis import detect_phases, event_of_round, phase_of_round, phases_lines, smooth
+from sdd_tui.core.analysis.phases import detect_phases, event_of_round, phase_of_round, phases_lines, smooth
 
 DD_TEST = [0.68, 0.69, 0.68, 0.67, 0.66, 0.64, 0.62, 0.60, 0.58, 0.57, 0.60, 0.65, 0.70, 0.75, 0.79, 0.82, 0.83,
            0.82, 0.74, 0.60, 0.45]

@@ -21,7 +21,7 @@ ENGINE = "sdd_tui.core"
 
 
 def module_files() -> dict[str, Path]:
-    """'sdd_tui.core.store' -> its file, for every module of the two packages."""
+    """'sdd_tui.core.history.store' -> its file, for every module of the two packages."""
     found = {}
     for name, folder in PACKAGES.items():
         for path in folder.rglob("*.py"):
@@ -92,9 +92,9 @@ def test_the_app_and_the_headless_printer_do_not_import_each_other():
 
 def test_the_engine_rule_sees_a_relative_import_of_the_ui(tmp_path):
     source = tmp_path / "mod.py"
-    source.write_text("from ..headless import Printer\nfrom .store import Store\n")
-    known = {"sdd_tui", "sdd_tui.headless", "sdd_tui.core", "sdd_tui.core.store"}
-    assert imports_of("sdd_tui.core.thing", source, known) == {"sdd_tui.headless", "sdd_tui.core.store"}
+    source.write_text("from ..headless import Printer\nfrom .ledger import Ledger\n")
+    known = {"sdd_tui", "sdd_tui.headless", "sdd_tui.core", "sdd_tui.core.ledger"}
+    assert imports_of("sdd_tui.core.thing", source, known) == {"sdd_tui.headless", "sdd_tui.core.ledger"}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -136,6 +136,6 @@ def test_the_cycle_finder_finds_a_circle_through_a_lazy_import():
 
 def test_imports_are_read_from_function_bodies_too(tmp_path):
     source = tmp_path / "mod.py"
-    source.write_text("def f():\n    from .store import Store\n    import sdd_tui.headless\n")
-    found = imports_of("sdd_tui.core.thing", source, {"sdd_tui.core", "sdd_tui.core.store", "sdd_tui", "sdd_tui.headless"})
-    assert found == {"sdd_tui.core.store", "sdd_tui.headless"}
+    source.write_text("def f():\n    from .ledger import Ledger\n    import sdd_tui.headless\n")
+    found = imports_of("sdd_tui.core.thing", source, {"sdd_tui.core", "sdd_tui.core.ledger", "sdd_tui", "sdd_tui.headless"})
+    assert found == {"sdd_tui.core.ledger", "sdd_tui.headless"}

@@ -99,7 +99,7 @@ def test_a_model_too_big_for_memory_fails_the_run_in_one_line(tmp_path):
     assert result.exit_code == 2
     (line,) = [line for line in result.stderr.splitlines() if line.strip()]
     assert line.startswith("error: out of memory in round 0: asked for 4.0 TB") and "model.hidden" in line
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
     (record,) = Store(home).list_runs()
     assert record["status"] == "failed" and "asked for 4.0 TB" in record["error"]

@@ -15,9 +15,9 @@ from sdd_test_helpers import error_line, invoke
 
 from sdd_tui.core.config import resolve_config, validate_config
 from sdd_tui.core.events import EpochEnded, Message, RoundEnded
-from sdd_tui.core.launch import build_run
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.store import Store
+from sdd_tui.core.runs.launch import build_run
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = ["prune.rounds=1", "train.epochs=2", "model.hidden=[8]", "runtime.checkpoint_every=0",

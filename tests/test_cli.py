@@ -4,7 +4,8 @@ import json
 import pytest
 from sdd_test_helpers import invoke
 
-from sdd_tui.core.store import Store
+from sdd_tui.core.history.store import Store
+
 
 def test_presets_list_and_show():
     result = invoke("presets")

@@ -11,17 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from sdd_tui.core.checkpoint import read_checkpoint, read_round_file
-from sdd_tui.core.cohort import Cohort
-from sdd_tui.core.cohort_model import PackedMasks, PackedMLP, PackedSGD
-from sdd_tui.core.cohort_plan import pack_key, plan_cohorts, unpackable_reason
-from sdd_tui.core.cohort_training import shared_sources, stacked_sources
 from sdd_tui.core.config import TrainConfig, resolve_config
+from sdd_tui.core.engine.checkpoint import read_checkpoint, read_round_file
+from sdd_tui.core.engine.cohort_model import PackedMasks, PackedMLP, PackedSGD
+from sdd_tui.core.engine.cohort_plan import pack_key, plan_cohorts, unpackable_reason
+from sdd_tui.core.engine.cohort_training import shared_sources, stacked_sources
+from sdd_tui.core.engine.models import MLP
+from sdd_tui.core.engine.training import make_optimizer
 from sdd_tui.core.events import EpochEnded, RunEnded
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.models import MLP
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.training import make_optimizer
+from sdd_tui.core.runs.cohort import Cohort
+from sdd_tui.core.runs.launch import build_run
 
 CPU = torch.device("cpu")
 
@@ -328,9 +328,9 @@ def test_a_member_stopped_in_a_cohort_resumes_alone_as_an_ordinary_run(home, run
 
 COHORT_PROBE = """
 import sys
-from sdd_tui.core.cohort import Cohort
+from sdd_tui.core.runs.cohort import Cohort
 from sdd_tui.core.config import resolve_config
-from sdd_tui.core.launch import build_run
+from sdd_tui.core.runs.launch import build_run
 configs = [resolve_config("digits-noise40", overrides=["prune.rounds=1", "train.epochs=1", f"runtime.seed={seed}",
                                                        "runtime.checkpoint_every=1"]) for seed in (0, 1)]
 cohort = Cohort()

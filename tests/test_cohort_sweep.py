@@ -7,13 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sdd_tui.core.cohort import Cohort
-from sdd_tui.core.events import EpochEnded
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import MemberRecorder, expand_sweep, member_config, new_sweep_record
-from sdd_tui.core.sweep_local import run_local
 from sdd_tui.cli import app
+from sdd_tui.core.events import EpochEnded
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.runs.cohort import Cohort
+from sdd_tui.core.runs.launch import build_run
+from sdd_tui.core.sweeps.sweep import MemberRecorder, expand_sweep, member_config, new_sweep_record
+from sdd_tui.core.sweeps.sweep_local import run_local
 
 runner = CliRunner()
 

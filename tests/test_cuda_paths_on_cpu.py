@@ -1,6 +1,6 @@
 """The fast path's GPU-only lines, run on the CPU: channels_last, the fused optimizer step, bf16 autocast (fp16
 with loss scaling), cuDNN's benchmark switch and torch.compile (with a cheap backend: inductor's C++ build of
-a CNN takes minutes here). core.runtime_choices decides what a device gets; these tests hand a CPU what a GPU
+a CNN takes minutes here). core.engine.runtime_choices decides what a device gets; these tests hand a CPU what a GPU
 gets, so that a mistake in those lines fails here rather than on a user's first GPU run. Whole runs take the
 GPU's branches through the `as_on_a_gpu` fixture (tests/conftest.py)."""
 
@@ -12,16 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from sdd_tui.core import pruning
-from sdd_tui.core.checkpoint import read_round_file
 from sdd_tui.core.config import ModelConfig, TrainConfig, resolve_config
-from sdd_tui.core.data import Dataset
+from sdd_tui.core.data.datasets import Dataset
+from sdd_tui.core.engine import pruning
+from sdd_tui.core.engine.checkpoint import read_round_file
+from sdd_tui.core.engine.models import build_model, prunable_names
+from sdd_tui.core.engine.run_state import optimizer_copy
+from sdd_tui.core.engine.runtime_choices import RuntimeChoices
+from sdd_tui.core.engine.training import Control, Trainer, TrainSchedule, autocast_for, compile_model, snapshot
 from sdd_tui.core.events import EpochEnded, Message, RoundEnded
-from sdd_tui.core.models import build_model, prunable_names
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.run_state import optimizer_copy
-from sdd_tui.core.runtime_choices import RuntimeChoices
-from sdd_tui.core.training import Control, Trainer, TrainSchedule, autocast_for, compile_model, snapshot
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 CHEAP_BACKEND = "aot_eager"  # dynamo's graph capture and AOTAutograd's backward graph, no C++ build
@@ -221,9 +221,9 @@ def test_a_compiled_run_on_a_gpus_choices_finishes_with_exact_masks(as_on_a_gpu,
 
 
 def test_a_cohort_trains_under_autocast_on_a_gpus_choices(as_on_a_gpu, home, run_experiment, monkeypatch):
-    from sdd_tui.core.cohort import Cohort
-    from sdd_tui.core.cohort_model import PackedMLP
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.engine.cohort_model import PackedMLP
+    from sdd_tui.core.runs.cohort import Cohort
+    from sdd_tui.core.runs.launch import build_run
 
     def written_out_step(*args):
         raise AssertionError("the fp32 step ran: the cohort did not autocast")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sdd_tui.core.config import DataConfig, NoiseConfig
-from sdd_tui.core.data import (
+from sdd_tui.core.data.datasets import (
     CIFAR10_ASYMMETRIC,
     DIGITS_TRAIN_SIZE,
     apply_label_noise,
@@ -106,7 +106,7 @@ def test_asymmetric_noise_follows_the_paper_maps():
 
 
 def test_cifar100_asymmetric_stays_within_super_class():
-    from sdd_tui.core.data import CIFAR100_COARSE
+    from sdd_tui.core.data.datasets import CIFAR100_COARSE
 
     mapping = asymmetric_map("cifar100", 100)
     assert sorted(mapping) == list(range(100))
@@ -176,13 +176,13 @@ def test_digits_are_scikit_learns_without_importing_sklearn_datasets(tmp_path):
 
     from sklearn.datasets import load_digits
 
-    from sdd_tui.core.data import _digits_arrays
+    from sdd_tui.core.data.datasets import _digits_arrays
 
     data, target = _digits_arrays()
     bunch = load_digits()
     assert np.array_equal(data, bunch.data) and np.array_equal(target, bunch.target)
     probe = ("import sys\nfrom pathlib import Path\n"
-             "from sdd_tui.core.config import DataConfig\nfrom sdd_tui.core.data import load_clean\n"
+             "from sdd_tui.core.config import DataConfig\nfrom sdd_tui.core.data.datasets import load_clean\n"
              f"x = load_clean(DataConfig(name='digits'), Path({str(tmp_path)!r}))[0]\n"
              "print(len(x), 'sklearn.datasets' in sys.modules)")
     shown = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, cwd=tmp_path)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from sdd_tui.core.config import DataConfig, NoiseConfig, resolve_config, validate_config
-from sdd_tui.core.data import iterate_batches, load_dataset
+from sdd_tui.core.data.datasets import iterate_batches, load_dataset
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.plugins import plugin_provenance
-from sdd_tui.core.store import Store
 
 VECTORS = """
     import torch

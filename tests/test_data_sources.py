@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from sdd_tui.core import data as data_module
 from sdd_tui.core.config import DataConfig
-from sdd_tui.core.data import load_clean
+from sdd_tui.core.data import datasets as data_module
+from sdd_tui.core.data.datasets import load_clean
 from sdd_tui.core.errors import SddError
 
 FILES = {("train", "images"): "train-images-idx3-ubyte", ("train", "labels"): "train-labels-idx1-ubyte",

@@ -3,14 +3,14 @@ import threading
 import pytest
 import torch
 
-from sdd_tui.core import pruning
-from sdd_tui.core.data import load_dataset
+from sdd_tui.core.data.datasets import load_dataset
+from sdd_tui.core.engine import pruning
+from sdd_tui.core.engine.experiment import Experiment
+from sdd_tui.core.engine.models import build_model
+from sdd_tui.core.engine.training import Branch, Control, Trainer
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted
-from sdd_tui.core.experiment import Experiment
-from sdd_tui.core.models import build_model
 from sdd_tui.core.seeds import Purpose, stream_seed
-from sdd_tui.core.training import Branch, Control, Trainer
 
 
 def rounds_of(events):
@@ -149,7 +149,7 @@ def test_the_retrain_modes_a_config_takes_are_the_rows_saying_where_a_round_star
 
 
 def test_an_epoch_ended_event_carries_every_epoch_stat_counting_epochs_from_1():
-    from sdd_tui.core.training import EpochStats
+    from sdd_tui.core.engine.training import EpochStats
 
     stats = EpochStats(epoch=2, train_loss=0.5, train_acc=0.8, test_loss=0.7, test_acc=0.6, lr=0.1, seconds=1.5,
                        samples_per_s=100.0)

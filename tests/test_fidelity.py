@@ -11,16 +11,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core import pruning, seeds
+from sdd_tui.cli import app
+from sdd_tui.core import seeds
 from sdd_tui.core.config import resolve_config, stored_config, validate_config
-from sdd_tui.core.data import batches_per_epoch
+from sdd_tui.core.data.datasets import batches_per_epoch
+from sdd_tui.core.engine import pruning
+from sdd_tui.core.engine.models import build_model, prunable_names
+from sdd_tui.core.engine.training import Branch, Control, Trainer, lr_schedule
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.models import build_model, prunable_names
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
 from sdd_tui.core.seeds import Purpose, stream_seed
-from sdd_tui.core.store import Store
-from sdd_tui.core.training import Branch, Control, Trainer, lr_schedule
-from sdd_tui.cli import app
 
 runner = CliRunner()
 SMALL = ("prune.rounds=2", "train.epochs=2", "model.hidden=[24, 12]")
@@ -58,7 +59,7 @@ def trained_lrs(config, monkeypatch, start_iteration: int = 0) -> list[float]:
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", spy)
-    from sdd_tui.core.data import load_dataset
+    from sdd_tui.core.data.datasets import load_dataset
 
     data = load_dataset(config.data, config.noise, Path("unused"), 0)  # synthetic data: no files
     model = build_model(config.model, data.input_shape, data.num_classes, 0)
@@ -127,7 +128,7 @@ def test_the_old_scheme_is_kept_for_old_runs_and_it_collided():
 
 
 def test_a_run_on_the_old_scheme_draws_the_old_streams(run_experiment, tmp_path, monkeypatch):
-    from sdd_tui.core.run_models import RunModels
+    from sdd_tui.core.engine.run_models import RunModels
 
     config = tiny("runtime.seed_scheme=1", "prune.rounds=1", "train.epochs=1", "retrain.mode=scratch")
     built = []
@@ -244,8 +245,8 @@ def test_the_dense_random_prune_start_and_wrong_starts(rewind_run, monkeypatch):
 
 
 def test_the_official_redense_retrains_the_ticket_then_trains_dense_on_the_same_optimizer(rewind_run, monkeypatch):
-    from sdd_tui.core.flatness import analyze_run
-    from sdd_tui.core.redense_options import RedenseOptions
+    from sdd_tui.core.analysis.flatness import analyze_run
+    from sdd_tui.core.analysis.redense_options import RedenseOptions
 
     home, run_id = rewind_run
     record = Store(home).run(run_id)
@@ -267,8 +268,8 @@ def test_the_official_redense_refuses_what_it_does_not_take(rewind_run):
     both = runner.invoke(app, ["analyze", run_id, "--redense", "--rounds", "1", "--official", "--epochs", "3",
                                "--home", str(home)])
     assert both.exit_code == 2 and "leave out --epochs" in both.output
-    from sdd_tui.core.flatness import analyze_run
-    from sdd_tui.core.redense_options import RedenseOptions
+    from sdd_tui.core.analysis.flatness import analyze_run
+    from sdd_tui.core.analysis.redense_options import RedenseOptions
 
     with pytest.raises(SddError, match="leave out --branch and --lr"):
         analyze_run(Store(home).run(run_id), home, RedenseOptions(rounds=(1,), official=True, lr=0.1))
@@ -276,7 +277,7 @@ def test_the_official_redense_refuses_what_it_does_not_take(rewind_run):
 
 def test_a_run_stopped_before_the_seed_tree_resumes_on_its_old_streams(run_experiment, tmp_path):
     from sdd_tui.core.events import EpochEnded
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.runs.launch import build_run
 
     config = tiny("runtime.seed_scheme=1", "prune.rounds=1", "train.epochs=3", "retrain.compare_reinit=true",
                   "runtime.checkpoint_minutes=0")

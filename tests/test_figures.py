@@ -8,11 +8,11 @@ import pytest
 from sdd_test_helpers import run_record
 from typer.testing import CliRunner
 
-from sdd_tui.core.errors import SddError
-from sdd_tui.core.figures import figure_one, group_by_seed, group_curve, interpolation_figure, save_figure
-from sdd_tui.core.sparsity_axis import sparsity_x
-from sdd_tui.core.store import Store
 from sdd_tui.cli import app
+from sdd_tui.core.analysis.figures import figure_one, group_by_seed, group_curve, interpolation_figure, save_figure
+from sdd_tui.core.analysis.sparsity_axis import sparsity_x
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.store import Store
 from tests.test_analysis import DD_TEST, DD_TRAIN
 
 

@@ -6,14 +6,21 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core.config import resolve_config
-from sdd_tui.core.data import Dataset
-from sdd_tui.core.errors import SddError
-from sdd_tui.core.redense_options import RedenseOptions
-from sdd_tui.core.flatness import analyze_run, filter_normalized_direction, last_sparse_lr, load_round, mix, redense
-from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.store import Store
 from sdd_tui.cli import app
+from sdd_tui.core.analysis.flatness import (
+    analyze_run,
+    filter_normalized_direction,
+    last_sparse_lr,
+    load_round,
+    mix,
+    redense,
+)
+from sdd_tui.core.analysis.redense_options import RedenseOptions
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.data.datasets import Dataset
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.paths import RunPaths
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +59,8 @@ def test_reinit_branch_endpoint_matches_the_reinit_evaluation(stored_run):
 
 
 def test_redense_trains_the_pruned_weights_from_zero(stored_run):
-    from sdd_tui.core.data import load_dataset
-    from sdd_tui.core.models import build_model
+    from sdd_tui.core.data.datasets import load_dataset
+    from sdd_tui.core.engine.models import build_model
 
     home, record, config = stored_run
     stored = load_round(RunPaths(home, record.id), 2, torch.device("cpu"))
@@ -118,7 +125,7 @@ def test_analyze_command_stores_results_with_the_run(stored_run):
 
 
 def test_recomputed_batch_norm_statistics_are_the_training_batches_average():
-    from sdd_tui.core.flatness import recompute_bn
+    from sdd_tui.core.analysis.flatness import recompute_bn
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
@@ -134,7 +141,7 @@ def test_recomputed_batch_norm_statistics_are_the_training_batches_average():
 
 
 def test_interpolation_can_recompute_batch_norm_at_every_point():
-    from sdd_tui.core.flatness import interpolate
+    from sdd_tui.core.analysis.flatness import interpolate
 
     torch.manual_seed(0)
     x = torch.randn(64, 3)

@@ -82,15 +82,15 @@ def test_a_full_disk_while_recording_events_is_one_line_and_resume_finishes(tmp_
 
     from typer.testing import CliRunner
 
-    import sdd_tui.core.store
+    import sdd_tui.core.history.store
     from sdd_tui import core
-    from sdd_tui.core.store import Store
     from sdd_tui.cli import app
+    from sdd_tui.core.history.store import Store
 
     home = tmp_path / "home"
     room = [12]  # RunStarted, a message, round 0's epochs and its end... then the disk is full
-    real_open = core.store.open_events_for_append
-    monkeypatch.setattr(core.store, "open_events_for_append", lambda path: EventsFillUp(real_open(path), room))
+    real_open = core.history.store.open_events_for_append
+    monkeypatch.setattr(core.history.store, "open_events_for_append", lambda path: EventsFillUp(real_open(path), room))
     result = CliRunner().invoke(app, ["--preset", "smoke", "--set", "train.epochs=2", "--home", str(home)])
     monkeypatch.undo()
     assert result.exit_code == 2, result.output

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sdd_tui.core.figures import group_by_seed, group_curve
-from sdd_tui.core.grouping import NOT_THE_EXPERIMENT, differing_fields, group_by_setting, mean_std
-from sdd_tui.core.sweep import aggregate_rounds, group_by_point
+from sdd_tui.core.analysis.figures import group_by_seed, group_curve
+from sdd_tui.core.history.grouping import NOT_THE_EXPERIMENT, differing_fields, group_by_setting, mean_std
+from sdd_tui.core.sweeps.sweep import aggregate_rounds, group_by_point
 from sdd_tui.widgets.series import group_by_setting as compare_groups, mean_curve
 
 

@@ -16,11 +16,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core import data as data_module
-from sdd_tui.core.config import DataConfig
-from sdd_tui.core.data import load_clean
-from sdd_tui.core.errors import SddError
 from sdd_tui.cli import app
+from sdd_tui.core.config import DataConfig
+from sdd_tui.core.data import datasets as data_module
+from sdd_tui.core.data.datasets import load_clean
+from sdd_tui.core.errors import SddError
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -152,7 +152,7 @@ def tiny(tmp_path) -> Path:
 
 
 def load_tiny(root: Path, stop=None):
-    from sdd_tui.core.tiny_imagenet import load_tiny_imagenet
+    from sdd_tui.core.data.tiny_imagenet import load_tiny_imagenet
 
     return load_tiny_imagenet(root.parent, stop)
 
@@ -209,8 +209,9 @@ def test_a_stop_ends_a_read_that_never_returns(tiny, monkeypatch):
     import threading
     import time
 
-    from sdd_tui.core.errors import StopRequested
     from PIL import Image
+
+    from sdd_tui.core.errors import StopRequested
 
     stuck = threading.Event()
     monkeypatch.setattr(Image, "open", lambda *a, **k: (stuck.set(), threading.Event().wait())[1])
@@ -343,7 +344,7 @@ PLUGIN_DATA = """
 ])
 def test_plugin_data_that_would_train_wrong_or_ask_for_terabytes_is_one_line(plugin_module, tmp_path, kind, fragment):
     from sdd_tui.core.config import NoiseConfig, validate_config
-    from sdd_tui.core.data import load_dataset
+    from sdd_tui.core.data.datasets import load_dataset
 
     name = plugin_module(PLUGIN_DATA)
     config = validate_config({"data": {"name": f"{name}:load", "kind": kind}}).data
@@ -390,7 +391,7 @@ def test_a_dataset_function_with_the_wrong_arguments_is_named(plugin_module, tmp
 def finished_home(tmp_path_factory) -> tuple[Path, str]:
     """A home with one finished smoke run (3 pruning rounds): (home, run id)."""
     from sdd_tui.core.config import resolve_config
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.runs.launch import build_run
 
     home = tmp_path_factory.mktemp("finished") / "home"
     run = build_run(resolve_config("smoke"), home)
@@ -445,7 +446,7 @@ def test_output_to_a_full_stdout_is_one_line_on_stderr_and_exit_2(finished_home,
 
 
 def test_the_sweep_origin_pasted_into_a_shell_runs_exactly_that_command(tmp_path):
-    from sdd_tui.core.sweep import origin_command, origin_text
+    from sdd_tui.core.sweeps.sweep import origin_command, origin_text
 
     sweep = {"preset": "smoke", "overrides": ["name=it's a \"test\"; rm -rf ~", "runtime.note=$(touch pwned) `x`"],
              "grid": {"noise.rate": ["0.2", "0.4"], "name": ["a b", "*"]}, "seeds": [0, 1], "levels": [1, 2]}
@@ -465,7 +466,7 @@ def test_the_sweep_origin_pasted_into_a_shell_runs_exactly_that_command(tmp_path
 @pytest.mark.parametrize("umask", [0o002, 0o022])
 def test_every_file_sdd_tui_makes_follows_the_umask(tmp_path, umask):
     from sdd_tui.core.config import resolve_config
-    from sdd_tui.core.launch import build_run
+    from sdd_tui.core.runs.launch import build_run
 
     previous = os.umask(umask)
     try:

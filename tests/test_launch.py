@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sdd_tui.core.engine.training import Control
 from sdd_tui.core.events import RunEnded, RunStarted
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.store import Store
-from sdd_tui.core.training import Control
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.runs.launch import build_run
 
 
 class ListRecorder:
@@ -53,13 +53,13 @@ def test_the_default_recorder_writes_the_store_and_a_given_control_stops_the_run
 
 
 def test_the_recorder_is_closed_when_the_run_fails(home, smoke_config, monkeypatch):
-    import sdd_tui.core.experiment
+    import sdd_tui.core.engine.experiment
     from sdd_tui import core
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(core.experiment.Experiment, "_loop", broken)
+    monkeypatch.setattr(core.engine.experiment.Experiment, "_loop", broken)
     recorder = ListRecorder([])
     run = build_run(smoke_config(), home, recorder=recorder)
     with pytest.raises(RuntimeError, match="a bug"):

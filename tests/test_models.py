@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from sdd_tui.core.config import ModelConfig
+from sdd_tui.core.engine.models import build_model, prunable_names
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.models import build_model, prunable_names
 
 
 def build(name, shape, width=0.125, classes=10, seed=0, **extra):

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from typer.testing import CliRunner
 
-from sdd_tui.core.store import Store
 from sdd_tui.cli import app
+from sdd_tui.core.history.store import Store
 
 BRANCHES = ("reinit", "random_prune")
 
@@ -262,8 +261,8 @@ def test_doctor_finds_rounds_that_only_events_jsonl_holds_and_repair_puts_them_b
 
 
 def test_a_write_that_would_hold_less_keeps_the_original(copied):
+    from sdd_tui.core.history.run_folder import RunFolder
     from sdd_tui.core.paths import RunPaths
-    from sdd_tui.core.run_folder import RunFolder
 
     home, run_id = copied
     paths = RunPaths(home, run_id)
@@ -289,7 +288,7 @@ def test_resume_of_a_run_with_rounds_but_no_checkpoint_keeps_them(copied):
 def test_two_branch_commands_at_once_both_keep_their_results(copied):
     """Each command read the run's rounds when it started; each stores its branch of a round into the rounds
     and the round file as they are when it stores, under the run's lock (once the last one won)."""
-    from sdd_tui.core.finished_run_branches import BRANCH_KINDS, open_run, store_branch
+    from sdd_tui.core.analysis.finished_run_branches import BRANCH_KINDS, open_run, store_branch
 
     home, run_id = copied
     store = Store(home)
@@ -321,8 +320,8 @@ HOLDER = textwrap.dedent("""
 
 SWEEP_HOLDER = textwrap.dedent("""
     import sys, time
-    from sdd_tui.core.store import Store
-    from sdd_tui.core.sweep_runner import holding_sweep
+    from sdd_tui.core.history.store import Store
+    from sdd_tui.core.sweeps.sweep_runner import holding_sweep
     with holding_sweep(Store(sys.argv[1]), sys.argv[2]):
         print("held", flush=True)
         time.sleep(30)
@@ -336,7 +335,7 @@ def started(*args: str) -> subprocess.Popen:
 
 
 def test_a_tag_waits_for_the_runs_lock_and_keeps_what_was_written_meanwhile(copied, monkeypatch):
-    from sdd_tui.core import store as store_module
+    from sdd_tui.core.history import store as store_module
 
     home, run_id = copied
     monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 0.3)

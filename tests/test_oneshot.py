@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdd_tui.core import pruning
-from sdd_tui.core.checkpoint import read_round_file
+from sdd_tui.core.analysis.results import summary
+from sdd_tui.core.engine import pruning
+from sdd_tui.core.engine.checkpoint import read_round_file
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.events import Message, RoundEnded, RoundStarted
 from sdd_tui.core.format import rounds_text
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.progress import Progress
-from sdd_tui.core.results import summary
-from sdd_tui.core.store import Store
+from sdd_tui.core.runs.progress import Progress
 
 ONESHOT = ("prune.schedule=oneshot", "prune.rounds=3", "model.hidden=[24, 12]")
 
@@ -96,7 +96,7 @@ def test_reusing_a_dense_round_of_other_settings_or_none_is_one_line(oneshot_run
 
 def test_finetune_oneshot_starts_every_round_from_the_trained_dense_weights(run_experiment, smoke_config, tmp_path,
                                                                            monkeypatch):
-    from sdd_tui.core.training import Trainer
+    from sdd_tui.core.engine.training import Trainer
 
     starts = {}
     original = Trainer.train

@@ -28,7 +28,7 @@ HEAVY = ("torch", "ray", "matplotlib", "sklearn")
 
 
 def source_files() -> set[str]:
-    """Every module and data file of the package, as 'sdd_tui/core/store.py'."""
+    """Every module and data file of the package, as 'sdd_tui/core/history/store.py'."""
     found = set()
     for top in TOP_LEVEL:
         for path in (REPO / top).rglob("*"):
@@ -173,9 +173,9 @@ def test_runs_and_runs_show_of_a_stored_run_import_no_heavy_library(home, tmp_pa
 
 MODEL_PROBE = """
 import sys
-import sdd_tui.core.experiment
+import sdd_tui.core.engine.experiment
 from sdd_tui.core.config import ModelConfig
-from sdd_tui.core.models import build_model
+from sdd_tui.core.engine.models import build_model
 build_model(ModelConfig(name="mlp", hidden=[8]), (64,), 10, seed=0)
 print("mlp", "torchvision.models" in sys.modules)
 model = build_model(ModelConfig(name="resnet18", width=0.0625), (3, 8, 8), 10, seed=0)

@@ -3,11 +3,11 @@ import math
 import pytest
 import torch
 
-from sdd_tui.core import pruning
 from sdd_tui.core.config import ModelConfig, TrainConfig
-from sdd_tui.core.data import Dataset
-from sdd_tui.core.models import build_model, prunable_names
-from sdd_tui.core.training import Control, Trainer
+from sdd_tui.core.data.datasets import Dataset
+from sdd_tui.core.engine import pruning
+from sdd_tui.core.engine.models import build_model, prunable_names
+from sdd_tui.core.engine.training import Control, Trainer
 
 
 def tiny_model(seed=0):

@@ -1,4 +1,4 @@
-"""Typed records and options (core/records.py, core/redense_options.py, core/engine_options.py): parsed once,
+"""Typed records and options (core/history/records.py, core/analysis/redense_options.py, core/sweeps/engine_options.py): parsed once,
 read as attributes, and the stored JSON left exactly as it was."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from sdd_tui.cli import app
-from sdd_tui.core.engine_options import EngineOptions, engine_options
+from sdd_tui.core.analysis.redense_options import RedenseOptions
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.records import RunRecord
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.records import RunRecord
-from sdd_tui.core.redense_options import RedenseOptions
-from sdd_tui.core.store import Store
+from sdd_tui.core.sweeps.engine_options import EngineOptions, engine_options
 
 STORED = {"id": "20260101-000000-abcd", "name": "n", "status": "finished", "started": 3, "ended": 4.5,
           "pid": None, "tags": ["a"], "note": "", "config": {"runtime": {"device": "cpu"}},
@@ -83,7 +83,7 @@ def test_engine_options_take_the_given_then_the_sweeps_then_the_defaults(home):
 
 
 def test_a_sweep_record_round_trips_and_names_its_members():
-    from sdd_tui.core.records import SweepRecord
+    from sdd_tui.core.history.records import SweepRecord
 
     stored = {"id": "sw-1", "name": "s", "members": [{"run_id": "r1", "seed": 0}], "seeds": [0], "grid": {},
               "pack": True, "pack_size": 8, "a_newer_field": 1}

@@ -10,11 +10,11 @@ import pytest
 import torch
 from sdd_test_helpers import error_line, invoke
 
-from sdd_tui.core import models, pruning
 from sdd_tui.core.config import resolve_config, validate_config
+from sdd_tui.core.engine import models, pruning
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.registry import DATASETS, MODELS, SCORES, Registry
-from sdd_tui.core.store import Store
 
 CLASSES = 3
 USED = {"model": "tiny_net", "score": "largest_first", "data": "three_blobs"}
@@ -122,7 +122,7 @@ def test_the_config_reads_the_names_without_importing_torch_or_a_builder(tmp_pat
     probe = ("import sys\nfrom sdd_tui.core.config import validate_config\n"
              "validate_config({'model': {'name': 'vgg16'}, 'prune': {'method': 'gradient'},"
              " 'data': {'name': 'cifar10'}})\n"
-             "print(sorted({'torch', 'sdd_tui.core.models', 'sdd_tui.core.data', 'sdd_tui.core.pruning'}"
+             "print(sorted({'torch', 'sdd_tui.core.engine.models', 'sdd_tui.core.data.datasets', 'sdd_tui.core.engine.pruning'}"
              " & set(sys.modules)))")
     shown = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from sdd_tui.core.config import resolve_config
-from sdd_tui.core.models import build_model
+from sdd_tui.core.engine.models import build_model
+from sdd_tui.core.engine.round_result import learning_distance
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.round_result import learning_distance
 from sdd_tui.core.seeds import Purpose, stream_seed
-from sdd_tui.core.store import Store
 
 SMALL = ("prune.rounds=2", "train.epochs=2", "model.hidden=[24, 12]")
 

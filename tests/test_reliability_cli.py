@@ -15,10 +15,10 @@ import pytest
 import torch
 from sdd_test_helpers import error_line, invoke
 
+from sdd_tui.core.engine.training import Trainer
 from sdd_tui.core.events import RunStarted
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import CHECKPOINT
-from sdd_tui.core.store import Store
-from sdd_tui.core.training import Trainer
 from sdd_tui.headless import hangup_safe
 
 QUICK = ["train.epochs=1", "prune.rounds=2", "runtime.checkpoint_every=0", "runtime.checkpoint_minutes=0"]
@@ -259,7 +259,7 @@ def test_resume_that_cannot_start_leaves_the_record_as_it_was(home, monkeypatch)
 
 WRITER = textwrap.dedent("""
     import sys
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
     store = Store(sys.argv[1])
     for i in range(200):
         store.create_run({"id": f"{sys.argv[2]}-{i}", "name": "x", "config": {}, "status": "finished",

@@ -12,13 +12,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core.config import resolve_config
-from sdd_tui.core.events import EpochEnded, Message
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.paths import CHECKPOINT
-from sdd_tui.core.store import Store, display_status
-from sdd_tui.core.training import Control
 from sdd_tui.cli import app
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.engine.training import Control
+from sdd_tui.core.events import EpochEnded, Message
+from sdd_tui.core.history.store import Store, display_status
+from sdd_tui.core.paths import CHECKPOINT
+from sdd_tui.core.runs.launch import build_run
 
 # ~0.1 s an epoch on one thread: long enough to kill mid-round, short enough for a test
 LONG = ["train.epochs=4", "prune.rounds=3", "data.synthetic_train=16384", "runtime.threads=1"]  # epochs long enough to signal mid-round
@@ -241,7 +241,7 @@ def test_a_line_cut_short_by_a_kill_does_not_swallow_the_next_event(run_experime
 
 
 def test_checkpoint_clock_counts_epochs_and_minutes(monkeypatch):
-    import sdd_tui.core.checkpoint as checkpoint
+    import sdd_tui.core.engine.checkpoint as checkpoint
 
     now = [1000.0]
     monkeypatch.setattr(checkpoint.time, "monotonic", lambda: now[0])

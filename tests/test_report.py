@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sdd_tui.core.store import Store
 from sdd_tui.cli import app as cli
+from sdd_tui.core.history.store import Store
 
 FAST = ("train.epochs=1",)  # smoke: 3 rounds of a tiny MLP; one epoch a round is enough for every section
 SWEEP_GRID = {"noise.rate": ["0.2", "0.4"]}
@@ -43,7 +43,7 @@ def _run(run_experiment, home: Path, *overrides: str, **kwargs) -> str:
 def lab(tmp_path_factory, run_experiment):
     """A home of ten smoke runs: two seeds with a reinit branch, another setting with a random-prune branch and a
     re-dense analysis, one without learning distance, and a sweep of noise.rate=0.2,0.4 x 3 seeds."""
-    from sdd_tui.core.sweep import MemberRecorder, expand_sweep, member_config, new_sweep_record
+    from sdd_tui.core.sweeps.sweep import MemberRecorder, expand_sweep, member_config, new_sweep_record
 
     home = tmp_path_factory.mktemp("report") / "home"
     ids = {"seeds": [_run(run_experiment, home, f"runtime.seed={seed}", "retrain.compare_reinit=true")
@@ -257,9 +257,9 @@ def test_a_sweep_is_grouped_by_its_grid(lab, tmp_path):
 
 
 def test_the_reproduce_command_gives_back_the_runs_config(lab):
+    from sdd_tui.core.analysis.report_sections import preset_command
     from sdd_tui.core.config import resolve_config
-    from sdd_tui.core.grouping import experiment_fields
-    from sdd_tui.core.report_sections import preset_command
+    from sdd_tui.core.history.grouping import experiment_fields
 
     home, ids = lab
     record = Store(home).get_run(ids["seeds"][1])
@@ -300,8 +300,8 @@ def test_user_mistakes_are_one_line_errors(lab, tmp_path):
 
 
 def test_references_match_the_papers_settings_only():
-    from sdd_tui.core.figures import Curve
-    from sdd_tui.core.report_stats import reference_for, reference_rows
+    from sdd_tui.core.analysis.figures import Curve
+    from sdd_tui.core.analysis.report_stats import reference_for, reference_rows
 
     config = {"data": {"name": "cifar10"}, "model": {"name": "resnet18"}, "noise": {"kind": "symmetric", "rate": 0.2},
               "prune": {"method": "magnitude"}, "retrain": {"mode": "rewind"}}
@@ -315,7 +315,7 @@ def test_references_match_the_papers_settings_only():
 
 
 def test_correlations_need_three_points_and_variation():
-    from sdd_tui.core.report_stats import correlation
+    from sdd_tui.core.analysis.report_stats import correlation
 
     rising = correlation("all rounds", [1.0, 2.0, 3.0, 4.0], [0.1, 0.3, 0.2, 0.9])
     assert rising.count == 4 and rising.spearman == pytest.approx(0.8) and rising.pearson == pytest.approx(0.8262, abs=1e-4)

@@ -7,12 +7,11 @@ import io
 
 from typer.testing import CliRunner
 
-from sdd_tui.core.records import RunRecord
-from sdd_tui.core.results import csv_text, run_json
-from sdd_tui.core.store import Store
 from sdd_tui.cli import app
+from sdd_tui.core.analysis.results import csv_text, run_json
+from sdd_tui.core.history.records import RunRecord
+from sdd_tui.core.history.store import Store
 from tests.test_figures import record
-
 
 
 def typed(*args, **kwargs) -> RunRecord:

@@ -8,12 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core.config import resolve_config
-from sdd_tui.core.figures import figure_one
-from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.results import run_json
-from sdd_tui.core.store import Store
 from sdd_tui.cli import app
+from sdd_tui.core.analysis.figures import figure_one
+from sdd_tui.core.analysis.results import run_json
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.paths import RunPaths
 from sdd_tui.widgets.series import accuracy_series
 
 runner = CliRunner()
@@ -64,7 +64,7 @@ def test_a_reinit_branch_afterwards_gives_what_compare_reinit_gives(plain_run, r
 
 
 def test_a_random_prune_branch_keeps_each_layers_sparsity_with_other_masks(plain_run, monkeypatch):
-    from sdd_tui.core.training import Trainer
+    from sdd_tui.core.engine.training import Trainer
 
     home, run_id = plain_run
     starts = []
@@ -126,8 +126,8 @@ def test_branch_refuses_what_it_cannot_do(plain_run, home, run_experiment):
 
 
 def test_a_random_prune_branch_can_be_analysed_for_flatness(plain_run):
-    from sdd_tui.core.flatness import analyze_run
-    from sdd_tui.core.redense_options import RedenseOptions
+    from sdd_tui.core.analysis.flatness import analyze_run
+    from sdd_tui.core.analysis.redense_options import RedenseOptions
 
     home, run_id = plain_run
     if "random_prune" not in Store(home).get_run(run_id)["rounds"][2]:
@@ -142,7 +142,7 @@ def test_a_random_prune_branch_can_be_analysed_for_flatness(plain_run):
 
 def test_random_prune_of_a_oneshot_level_starts_from_the_dense_weights_it_reused(run_experiment, tmp_path,
                                                                                 monkeypatch):
-    from sdd_tui.core.training import Trainer
+    from sdd_tui.core.engine.training import Trainer
 
     oneshot = ("prune.schedule=oneshot", "retrain.mode=finetune")
     dense_id, _, _ = run_experiment(tiny(*oneshot, "prune.levels=[]"), tmp_path)

@@ -15,17 +15,17 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from sdd_tui.core.cohort import Cohort
-from sdd_tui.core.config import resolve_config
-from sdd_tui.core.events import EpochEnded, Message, PauseChanged, RunEnded, event_from_json
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.errors import StopRequested
-from sdd_tui.core.paths import RunPaths, new_run_id
-from sdd_tui.core.run_control import REFUSED, RequestReader, write_request
-from sdd_tui.core.spawn import sdd_tui_command, spawn
-from sdd_tui.core.store import Store
-from sdd_tui.core.training import Control
 from sdd_tui.cli import app as cli_app
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.engine.run_control import REFUSED, RequestReader, write_request
+from sdd_tui.core.engine.training import Control
+from sdd_tui.core.errors import StopRequested
+from sdd_tui.core.events import EpochEnded, Message, PauseChanged, RunEnded, event_from_json
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.paths import RunPaths, new_run_id
+from sdd_tui.core.runs.cohort import Cohort
+from sdd_tui.core.runs.launch import build_run
+from sdd_tui.core.runs.spawn import sdd_tui_command, spawn
 
 LIMIT_S = 90.0  # a bound against hanging, not a speed claim
 ENDLESS = ["--preset", "smoke", "--set", "train.epochs=10000"]  # never finishes by itself: the test stops it
@@ -129,7 +129,7 @@ def test_a_request_is_read_once_and_one_older_than_the_process_is_stale(tmp_path
 
 
 def test_the_engine_says_when_it_holds_and_goes_on_once_each(monkeypatch):
-    monkeypatch.setattr("sdd_tui.core.training.REQUEST_POLL_S", 0.0)  # every check reads a request
+    monkeypatch.setattr("sdd_tui.core.engine.training.REQUEST_POLL_S", 0.0)  # every check reads a request
     said, actions = [], ["pause", None, None, "unpause", None, "stop"]
     control = Control()
     control.listen(lambda: actions.pop(0) if actions else None, said.append, said.append)

@@ -14,11 +14,11 @@ import pytest
 import torch
 from sdd_test_helpers import error_line, files_of, invoke
 
+from sdd_tui import load_runs
 from sdd_tui.core import provenance
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.query import RunQuery
-from sdd_tui.core.store import Store
-from sdd_tui import load_runs
+from sdd_tui.core.history.query import RunQuery
+from sdd_tui.core.history.store import Store
 from sdd_tui.screens.history import filter_rows, history_row
 
 # A record as today's (first-format) store.json holds it: copied from a real digits-noise40 run
@@ -324,7 +324,7 @@ def test_runs_export_writes_the_same_table(two_real_runs, tmp_path):
 
 @pytest.mark.slow
 def test_runs_lists_the_newest_hundred_unless_asked_for_more(tmp_path):
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
     store = Store(tmp_path)
     store.import_runs([a_run(f"run-{index:04d}", started=float(index)) for index in range(105)])

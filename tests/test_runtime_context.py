@@ -1,7 +1,7 @@
 """No side effects: importing the package changes nothing in the process, and a run undoes its torch settings.
 
 A notebook, the app or a test runs experiments inside a process of its own: the run's thread count, seed,
-cuDNN and matmul flags are applied by one run context (sdd_tui/core/runtime_context.py) and put back when it ends.
+cuDNN and matmul flags are applied by one run context (sdd_tui/core/engine/runtime_context.py) and put back when it ends.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core.cohort import Cohort
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.openmp import WAIT_KEYS
-from sdd_tui.core.runtime_context import open_contexts, run_context
 from sdd_tui.cli import app
+from sdd_tui.core.engine.openmp import WAIT_KEYS
+from sdd_tui.core.engine.runtime_context import open_contexts, run_context
+from sdd_tui.core.runs.cohort import Cohort
+from sdd_tui.core.runs.launch import build_run
 
 IMPORT_PROBE = """
 import importlib, json, os, pkgutil, sys
 before = dict(os.environ)
-import sdd_tui, sdd_tui.cli, sdd_tui.core, sdd_tui.core.experiment, sdd_tui.core.runtime_context  # before torch
+import sdd_tui, sdd_tui.cli, sdd_tui.core, sdd_tui.core.engine.experiment, sdd_tui.core.engine.runtime_context  # before torch
 early = dict(os.environ)
 import torch
 def settings():

@@ -1,4 +1,4 @@
-"""The one sparsity axis (core.sparsity_axis): the exported figures and the app's charts place rounds and
+"""The one sparsity axis (core.analysis.sparsity_axis): the exported figures and the app's charts place rounds and
 ticks alike."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from sdd_tui.core.figures import FIGURE_MAX_TICKS, figure_one
-from sdd_tui.core.sparsity_axis import sparsity_axis, sparsity_ticks, sparsity_x
+from sdd_tui.core.analysis.figures import FIGURE_MAX_TICKS, figure_one
+from sdd_tui.core.analysis.sparsity_axis import sparsity_axis, sparsity_ticks, sparsity_x
 from sdd_tui.widgets.series import accuracy_series
 from tests.test_figures import record
 

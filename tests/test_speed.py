@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from sdd_tui.core import pruning
 from sdd_tui.core.config import TrainConfig
-from sdd_tui.core.data import Dataset, augment_batch, iterate_batches, shift_and_flip
-from sdd_tui.core.training import Control, Trainer
+from sdd_tui.core.data.datasets import Dataset, augment_batch, iterate_batches, shift_and_flip
+from sdd_tui.core.engine import pruning
+from sdd_tui.core.engine.training import Control, Trainer
 
 
 def naive_shift_and_flip(images, dy, dx, flip, pad=4):

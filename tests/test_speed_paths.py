@@ -8,10 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sdd_tui.core.bench import omp_env
-from sdd_tui.core.config import resolve_config
-from sdd_tui.core.events import Message, RoundEnded
 from sdd_tui.cli import app
+from sdd_tui.core.config import resolve_config
+from sdd_tui.core.engine.bench import omp_env
+from sdd_tui.core.events import Message, RoundEnded
 
 
 def _curve(run_experiment, home, fast: bool) -> list[dict]:
@@ -25,12 +25,12 @@ def _curve(run_experiment, home, fast: bool) -> list[dict]:
 
 @pytest.mark.slow
 def test_fast_and_slow_paths_draw_the_same_curve(run_experiment, home, monkeypatch):
-    import sdd_tui.core.reference
+    import sdd_tui.core.engine.reference
     from sdd_tui import core
 
     loaded = []
-    original = core.reference.loader_batches
-    monkeypatch.setattr(core.reference, "loader_batches", lambda *a, **k: loaded.append(1) or original(*a, **k))
+    original = core.engine.reference.loader_batches
+    monkeypatch.setattr(core.engine.reference, "loader_batches", lambda *a, **k: loaded.append(1) or original(*a, **k))
     fast, slow = _curve(run_experiment, home, fast=True), _curve(run_experiment, home, fast=False)
     assert len(loaded) == 7 * 20  # the slow path took every epoch from the DataLoader, the fast path none
     differences = [abs(f["test_acc"] - s["test_acc"]) for f, s in zip(fast, slow)]
@@ -103,8 +103,8 @@ def test_bench_text_and_user_errors():
 def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
     from torchvision.datasets import MNIST
 
-    from sdd_tui.core.bench import synthetic_images
-    from sdd_tui.core.reference import PilImageDataset, pil_loader
+    from sdd_tui.core.engine.bench import synthetic_images
+    from sdd_tui.core.engine.reference import PilImageDataset, pil_loader
 
     images, labels = synthetic_images((1, 28, 28), 10, 64, seed=3)
     loader = pil_loader(images, labels, batch_size=16, augment=False, workers=0)
@@ -121,16 +121,16 @@ def test_the_reference_reads_grey_images_through_torchvision_mnist_itself():
 @pytest.mark.parametrize(("amp", "expected"), [("true", True), ("false", False)])
 def test_runtime_amp_false_trains_without_mixed_precision(run_experiment, home, smoke_config, monkeypatch, amp,
                                                           expected):
-    import sdd_tui.core.round_branches
+    import sdd_tui.core.engine.round_branches
     from sdd_tui import core
 
     built = []
-    real = core.round_branches.Trainer
+    real = core.engine.round_branches.Trainer
 
     def recording(*args, **kwargs):
         built.append(kwargs["amp"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core.round_branches, "Trainer", recording)
+    monkeypatch.setattr(core.engine.round_branches, "Trainer", recording)
     _, status, _ = run_experiment(smoke_config("prune.rounds=1", "train.epochs=1", f"runtime.amp={amp}"), home)
     assert status == "finished" and built and set(built) == {expected}

@@ -4,7 +4,7 @@ import pytest
 from sdd_test_helpers import run_record
 
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.store import Store
+from sdd_tui.core.history.store import Store
 
 
 def record(run_id, started=0.0, **extra):

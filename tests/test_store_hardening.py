@@ -16,10 +16,10 @@ import textwrap
 import pytest
 from sdd_test_helpers import error_line, files_of, invoke, run_record
 
-from sdd_tui.core import store as store_module
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.history import store as store_module
+from sdd_tui.core.history.store import Store, StoreRecorder
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.store import Store, StoreRecorder
 
 
 def record(run_id: str, **extra) -> dict:

@@ -11,9 +11,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from sdd_tui.cli import app
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import (
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.sweeps.sweep import (
     aggregate_rounds,
     expand_sweep,
     mean_std,
@@ -25,8 +26,7 @@ from sdd_tui.core.sweep import (
     sweep_status,
     unfinished_members,
 )  # fmt: skip
-from sdd_tui.core.sweep_local import local_slots, member_device, run_local, threads_per_member
-from sdd_tui.cli import app
+from sdd_tui.core.sweeps.sweep_local import local_slots, member_device, run_local, threads_per_member
 from sdd_tui.sweep_plot import sweep_figure
 
 runner = CliRunner()
@@ -115,7 +115,7 @@ def test_one_slot_per_gpu_or_one_cpu_slot():
 
 GPU_PROBE = """
 import sys
-import sdd_tui.core.sweep_local as local
+import sdd_tui.core.sweeps.sweep_local as local
 local.GPU_DEVICE_FILES = (sys.argv[1],)
 count = local.visible_gpus()
 print(count, "torch" in sys.modules)

@@ -7,12 +7,12 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from sdd_tui.core.errors import SddError
-from sdd_tui.core.figures import figure_one
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import expand_sweep, sweep_curves
-from sdd_tui.core.sweep_levels import parse_levels, run_in_phases, with_levels
 from sdd_tui.cli import app
+from sdd_tui.core.analysis.figures import figure_one
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.sweeps.sweep import expand_sweep, sweep_curves
+from sdd_tui.core.sweeps.sweep_levels import parse_levels, run_in_phases, with_levels
 
 runner = CliRunner()
 ONESHOT = ["prune.schedule=oneshot", "prune.rounds=2"]

@@ -7,12 +7,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import expand_sweep, new_sweep_record, sweep_curves
 from sdd_tui.cli import app
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.sweeps.sweep import expand_sweep, new_sweep_record, sweep_curves
 
 ray = pytest.importorskip("ray")  # the `ray` extra; CI installs it with `.[test]`
-from sdd_tui.core.sweep_ray import loopback_only, ray_member_device, run_ray  # noqa: E402
+from sdd_tui.core.sweeps.sweep_ray import loopback_only, ray_member_device, run_ray  # noqa: E402
 
 runner = CliRunner()
 

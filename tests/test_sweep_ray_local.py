@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 ray = pytest.importorskip("ray")  # the `ray` extra; CI installs it with `.[test]`
-from sdd_tui.core.sweep_ray import ray_session  # noqa: E402
+from sdd_tui.core.sweeps.sweep_ray import ray_session  # noqa: E402
 
 
 def listening_addresses(root: psutil.Process) -> dict[str, set[str]]:

@@ -9,12 +9,12 @@ import torch
 from PIL import Image
 
 from sdd_tui.core.config import DataConfig, ModelConfig, NoiseConfig
-from sdd_tui.core.data import load_dataset, training_batches
+from sdd_tui.core.data.datasets import load_dataset, training_batches
+from sdd_tui.core.data.resized_crop import crop_boxes, resized_crops
+from sdd_tui.core.data.tiny_imagenet import evaluation_view, load_tiny_imagenet
+from sdd_tui.core.engine.models import build_model, prunable_names
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.events import RoundEnded
-from sdd_tui.core.models import build_model, prunable_names
-from sdd_tui.core.resized_crop import crop_boxes, resized_crops
-from sdd_tui.core.tiny_imagenet import evaluation_view, load_tiny_imagenet
 
 WNIDS = ["n003", "n001", "n002"]  # listed unsorted: classes are numbered in sorted order
 COLOURS = {"n001": (200, 30, 30), "n002": (30, 200, 30), "n003": (30, 30, 200)}
@@ -114,7 +114,7 @@ def test_training_batches_crop_at_random_each_epoch(data_dir):
     plain = list(training_batches(dataset, 8, torch.Generator().manual_seed(1), augment=False))
     assert all(torch.equal(x, dataset.x_train[[int(i) for i in torch.randperm(18, generator=torch.Generator()
                .manual_seed(1))[k * 8 : k * 8 + len(x)]]]) for k, (x, _) in enumerate(plain))
-    from sdd_tui.core.reference import loader_batches
+    from sdd_tui.core.engine.reference import loader_batches
 
     slow = list(loader_batches(dataset, 8, torch.Generator().manual_seed(1), augment=True))
     assert [x.shape for x, _ in slow] == [(8, 3, 32, 32), (8, 3, 32, 32), (2, 3, 32, 32)]

@@ -13,12 +13,12 @@ from rich.console import Console
 from textual.widgets import DataTable, Input, Static
 from typer.testing import CliRunner
 
-from sdd_tui.core.config import preset_names
-from sdd_tui.core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted, event_from_json
-from sdd_tui.core.store import Store, StoreRecorder
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
 from sdd_tui.cli.watch import run_to_watch
+from sdd_tui.core.config import preset_names
+from sdd_tui.core.events import EpochEnded, RoundEnded, RoundStarted, RunEnded, RunStarted, event_from_json
+from sdd_tui.core.history.store import Store, StoreRecorder
 from sdd_tui.handover import HandOverState
 from sdd_tui.screens.compare import CompareScreen, group_table
 from sdd_tui.screens.dashboard import DashboardScreen
@@ -288,7 +288,7 @@ async def test_a_store_corrupted_while_the_app_is_open_is_an_error_and_the_app_g
 
 WARM_UP_PROBE = """
 import asyncio, sys, time
-from sdd_tui.core.store import Store
+from sdd_tui.core.history.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.screens.new_experiment import NewExperimentScreen
 

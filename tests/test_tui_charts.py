@@ -11,11 +11,11 @@ from rich.console import Console
 from textual.widgets import Static
 from typer.testing import CliRunner
 
-from sdd_tui.core.analysis import detect_phases
-from sdd_tui.core.format import pct
-from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
+from sdd_tui.core.analysis.phases import detect_phases
+from sdd_tui.core.format import pct
+from sdd_tui.core.history.store import Store
 from sdd_tui.runview import EpochPoint
 from sdd_tui.widgets.charts import EpochChart, SddChart
 from sdd_tui.widgets.panels import ProgressPanel
@@ -84,7 +84,7 @@ async def test_the_sparsity_chart_reads_like_the_exported_figure(home, wait_for)
 
 
 async def test_the_chart_labels_the_sparsity_ticks_of_the_exported_figure(home, wait_for):
-    from sdd_tui.core.figures import figure_one
+    from sdd_tui.core.analysis.figures import figure_one
 
     double_descent_run(home)
     figure = figure_one([Store(home).get_run(RUN)])

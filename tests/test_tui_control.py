@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import time
 
-from sdd_tui.core.events import EpochEnded
-from sdd_tui.core.launch import build_run
-from sdd_tui.core.run_control import read_request, write_request
-from sdd_tui.core.spawn import sdd_tui_command, spawn
-from sdd_tui.core.store import Store
-from sdd_tui.core.training import Control
 from sdd_tui.app import SddApp
+from sdd_tui.core.engine.run_control import read_request, write_request
+from sdd_tui.core.engine.training import Control
+from sdd_tui.core.events import EpochEnded
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.runs.launch import build_run
+from sdd_tui.core.runs.spawn import sdd_tui_command, spawn
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import ConfirmScreen, HandOverScreen
 from sdd_tui.screens.new_experiment import NewExperimentScreen

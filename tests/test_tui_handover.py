@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from sdd_tui.core.spawn import sdd_tui_command, spawn
+from sdd_tui.core.runs.spawn import sdd_tui_command, spawn
 from sdd_tui.handover import HandOver, HandOverState
 
 LIMIT_S = 60

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from sdd_tui.core.events import EpochEnded, HandOverChanged, RunEnded, RunStarted, event_from_json
+from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
-from sdd_tui.core.store import Store
 
 LIMIT_S = 120.0  # a bound against hanging, not a speed claim
 ROUNDS = [0, 1, 2, 3]

@@ -12,8 +12,8 @@ from sdd_test_helpers import add_run, run_record
 from textual.command import CommandPalette
 from textual.widgets import Button, Footer
 
-from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
+from sdd_tui.core.history.store import Store
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.dialogs import ConfirmScreen, QuitScreen
 from sdd_tui.screens.help import HelpScreen, help_table, key_rows

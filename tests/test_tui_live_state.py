@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from sdd_tui.app import SddApp
 from sdd_tui.core.events import (
     EpochEnded,
     HandOverChanged,
@@ -19,10 +20,9 @@ from sdd_tui.core.events import (
     RunEnded,
     RunStarted,
 )  # fmt: skip
-from sdd_tui.core.progress import Progress
-from sdd_tui.core.store import Store, StoreRecorder
-from sdd_tui.core.system import SystemMonitor, SystemSample, nvml_index
-from sdd_tui.app import SddApp
+from sdd_tui.core.history.store import Store, StoreRecorder
+from sdd_tui.core.runs.progress import Progress
+from sdd_tui.core.runs.system import SystemMonitor, SystemSample, nvml_index
 from sdd_tui.headless import HeadlessReporter
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dashboard import DashboardScreen

@@ -10,8 +10,8 @@ import time
 
 from textual.widgets import Checkbox, Input, Static
 
-from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
+from sdd_tui.core.history.store import Store
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.help import key_sections

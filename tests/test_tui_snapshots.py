@@ -12,8 +12,8 @@ import re
 import pytest
 from textual.widgets import Footer
 
-from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
+from sdd_tui.core.history.store import Store
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.widgets.charts import SddChart
 

@@ -10,12 +10,12 @@ import pytest
 from textual.widgets import Checkbox, DataTable, Footer, Input, Select, Static
 from typer.testing import CliRunner
 
-from sdd_tui.core.config import override
-from sdd_tui.core.spawn import sdd_tui_command
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import expand_sweep, new_sweep_record
 from sdd_tui.app import SddApp
 from sdd_tui.cli import app as cli_app
+from sdd_tui.core.config import override
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.runs.spawn import sdd_tui_command
+from sdd_tui.core.sweeps.sweep import expand_sweep, new_sweep_record
 from sdd_tui.screens.dashboard import DashboardScreen
 from sdd_tui.screens.help import HelpScreen, key_rows
 from sdd_tui.screens.new_sweep import NewSweepScreen
@@ -222,7 +222,7 @@ async def test_dry_run_lists_the_members_and_the_pack_plan(home, wait_for):
 
 @pytest.mark.slow
 async def test_a_sweep_started_from_the_form_runs_in_the_background_packed_to_the_end(home, wait_for):
-    app = make_app(home)  # the real core.spawn.spawn: a detached `sdd-tui sweep` process
+    app = make_app(home)  # the real core.runs.spawn.spawn: a detached `sdd-tui sweep` process
     async with app.run_test(size=(100, 30)) as pilot:
         await fill_form(pilot, app, seeds="0,1", settings="prune.rounds=1", pack=True)
         await pilot.press("ctrl+s")

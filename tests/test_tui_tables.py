@@ -9,10 +9,10 @@ import pytest
 from sdd_test_helpers import add_run, run_record
 from textual.widgets import DataTable
 
-from sdd_tui.core.format import noise_short, rounds_text, short_ids
-from sdd_tui.core.results import summary
-from sdd_tui.core.store import Store
 from sdd_tui.app import SddApp
+from sdd_tui.core.analysis.results import summary
+from sdd_tui.core.format import noise_short, rounds_text, short_ids
+from sdd_tui.core.history.store import Store
 from sdd_tui.screens.compare import CompareScreen
 from sdd_tui.screens.history import HistoryScreen
 from sdd_tui.widgets.charts import CompareChart

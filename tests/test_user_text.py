@@ -11,7 +11,7 @@ from sdd_test_helpers import invoke
 
 from sdd_tui.core.config import override
 from sdd_tui.core.format import printable
-from sdd_tui.core.store import Store
+from sdd_tui.core.history.store import Store
 
 NAME = "run 😀 [/bold] \x1b[2J[red]x"
 QUICK = ["--set", "prune.rounds=1", "--set", "train.epochs=1"]

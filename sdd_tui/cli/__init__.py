@@ -14,8 +14,8 @@ import sys
 
 import typer
 
-from sdd_tui.core.openmp import set_wait_default
 from sdd_tui.cli import analysis, bench, branch, control, doctor, history, presets, report, start, sweeps, watch
+from sdd_tui.core.engine.openmp import set_wait_default
 
 HELP = ("Run, watch and compare sparse double descent experiments. Without a command: a headless run "
         "(--preset NAME or --config FILE), or the interactive app.")

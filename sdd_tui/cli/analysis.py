@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from sdd_tui.core.analysis import detect_phases, phases_lines
+from sdd_tui.cli.options import HOME, open_store, user_errors
+from sdd_tui.core.analysis.phases import detect_phases, phases_lines
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import pct as _pct
-from sdd_tui.cli.options import HOME, open_store, user_errors
 
 
 def parse_rounds(text: str) -> list[int]:
@@ -47,8 +47,8 @@ def analyze(
     home: Optional[Path] = HOME,
 ) -> None:
     """A run's phases; with --redense, minima flatness of stored rounds (stored with the run)."""
+    from sdd_tui.core.analysis.redense_options import RedenseOptions
     from sdd_tui.core.config import is_device_name
-    from sdd_tui.core.redense_options import RedenseOptions
 
     options = None
     if redense:  # checked before anything is read or trained
@@ -64,7 +64,7 @@ def analyze(
         typer.echo(line)
     if options is None:
         return
-    from sdd_tui.core.flatness import analyze_run
+    from sdd_tui.core.analysis.flatness import analyze_run
 
     results = analyze_run(record, store.home, options, progress=typer.echo)
     key = options.result_key
@@ -105,7 +105,7 @@ def plot(
     home: Optional[Path] = HOME,
 ) -> None:
     """Write the paper's figures with matplotlib."""
-    from sdd_tui.core.figures import check_metric, figure_one, interpolation_figure, save_figure
+    from sdd_tui.core.analysis.figures import check_metric, figure_one, interpolation_figure, save_figure
     from sdd_tui.sweep_plot import sweep_figure
 
     store = open_store(ctx, home)

@@ -7,10 +7,10 @@ from typing import Optional
 
 import typer
 
+from sdd_tui.cli.options import user_errors
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import duration
 from sdd_tui.core.registry import MODELS, choices
-from sdd_tui.cli.options import user_errors
 
 
 def _cpu(us: float | None) -> str:
@@ -53,8 +53,8 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Samples/s of the training loop against the standard recipe, and a full run's wall time here."""
-    from sdd_tui.core.bench import run_bench
-    from sdd_tui.core.runtime_context import run_context
+    from sdd_tui.core.engine.bench import run_bench
+    from sdd_tui.core.engine.runtime_context import run_context
 
     if threads is not None and threads < 1:
         raise SddError(f"--threads {threads}: use 1 or more")

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
+from sdd_tui.core.errors import SddError
 
 if TYPE_CHECKING:
-    from sdd_tui.core.records import RunRecord
+    from sdd_tui.core.history.records import RunRecord
 
 KINDS_HELP = "reinit (same masks, fresh init) | random-prune (random masks, same per-layer sparsity)"
 
@@ -30,10 +30,10 @@ def branch(
     home: Optional[Path] = HOME,
 ) -> None:
     """Train a branch of each of a run's stored rounds; stored with the run, drawn dashed by `plot` and the app."""
+    from sdd_tui.core.analysis.finished_run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
     from sdd_tui.core.config import is_device_name, most_rounds
+    from sdd_tui.core.history.store import display_status
     from sdd_tui.core.ranges import parse_ranges
-    from sdd_tui.core.finished_run_branches import RANDOM_PRUNE_STARTS, branch_kind, check_start
-    from sdd_tui.core.store import display_status
 
     if device is not None and not is_device_name(device):
         raise SddError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
@@ -54,7 +54,7 @@ def branch(
 
 def _train(store, record: RunRecord, kind, wanted: list[int] | None, again: bool, device: str | None,
            start: str) -> None:
-    from sdd_tui.core.runtime_context import run_context
+    from sdd_tui.core.engine.runtime_context import run_context
 
     runtime = record.experiment_config().runtime
     with run_context(threads=runtime.threads):
@@ -63,11 +63,16 @@ def _train(store, record: RunRecord, kind, wanted: list[int] | None, again: bool
 
 def _train_in_context(store, record: RunRecord, kind, wanted: list[int] | None, again: bool, device: str,
                       start: str) -> None:
-    from sdd_tui.core.device import resolve_device
+    from sdd_tui.core.analysis.finished_run_branches import (
+        branch_line,
+        open_run,
+        rounds_to_branch,
+        store_branch,
+        train_finished_branch,
+    )
+    from sdd_tui.core.engine.device import resolve_device
+    from sdd_tui.core.engine.training import Control
     from sdd_tui.core.format import pct
-    from sdd_tui.core.finished_run_branches import (branch_line, open_run, rounds_to_branch, store_branch,
-                                                    train_finished_branch)
-    from sdd_tui.core.training import Control
 
     run = open_run(record, store.home, resolve_device(device), typer.echo)
     todo = rounds_to_branch(run, kind, wanted, again, typer.echo)

@@ -1,6 +1,6 @@
 """`sdd-tui pause|unpause|stop ID`: steer a run that trains in any process, and wait for its answer.
 
-The request goes through the run's control file (core.run_control); the command waits until the run
+The request goes through the run's control file (core.engine.run_control); the command waits until the run
 has written its answer (PauseChanged, RunEnded) and exits 0, or says in one line why not (exit 1: not
 within --timeout, or the run ended otherwise; exit 2: not running, unknown, or refused).
 """
@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
+from sdd_tui.core.errors import SddError
 
 RUN_ID = typer.Argument(..., help="Run id (or a unique prefix)")
 TIMEOUT = typer.Option(60.0, "--timeout", min=0.0, help="Seconds to wait for the run's answer")

@@ -18,7 +18,7 @@ def doctor(
     home: Optional[Path] = HOME,
 ) -> None:
     """Check the store: does it parse, corrupt copies, interrupted runs, orphan folders; one line each."""
-    from sdd_tui.core import doctor as checks
+    from sdd_tui.core.history import doctor as checks
 
     store = open_store(ctx, home)
     if repair:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, resolve_home, user_errors
+from sdd_tui.core.errors import SddError
 
 if TYPE_CHECKING:
-    from sdd_tui.core.records import RunRecord
+    from sdd_tui.core.history.records import RunRecord
 
 app = typer.Typer(help="The run history: list, select, show, compare, export, tag, note, delete.",
                   rich_markup_mode=None)
@@ -69,7 +69,7 @@ def list_row(doc: dict[str, Any], status: str) -> tuple[str, ...]:
 
 
 def select(store, where: list[str], statuses: list[str], tags: list[str], sweep: str | None = None) -> list[dict]:
-    from sdd_tui.core.query import RunQuery
+    from sdd_tui.core.history.query import RunQuery
 
     return RunQuery.parse_in(store, where, statuses, tags, sweep).select(store.summaries())
 
@@ -99,7 +99,7 @@ def runs_list(
     if ctx.invoked_subcommand:
         ctx.obj = {"home": resolve_home(ctx, home)}
         return
-    from sdd_tui.core.store import display_status
+    from sdd_tui.core.history.store import display_status
 
     store = open_store(ctx, home)
     docs = select(store, where, status, tag, sweep)
@@ -129,8 +129,8 @@ def runs_show(
     home: Optional[Path] = HOME,
 ) -> None:
     """One run: its settings, tags, note and provenance, and a row per round."""
-    from sdd_tui.core.results import run_json
-    from sdd_tui.core.store import display_status
+    from sdd_tui.core.analysis.results import run_json
+    from sdd_tui.core.history.store import display_status
 
     record = open_store(ctx, home).run(run_id)
     status = display_status(record)
@@ -142,9 +142,9 @@ def runs_show(
 
 def print_run(record: RunRecord, status: str) -> None:
     """Plain lines and a plain table of rounds: quick to print (no Rich), easy to grep and to paste."""
-    from sdd_tui.core.analysis import detect_phases, phases_lines
+    from sdd_tui.core.analysis.phases import detect_phases, phases_lines
+    from sdd_tui.core.analysis.results import branch_phases, summary
     from sdd_tui.core.format import ROUND_COLUMNS, result_text, round_cells
-    from sdd_tui.core.results import branch_phases, summary
 
     s = summary(record.to_dict())  # the summary the store keeps, computed the same way
     say = typer.echo  # every user text below goes through shown(): printable, never markup
@@ -196,7 +196,7 @@ def runs_diff(
     home: Optional[Path] = HOME,
 ) -> None:
     """The config fields, preset and provenance that differ between two runs."""
-    from sdd_tui.core.run_diff import diff_runs
+    from sdd_tui.core.history.run_diff import diff_runs
 
     store = open_store(ctx, home)
     a, b = store.run(first), store.run(second)
@@ -228,9 +228,9 @@ def runs_export(
     home: Optional[Path] = HOME,
 ) -> None:
     """Write runs as a table: a row per run and round, config fields as columns (the rows of load_runs)."""
-    from sdd_tui.core.results import csv_text, run_json
-    from sdd_tui.core.run_table import csv_of, load_rows
-    from sdd_tui.core.store import display_status
+    from sdd_tui.core.analysis.results import csv_text, run_json
+    from sdd_tui.core.analysis.run_table import csv_of, load_rows
+    from sdd_tui.core.history.store import display_status
 
     if fmt not in ("csv", "json"):
         raise SddError(f"--format {fmt!r}: use csv or json")
@@ -239,7 +239,7 @@ def runs_export(
         record = store.run(run_id)
         text = csv_text(record) if fmt == "csv" else json.dumps(run_json(record, display_status(record)), indent=2)
     elif all_runs or sweep or where or status or tag:
-        from sdd_tui.core.query import RunQuery
+        from sdd_tui.core.history.query import RunQuery
 
         rows = load_rows(store, RunQuery.parse_in(store, where, status, tag, sweep), epochs)
         text = csv_of(rows) if fmt == "csv" else json.dumps(rows, indent=1)
@@ -278,7 +278,7 @@ def runs_untag(
 
 def _change_tags(ctx: typer.Context, home: Path | None, run_id: str, add: list[str] = (), remove: list[str] = ()):
     """Check every tag first (a tag with a space changes nothing), then change them and say the run's tags."""
-    from sdd_tui.core.query import check_tag
+    from sdd_tui.core.history.query import check_tag
 
     add, remove = [check_tag(tag) for tag in add], [check_tag(tag) for tag in remove]
     record = open_store(ctx, home).set_tags(run_id, add=add, remove=remove)
@@ -307,7 +307,7 @@ def runs_delete(
     home: Optional[Path] = HOME,
 ) -> None:
     """Delete a run's record and folder (not while it runs)."""
-    from sdd_tui.core.store import MIN_DELETE_ID
+    from sdd_tui.core.history.store import MIN_DELETE_ID
 
     if len(run_id) < MIN_DELETE_ID:
         raise SddError(f"run id {run_id!r} is too short to delete by; give at least {MIN_DELETE_ID} characters "

@@ -15,7 +15,7 @@ from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import printable
 
 if TYPE_CHECKING:
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
 HOME_HELP = "Where runs are stored (default: $SDD_TUI_HOME or the user data dir)"
 
@@ -52,6 +52,6 @@ def resolve_home(ctx: typer.Context, home: Path | None) -> Path | None:
 
 
 def open_store(ctx: typer.Context, home: Path | None) -> Store:
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
 
     return Store(resolve_home(ctx, home))

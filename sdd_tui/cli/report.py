@@ -25,7 +25,7 @@ def report(
     minima flatness, winning tickets against reinits, settings, provenance and the commands to reproduce."""
     import time
 
-    from sdd_tui.core.report import select_runs, write_report
+    from sdd_tui.core.analysis.report import select_runs, write_report
 
     started = time.perf_counter()
     selection = select_runs(open_store(ctx, home), list(run_ids or []), list(sweep))

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
+from sdd_tui.core.errors import SddError
 
 
 def show_version(value: bool) -> None:
@@ -43,7 +43,7 @@ def root(
         open_app(home)
         return
     from sdd_tui.core.config import override, resolve_config
-    from sdd_tui.core.store import Store
+    from sdd_tui.core.history.store import Store
     from sdd_tui.headless import run_headless
 
     extra = list(overrides)
@@ -77,8 +77,8 @@ def config_from_run(store, run_id: str, other_source, overrides: list[str]):
 
 
 def open_app(home: Path | None, start=None, watch: str | None = None) -> None:
-    from sdd_tui.core.store import Store
     from sdd_tui.app import SddApp
+    from sdd_tui.core.history.store import Store
 
     SddApp(store=Store(home), start=start, watch=watch).run()
 
@@ -90,7 +90,7 @@ def resume(
     home: Optional[Path] = HOME,
 ) -> None:
     """Continue a stopped, failed or interrupted run from its last checkpoint, with its stored settings."""
-    from sdd_tui.core.store import display_status
+    from sdd_tui.core.history.store import display_status
     from sdd_tui.headless import run_headless
 
     store = open_store(ctx, home)

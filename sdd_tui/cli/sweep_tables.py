@@ -7,10 +7,10 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.format import pct as _pct, printable
-from sdd_tui.core.results import summary
-from sdd_tui.core.store import Store
-from sdd_tui.core.sweep import group_by_point, member_records, member_status, point_label
+from sdd_tui.core.history.store import Store
+from sdd_tui.core.sweeps.sweep import group_by_point, member_records, member_status, point_label
 
 
 def print_sweep_rows(rows: list[dict]) -> None:

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from sdd_tui.cli.options import HOME, open_store, user_errors
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import printable
-from sdd_tui.cli.options import HOME, open_store, user_errors
 
 if TYPE_CHECKING:
-    from sdd_tui.core.records import SweepRecord
+    from sdd_tui.core.history.records import SweepRecord
 
 sweeps_app = typer.Typer(help="Sweeps: list them, show one with its mean +- std curve, plot it.",
                          rich_markup_mode=None)
@@ -47,9 +47,9 @@ def sweep_command(
     home: Optional[Path] = HOME,
 ) -> None:
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
-    from sdd_tui.core.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
-    from sdd_tui.core.sweep_levels import parse_levels, run_in_phases, with_levels
-    from sdd_tui.core.sweep_runner import EXIT_CODES, engine_options, engine_session, holding_sweep, run_sweep
+    from sdd_tui.core.sweeps.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
+    from sdd_tui.core.sweeps.sweep_levels import parse_levels, run_in_phases, with_levels
+    from sdd_tui.core.sweeps.sweep_runner import EXIT_CODES, engine_options, engine_session, holding_sweep, run_sweep
 
     store = open_store(ctx, home)
     held = contextlib.ExitStack()
@@ -99,7 +99,7 @@ def sweep_command(
 
 
 def _echo_pack_plan(members: list[dict], options) -> None:
-    from sdd_tui.core.sweep_runner import pack_plan_lines
+    from sdd_tui.core.sweeps.sweep_runner import pack_plan_lines
 
     for line in pack_plan_lines(members, options.max_parallel, options.pack_size):
         typer.echo(line)
@@ -118,7 +118,7 @@ def sweep_member(
 ) -> None:
     """Run one member of a sweep by its run id (the local engine starts one process per member)."""
     from sdd_tui.core.paths import checkpoint_exists
-    from sdd_tui.core.sweep_runner import EXIT_CODES
+    from sdd_tui.core.sweeps.sweep_runner import EXIT_CODES
 
     store = open_store(ctx, home)
     sweep = store.sweep(sweep_id)
@@ -138,10 +138,10 @@ def sweep_cohort(
 ) -> None:
     """Run members of a sweep as one packed cohort in this process (the local engine's --pack); exits 1 when
     a member failed, 130 when one stopped."""
+    from sdd_tui.core.history.store import Store
     from sdd_tui.core.paths import checkpoint_exists
-    from sdd_tui.core.store import Store
-    from sdd_tui.core.sweep import MemberRecorder
-    from sdd_tui.core.sweep_runner import EXIT_CODES
+    from sdd_tui.core.sweeps.sweep import MemberRecorder
+    from sdd_tui.core.sweeps.sweep_runner import EXIT_CODES
     from sdd_tui.headless import run_cohort_headless
 
     store = open_store(ctx, home)
@@ -157,7 +157,7 @@ def sweep_cohort(
 
 def _config_on(member: dict, device: str | None):
     """The member's config, on `device` when the engine gave one."""
-    from sdd_tui.core.sweep import member_config
+    from sdd_tui.core.sweeps.sweep import member_config
 
     config = member_config(member)
     if device:
@@ -167,7 +167,7 @@ def _config_on(member: dict, device: str | None):
 
 def _run_member(config, store, sweep: SweepRecord, member: dict, resume: bool) -> str:
     """Run in this process, as a headless run that also records its sweep (stops as a headless run does)."""
-    from sdd_tui.core.sweep import MemberRecorder
+    from sdd_tui.core.sweeps.sweep import MemberRecorder
     from sdd_tui.headless import run_headless
 
     return run_headless(config, store, sweep.preset, run_id=member["run_id"], resume=resume,
@@ -187,8 +187,8 @@ def sweeps_list(
     """All sweeps, newest first."""
     if ctx.invoked_subcommand:
         return
-    from sdd_tui.core.sweep import sweep_rows
     from sdd_tui.cli.sweep_tables import print_sweep_rows
+    from sdd_tui.core.sweeps.sweep import sweep_rows
 
     rows = sweep_rows(open_store(ctx, home))
     if as_json:
@@ -211,8 +211,8 @@ def sweeps_show(
     """A sweep's members, and per grid point the mean +- std across seeds of every round."""
     from rich.console import Console
 
-    from sdd_tui.core.sweep import display_sweep_status, member_status, origin_text, sweep_curves
     from sdd_tui.cli.sweep_tables import curve_table, print_members, records_in_order
+    from sdd_tui.core.sweeps.sweep import display_sweep_status, member_status, origin_text, sweep_curves
 
     store = open_store(ctx, home)
     sweep = store.get_sweep(sweep_id)
@@ -243,7 +243,7 @@ def sweeps_plot(
 ) -> None:
     """Draw the sweep's mean +- std bands of a metric against sparsity, one line per grid point
     (the figure `sdd-tui plot --sweep` writes)."""
-    from sdd_tui.core.figures import save_figure
+    from sdd_tui.core.analysis.figures import save_figure
     from sdd_tui.sweep_plot import sweep_figure
 
     typer.echo(f"wrote {save_figure(sweep_figure(open_store(ctx, home), sweep_id, metric), output)}")

@@ -7,13 +7,13 @@ from typing import Optional
 
 import typer
 
-from sdd_tui.core.errors import SddError
 from sdd_tui.cli.options import HOME, open_store, user_errors
+from sdd_tui.core.errors import SddError
 
 
 def run_to_watch(store, run_id: str | None) -> str:
     """The run `run_id` (or a unique prefix), or the latest running run."""
-    from sdd_tui.core.store import display_status
+    from sdd_tui.core.history.store import display_status
 
     if run_id:
         return store.run(run_id).id

@@ -296,7 +296,7 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentConfig":
-        # a plugin's samples are known only once loaded: core.models checks those
+        # a plugin's samples are known only once loaded: core.engine.models checks those
         image_only = self.model.name in MODELS and MODELS.entry(self.model.name).image_only
         if image_only and self.data.name in DATASETS and DATASETS.entry(self.data.name).image is False:
             images = [name for name in DATASETS if DATASETS.entry(name).image is not False]

@@ -52,7 +52,7 @@ class RoundStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)  # keywords only: a positional call would silently mix the fields up
 class EpochMetrics:
-    """What one epoch measured: core.training's EpochStats and the EpochEnded event carry these fields."""
+    """What one epoch measured: core.engine.training's EpochStats and the EpochEnded event carry these fields."""
 
     train_loss: float
     train_acc: float
@@ -74,7 +74,7 @@ class EpochEnded(Event, EpochMetrics):
     @classmethod
     def from_stats(cls, stats: EpochMetrics, *, run_id: str, time: float, round: int, rounds: int, epochs: int,
                    branch: str) -> EpochEnded:
-        """The event of one trained epoch: its core.training.EpochStats (its `epoch` counted from 1 here) and
+        """The event of one trained epoch: its core.engine.training.EpochStats (its `epoch` counted from 1 here) and
         where it stands."""
         return cls(run_id=run_id, time=time, round=round, rounds=rounds, epochs=epochs, branch=str(branch),
                    **{**vars(stats), "epoch": stats.epoch + 1})

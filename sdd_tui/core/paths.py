@@ -9,7 +9,7 @@
     <home>/runs/<id>/output.log          a sweep member's output (local engine)
     <home>/runs/<id>/detached.log        the output of a run detached from the app
     <home>/runs/<id>/cohort.log          a packed cohort's own lines, in its first member's folder
-    <home>/runs/<id>/control.json        the last pause/unpause/stop request (core/run_control.py)
+    <home>/runs/<id>/control.json        the last pause/unpause/stop request (core/engine/run_control.py)
     <home>/sweeps/<id>.json              a sweep's record (the store's copy can be rebuilt from it)
     <home>/sweeps/started-<time>.log     the output of a sweep started from the app (its id is not known yet)
 

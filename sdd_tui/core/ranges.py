@@ -1,5 +1,5 @@
 """Lists of whole numbers typed on the command line: `1-16`, `1,2,5`, or a mix (`sweep --levels`, `branch --rounds`),
-and the list of rounds a run trains (light: `core.progress` reads it without building the config models)."""
+and the list of rounds a run trains (light: `core.runs.progress` reads it without building the config models)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ function only when a run needs it. So this module imports no torch: a built-in e
 as `module:function` inside `sdd_tui.core`, imported on first use; one registered at run time (a test, a
 research script) hands the function itself.
 
-    @MODELS.register("tiny", image_only=False)         # or core.models.register
+    @MODELS.register("tiny", image_only=False)         # or core.engine.models.register
     def tiny(config, input_shape, num_classes): ...
 """
 
@@ -82,34 +82,34 @@ class Registry:
         return len(self._entries)
 
 
-# Models: builder(model_config, input_shape, num_classes) -> nn.Module (core/models.py).
-# image_only: needs (C, H, W) samples; packable: the MLP family a sweep cohort trains packed (core/cohort_model.py).
+# Models: builder(model_config, input_shape, num_classes) -> nn.Module (core/engine/models.py).
+# image_only: needs (C, H, W) samples; packable: the MLP family a sweep cohort trains packed (core/engine/cohort_model.py).
 MODELS = Registry("model")
-MODELS.add("lenet300_100", "models:lenet300_100", image_only=False, packable=True)
-MODELS.add("mlp", "models:mlp", image_only=False, packable=True)
-MODELS.add("resnet18", "models:resnet18", image_only=True)
-MODELS.add("resnet101", "models:resnet101", image_only=True)
-MODELS.add("vgg16", "models:vgg16", image_only=True)
+MODELS.add("lenet300_100", "engine.models:lenet300_100", image_only=False, packable=True)
+MODELS.add("mlp", "engine.models:mlp", image_only=False, packable=True)
+MODELS.add("resnet18", "engine.models:resnet18", image_only=True)
+MODELS.add("resnet101", "engine.models:resnet101", image_only=True)
+MODELS.add("vgg16", "engine.models:vgg16", image_only=True)
 
 # Datasets: loader(data_config, data_dir, seed, stop) -> (x_train, y_train, x_test, y_test[, crops]) on the CPU,
-# normalised (core/data.py). image: samples are (C, H, W) (False: (D,); None: either, as the config says);
+# normalised (core/data/datasets.py). image: samples are (C, H, W) (False: (D,); None: either, as the config says);
 # classes: the class count when fixed ("config": data.num_classes; None: the largest label + 1);
 # flips: whose class-dependent table `noise.kind = "asymmetric"` uses (None: class c -> c + 1, as pairflip).
 DATASETS = Registry("dataset")
-DATASETS.add("mnist", "data:load_torchvision", image=True, classes=10, flips="mnist")
-DATASETS.add("fashion_mnist", "data:load_torchvision", image=True, classes=10)
-DATASETS.add("mnist1d", "data:load_mnist1d", image=False, classes=10, flips="mnist")
-DATASETS.add("cifar10", "data:load_torchvision", image=True, classes=10, flips="cifar10")
-DATASETS.add("cifar100", "data:load_torchvision", image=True, classes=100, flips="cifar100")
-DATASETS.add("tiny_imagenet", "data:load_tiny_imagenet", image=True)
-DATASETS.add("digits", "data:load_digits", image=False, classes=10, flips="mnist")
-DATASETS.add("synthetic", "data:load_synthetic", image=None, classes="config")
+DATASETS.add("mnist", "data.datasets:load_torchvision", image=True, classes=10, flips="mnist")
+DATASETS.add("fashion_mnist", "data.datasets:load_torchvision", image=True, classes=10)
+DATASETS.add("mnist1d", "data.datasets:load_mnist1d", image=False, classes=10, flips="mnist")
+DATASETS.add("cifar10", "data.datasets:load_torchvision", image=True, classes=10, flips="cifar10")
+DATASETS.add("cifar100", "data.datasets:load_torchvision", image=True, classes=100, flips="cifar100")
+DATASETS.add("tiny_imagenet", "data.datasets:load_tiny_imagenet", image=True)
+DATASETS.add("digits", "data.datasets:load_digits", image=False, classes=10, flips="mnist")
+DATASETS.add("synthetic", "data.datasets:load_synthetic", image=None, classes="config")
 
-# Pruning scores: score(model, masks, generator, batch) -> {tensor name: scores} (core/pruning.py); the lowest go.
+# Pruning scores: score(model, masks, generator, batch) -> {tensor name: scores} (core/engine/pruning.py); the lowest go.
 SCORES = Registry("pruning score")
-SCORES.add("magnitude", "pruning:magnitude_score")
-SCORES.add("gradient", "pruning:gradient_score")
-SCORES.add("random", "pruning:random_score")
+SCORES.add("magnitude", "engine.pruning:magnitude_score")
+SCORES.add("gradient", "engine.pruning:gradient_score")
+SCORES.add("random", "engine.pruning:random_score")
 
 
 def choices(registry: Registry) -> str:

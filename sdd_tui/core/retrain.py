@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:  # the table is read by the sweep driver (core.cohort_plan), which needs no torch
+if TYPE_CHECKING:  # the table is read by the sweep driver (core.engine.cohort_plan), which needs no torch
     import torch
 
 Weights = dict[str, "torch.Tensor"]

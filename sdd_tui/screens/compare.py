@@ -11,13 +11,13 @@ from textual.widgets import Footer, Header, Static
 
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import printable
-from sdd_tui.core.grouping import mean_std, runs_per_round
+from sdd_tui.core.history.grouping import mean_std, runs_per_round
 from sdd_tui.widgets.charts import COMPARE_METRICS, LINE_COLORS, CompareChart, group_number
 from sdd_tui.widgets.series import RunGroup, group_by_setting
 
 
 def _pm(values: list[float]) -> str:
-    """Mean ± sample std (core.grouping.mean_std, as `plot` and `sweeps show`); one value alone."""
+    """Mean ± sample std (core.history.grouping.mean_std, as `plot` and `sweeps show`); one value alone."""
     if not values:
         return "-"
     mean, std = mean_std(values)

@@ -2,7 +2,7 @@
 
 The dashboard polls one RunSource (sdd_tui.sources), which keeps a RunView and says the status; a
 timer redraws at most REDRAWS_PER_S times a second, and only when the view or the status changed.
-While the run trains, a system line says what the machine does for it (core.system); `t` swaps the
+While the run trains, a system line says what the machine does for it (core.runs.system); `t` swaps the
 charts for the table of rounds that `sdd-tui runs show` prints.
 """
 
@@ -17,11 +17,11 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from sdd_tui.core.errors import SddError
-from sdd_tui.core.results import csv_text, run_json
-from sdd_tui.core.store import display_status
-from sdd_tui.core.system import SystemMonitor, SystemSample
 from sdd_tui.background import RESUMABLE, STEERABLE, ask, resume_in_background
+from sdd_tui.core.analysis.results import csv_text, run_json
+from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.store import display_status
+from sdd_tui.core.runs.system import SystemMonitor, SystemSample
 from sdd_tui.rounds_table import rounds_table
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dialogs import ConfirmScreen
@@ -264,7 +264,7 @@ class DashboardScreen(Screen):
         except SddError as error:
             self.notify(str(error), severity="error")
             return
-        from sdd_tui.core.figures import figure_one, save_figure  # matplotlib: loaded on the first export only
+        from sdd_tui.core.analysis.figures import figure_one, save_figure  # matplotlib: loaded on the first export only
 
         folder = self.app.store.run_dir(self.run_id)
         csv_path, json_path = folder / f"{self.run_id}.csv", folder / f"{self.run_id}.json"
@@ -272,7 +272,7 @@ class DashboardScreen(Screen):
         try:
             csv_path.write_text(csv_text(record), encoding="utf-8")
             json_path.write_text(json.dumps(run_json(record, display_status(record)), indent=2), encoding="utf-8")
-            if record.rounds:  # the same figure as `sdd-tui plot ID` (core.figures reads the stored dict)
+            if record.rounds:  # the same figure as `sdd-tui plot ID` (core.analysis.figures reads the stored dict)
                 save_figure(figure_one([record.to_dict()]), figure_path)
         except OSError as error:
             self.notify(f"cannot write to {folder} ({error.strerror})", severity="error")

@@ -15,11 +15,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
-from sdd_tui.core.query import parse_filter_text
-from sdd_tui.core.results import summary
-from sdd_tui.core.store import display_status
+from sdd_tui.core.history.query import parse_filter_text
+from sdd_tui.core.history.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
 from sdd_tui.widgets import tables
 from sdd_tui.widgets.runs_table import RunsTable
@@ -51,7 +51,7 @@ def history_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def filter_rows(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """Rows matching every `field=value` (also != < > <= >=) and `#tag` word of `text` (core.query, as
+    """Rows matching every `field=value` (also != < > <= >=) and `#tag` word of `text` (core.history.query, as
     `sdd-tui runs --where`), whose id, name, status, dataset, model, noise, mode, tags or note hold every
     other word. An unknown field is an SddError."""
     query, words = parse_filter_text(text, [r.get("record", r) for r in rows])

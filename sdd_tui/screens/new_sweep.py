@@ -1,8 +1,8 @@
 """New sweep: preset, seeds, grid, --set overrides and Pack; Ctrl+S starts `sdd-tui sweep` in the background.
 
-The form checks its values with the CLI's own parsers (core.sweep: parse_seeds, parse_grid, expand_sweep,
+The form checks its values with the CLI's own parsers (core.sweeps.sweep: parse_seeds, parse_grid, expand_sweep,
 which validates every member's config), shows a bad value as one red line under its field, and starts
-exactly the command a shell would run, as a detached process (core.spawn) that outlives the app. The
+exactly the command a shell would run, as a detached process (core.runs.spawn) that outlives the app. The
 app trains nothing of the sweep itself.
 """
 
@@ -26,8 +26,8 @@ from sdd_tui.core.config import preset_names
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import printable
 from sdd_tui.core.paths import new_run_id, sweep_log
-from sdd_tui.core.spawn import sdd_tui_command
-from sdd_tui.core.sweep import expand_sweep, parse_grid, parse_seeds
+from sdd_tui.core.runs.spawn import sdd_tui_command
+from sdd_tui.core.sweeps.sweep import expand_sweep, parse_grid, parse_seeds
 
 # (field, label, placeholder, help)
 TEXT_FIELDS = [
@@ -243,8 +243,8 @@ class NewSweepScreen(Screen):
     def pack_plan(self, request: SweepRequest, first: str) -> None:
         """The cohorts `--pack` would make, as `sdd-tui sweep --dry-run --pack` prints them (it imports torch:
         a thread, not the UI's)."""
-        from sdd_tui.core.cohort_plan import DEFAULT_PACK_SIZE
-        from sdd_tui.core.sweep_runner import pack_plan_lines
+        from sdd_tui.core.engine.cohort_plan import DEFAULT_PACK_SIZE
+        from sdd_tui.core.sweeps.sweep_runner import pack_plan_lines
 
         lines = [first, *pack_plan_lines(request.members, None, DEFAULT_PACK_SIZE)]
         self.app.call_from_thread(self._show_preview, lines)

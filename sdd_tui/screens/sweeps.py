@@ -1,6 +1,6 @@
 """Sweeps: every stored sweep and the members of the highlighted one; n starts a new sweep in the background.
 
-A sweep runs in its own `sdd-tui sweep` process (started here through core.spawn, or from a shell); this
+A sweep runs in its own `sdd-tui sweep` process (started here through core.runs.spawn, or from a shell); this
 screen only reads the store (the sweeps' records and the runs' summaries in store.json) every few seconds.
 Enter on a member opens its run's dashboard.
 """
@@ -15,10 +15,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import pct as _pct, printable, rounds_text, short_ids
-from sdd_tui.core.results import summary
-from sdd_tui.core.sweep import display_sweep_status, member_status, origin_text, sweep_row
+from sdd_tui.core.sweeps.sweep import display_sweep_status, member_status, origin_text, sweep_row
 from sdd_tui.widgets.tables import OpenTable, elide, fill_table, fit_rows
 
 RESUMABLE = ("stopped", "interrupted", "failed")  # `sdd-tui sweep --resume` runs their unfinished members
@@ -47,7 +47,7 @@ def grid_text(sweep: dict[str, Any]) -> str:
 
 
 def sweep_table_rows(rows: list[dict[str, Any]], sweeps: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    """Cells under SWEEP_COLUMNS of each core.sweep.sweep_row (`sweeps` by id for the grid)."""
+    """Cells under SWEEP_COLUMNS of each core.sweeps.sweep.sweep_row (`sweeps` by id for the grid)."""
     short = short_sweep_ids([row["id"] for row in rows])
     return [(short[row["id"]], elide(row["preset"], PRESET_WIDTH), row["status"], f"{row['finished']}/{row['members']}",
              "yes" if row["pack"] else "no", grid_text(sweeps[row["id"]])) for row in rows]

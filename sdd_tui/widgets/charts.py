@@ -18,7 +18,7 @@ from typing import Any
 from rich.text import Text
 from textual_plotext import PlotextPlot
 
-from sdd_tui.core.sparsity_axis import sparsity_axis, sparsity_x
+from sdd_tui.core.analysis.sparsity_axis import sparsity_axis, sparsity_x
 from sdd_tui.runview import EpochPoint
 from sdd_tui.widgets.phases import phases_for_chart
 from sdd_tui.widgets.series import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from sdd_tui.core.analysis import detect_phases
+from sdd_tui.core.analysis.phases import detect_phases
 from sdd_tui.core.format import pct as _pct, printable
 from sdd_tui.runview import RunView
 from sdd_tui.widgets.tables import elide

@@ -1,7 +1,7 @@
 """Phases of a sparse double descent curve (light, critical, sweet, collapsed) for the chart.
 
 `phases_for_chart` is the one call the charts make; it uses the engine's own detection
-(core.analysis.detect_phases), so the chart, `runs show` and exported figures agree.
+(core.analysis.phases.detect_phases), so the chart, `runs show` and exported figures agree.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class PhaseSpan:
 
 def phases_for_chart(rounds: Sequence[dict[str, Any]]) -> list[PhaseSpan]:
     """The phases to mark on the chart; [] while the curve does not show them yet."""
-    from sdd_tui.core.analysis import detect_phases
+    from sdd_tui.core.analysis.phases import detect_phases
 
     found = detect_phases(list(rounds))
     if not found.get("double_descent"):

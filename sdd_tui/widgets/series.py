@@ -1,6 +1,6 @@
 """Chart data from stored rounds: pure functions, no Textual, no plotext.
 
-A round's x is core.sparsity_axis.sparsity_x (-log10 of the remaining fraction), the axis the exported
+A round's x is core.analysis.sparsity_axis.sparsity_x (-log10 of the remaining fraction), the axis the exported
 figures use too.
 """
 
@@ -11,9 +11,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdd_tui.core.grouping import differing_fields, flatten, group_by_setting as setting_groups, mean_std, runs_per_round
-from sdd_tui.core.results import BRANCH_LABELS, BRANCHES
-from sdd_tui.core.sparsity_axis import sparsity_x
+from sdd_tui.core.analysis.results import BRANCH_LABELS, BRANCHES
+from sdd_tui.core.analysis.sparsity_axis import sparsity_x
+from sdd_tui.core.history.grouping import (
+    differing_fields,
+    flatten,
+    group_by_setting as setting_groups,
+    mean_std,
+    runs_per_round,
+)
 
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 
@@ -125,7 +131,7 @@ class RunGroup:
 
 
 def group_by_setting(records: Sequence[dict[str, Any]]) -> list[RunGroup]:
-    """Groups of runs that differ only by seed (core.grouping's rule), in the order their first run appears."""
+    """Groups of runs that differ only by seed (core.history.grouping's rule), in the order their first run appears."""
     groups = [RunGroup(records) for records in setting_groups(records)]
     for group, label in zip(groups, group_labels(groups)):
         group.label = label

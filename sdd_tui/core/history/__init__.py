@@ -1,0 +1,1 @@
+"""The run history: the store, run folders, typed records, queries, grouping, doctor."""

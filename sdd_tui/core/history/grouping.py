@@ -1,0 +1,71 @@
+"""Which runs are one experiment, and the statistic over them: one rule for every face.
+
+Runs whose configs differ only in fields that do not change what is measured (seeds, where and how
+fast it ran, checkpoint timing, names; which one-shot levels a run trained and whose dense round it
+reused: the levels of one one-shot run are one curve) are seeds of one setting. The compare screen, `plot`, `sweeps
+show` and `sweeps plot` all group with `group_by_setting` and report mean +- sample std (n - 1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ..dotted import flatten
+
+# Dotted config fields that may differ inside one group.
+NOT_THE_EXPERIMENT = frozenset({
+    "name", "description", "runtime.seed", "noise.seed", "runtime.device", "runtime.threads", "runtime.fast",
+    "runtime.compile", "runtime.checkpoint_every", "runtime.checkpoint_minutes", "data.data_dir", "data.download",
+    "prune.levels", "prune.dense_from",
+})  # fmt: skip
+
+T = TypeVar("T")
+
+
+def experiment_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The flattened config without the fields that are not the experiment."""
+    return {k: v for k, v in flatten(config).items() if k not in NOT_THE_EXPERIMENT}
+
+
+def setting_key(config: dict[str, Any]) -> str:
+    """What a run measures, as canonical JSON: equal keys are seeds of one setting."""
+    return json.dumps(experiment_fields(config), sort_keys=True, default=str)
+
+
+def group_by_setting(items: Sequence[T], config_of: Callable[[T], dict[str, Any]] | None = None) -> list[list[T]]:
+    """Items (run records, or sweep members with `config_of`) grouped by setting, in order of first appearance."""
+    config_of = config_of or (lambda item: item.get("config", {}))
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(setting_key(config_of(item)), []).append(item)
+    return list(groups.values())
+
+
+def differing_fields(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """The experiment fields whose values are not the same in all `configs`, sorted."""
+    flats = [experiment_fields(c) for c in configs]
+    keys = sorted({k for flat in flats for k in flat})
+    return [k for k in keys if len({json.dumps(flat.get(k), default=str) for flat in flats}) > 1]
+
+
+def runs_per_round(records: Sequence[dict[str, Any]]) -> int:
+    """A group's n: how many of its runs measured a round, at most (the one-shot levels of one seed, run as
+    separate runs, are one curve of n = 1); the number of runs when none has rounds yet."""
+    counts: dict[Any, int] = {}
+    for record in records:
+        for result in record.get("rounds") or []:
+            if isinstance(result, dict):
+                counts[result.get("round")] = counts.get(result.get("round"), 0) + 1
+    return max(counts.values(), default=len(records))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
+    count = len(values)
+    mean = sum(values) / count
+    if count < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((value - mean) ** 2 for value in values) / (count - 1))

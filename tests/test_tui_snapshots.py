@@ -59,7 +59,7 @@ async def test_home_and_finished_dashboard_at_80x24_and_120x40(run_experiment, h
         for expected in ("Presets", "digits-noise40", "smoke", "finished", "Recent runs", "New", "History", "Quit"):
             assert expected in home_text, (size, expected)
         for expected in ("FINISHED", run_id, "accuracy % vs sparsity", "sparsity", "0%", "20%", "dense",
-                         "round 3/3 done", "Screenshot", "Export", "Back"):
+                         "round 3/3 done", "Report", "Export", "Back"):  # `c Screenshot`: in `?` and Ctrl+P
             assert expected in dashboard_text, (size, expected)
         assert "Pause" not in dashboard_text and "Detach" not in dashboard_text  # not a live run
         wide = size[0] >= 120

@@ -34,6 +34,8 @@ CHART_REDRAWS_PER_S = 1  # a plotext chart costs ~25 ms of the GIL per draw, tak
 CHARTS = ("sdd-chart", "epoch-chart", "distance-chart")
 SYSTEM_SAMPLE_S = 1.0  # how often the system line is read (CPU % is the average since the last reading)
 
+WIDE_FOOTER = 100  # columns from which the footer spaces its keys out
+
 
 class DashboardScreen(Screen):
     BINDINGS = [
@@ -44,11 +46,11 @@ class DashboardScreen(Screen):
         Binding("r", "resume_run", "Resume run"),
         Binding("v", "next_chart", "Chart"),
         Binding("t", "toggle_table", "Rounds"),
-        Binding("c", "screenshot", "Screenshot"),
+        Binding("c", "screenshot", "Screenshot", show=False),  # in `?` and Ctrl+P: 80 columns hold the rest
         Binding("e", "export", "Export"),
         Binding("R", "report", "Report"),
         Binding("escape", "back", "Back"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "app.quit", "Quit", show=False),  # likewise; home's footer shows it
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]  # short: no title bar, a two-line log (room for a chart)
@@ -157,6 +159,7 @@ class DashboardScreen(Screen):
     def on_resize(self) -> None:
         self.drawn_state = ()  # the header's lines are elided to the width: drawn again at the next tick
         self.call_after_refresh(self._refresh_footer)  # `v Chart` comes and goes with the -narrow class
+        self.query_one(Footer).compact = self.size.width < WIDE_FOOTER  # one space between keys: all fit in 80
 
     def _refresh_footer(self) -> None:
         """Rebuild the footer only when the keys that apply change (rebuilding it is costly)."""

@@ -262,11 +262,11 @@ def test_the_reproduce_command_gives_back_the_runs_config(lab):
     from sdd_tui.core.report_sections import preset_command
 
     home, ids = lab
-    record = Store(home).get_run(ids["seeds"][1])
+    record = Store(home).run(ids["seeds"][1])
     words = preset_command(record)
     assert words[:3] == ["sdd-tui", "--preset", "smoke"] and "runtime.seed=1" in words
     again = resolve_config("smoke", overrides=words[4::2])
-    assert experiment_fields(again.model_dump(mode="json")) == experiment_fields(record["config"])
+    assert experiment_fields(again.model_dump(mode="json")) == experiment_fields(record.config)
 
 
 def test_markdown_writes_its_figures_into_a_folder(lab, tmp_path):

@@ -39,7 +39,7 @@ def png_size(path):
 def test_runs_differing_only_by_seed_form_one_group():
     records = [record("a", 0), record("b", 1, name="other name"), record("c", 0, rate=0.2), record("d", 2)]
     groups = group_by_seed(records)
-    assert [[r["id"] for r in g.records] for g in groups] == [["a", "b", "d"], ["c"]]
+    assert [[r.id for r in g.records] for g in groups] == [["a", "b", "d"], ["c"]]
     assert groups[0].seeds == [0, 1, 2] and groups[0].label == "digits-noise40 (3 seeds: 0, 1, 2)"
     members = [record("s0", 0, name="sweep noise.rate=0.4 seed=0"), record("s1", 1, name="sweep noise.rate=0.4 seed=1")]
     assert group_by_seed(members)[0].label == "sweep noise.rate=0.4 (2 seeds: 0, 1)"  # no single seed in the name

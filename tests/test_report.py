@@ -262,11 +262,11 @@ def test_the_reproduce_command_gives_back_the_runs_config(lab):
     from sdd_tui.core.history.grouping import experiment_fields
 
     home, ids = lab
-    record = Store(home).get_run(ids["seeds"][1])
+    record = Store(home).run(ids["seeds"][1])
     words = preset_command(record)
     assert words[:3] == ["sdd-tui", "--preset", "smoke"] and "runtime.seed=1" in words
     again = resolve_config("smoke", overrides=words[4::2])
-    assert experiment_fields(again.model_dump(mode="json")) == experiment_fields(record["config"])
+    assert experiment_fields(again.model_dump(mode="json")) == experiment_fields(record.config)
 
 
 def test_markdown_writes_its_figures_into_a_folder(lab, tmp_path):
@@ -294,6 +294,33 @@ def test_user_mistakes_are_one_line_errors(lab, tmp_path):
     result = invoke("report", ids["other"], "-o", blocked / "r.html", "--home", home)
     assert result.exit_code == 2 and "choose another -o path" in result.output
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before  # nothing in the home changed
+
+
+def test_a_hand_edited_field_of_the_wrong_type_is_one_line_naming_doctor(tmp_path):
+    """report, plot and runs export parse a run's record once: a field of the wrong type in run.json is one
+    line naming the run, the field and `sdd-tui doctor`, exit 2 (report used to end in a traceback), and the
+    store is left as it was."""
+    from sdd_test_helpers import add_run, error_line, files_of, invoke as invoke_cli, run_record
+
+    from sdd_tui.core.paths import RUN_FILE
+
+    home, run_id = tmp_path / "home", "20260101-000000-beef"
+    rounds = [{"round": i, "sparsity": 1 - 0.8**i, "test_acc": 0.5, "train_acc": 0.9} for i in range(3)]
+    add_run(Store(home), run_record(run_id, config={"noise": {"kind": "symmetric", "rate": 0.2}}), rounds)
+    assert invoke_cli("plot", run_id, "-o", str(tmp_path / "ok.svg"), "--home", str(home)).exit_code == 0
+    meta_path = home / "runs" / run_id / RUN_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta_path.write_text(json.dumps({**meta, "started": "yesterday"}), encoding="utf-8")
+    before = files_of(home)
+    for args in (("report", run_id, "-o", "r.html"), ("plot", run_id, "-o", "f.svg"),
+                 ("runs", "export", "--all", "-o", "t.csv")):
+        args = [str(tmp_path / a) if a in ("r.html", "f.svg", "t.csv") else a for a in args]
+        result = invoke_cli(*args, "--home", str(home))
+        assert result.exit_code == 2, (args, result.output)
+        line = error_line(result)
+        assert f"run {run_id} has a started of type str" in line and "`sdd-tui doctor`" in line, line
+    assert files_of(home) == before
+    assert not any((tmp_path / name).exists() for name in ("r.html", "f.svg", "t.csv"))
 
 
 # ---------------------------------------------------------------------------- pure parts

@@ -53,10 +53,10 @@ def test_shortest_unique_prefix_keeps_four_characters_after_the_date():
 
 
 def test_rounds_are_counted_after_the_dense_one_and_cells_are_short():
-    record = {"config": {"prune": {"rounds": 30}, "noise": {"kind": "pairflip", "rate": 0.2}},
+    record = {"id": "r", "config": {"prune": {"rounds": 30}, "noise": {"kind": "pairflip", "rate": 0.2}},
               "rounds": [{"round": r, "sparsity": 0.0, "test_acc": 0.5} for r in range(13)]}
     assert rounds_text(summary(record)) == "12/30"
-    assert rounds_text(summary({"config": {"prune": {"rounds": 30}}})) == "0/30"
+    assert rounds_text(summary({"id": "r", "config": {"prune": {"rounds": 30}}})) == "0/30"
     assert noise_short("symmetric", 0.4) == "40%" and noise_short("pairflip", 0.2) == "pair 20%"
     assert noise_short("none", 0.0) == "none"
     assert elide("abcdef", 4) == "abc…" and elide("abc", 4) == "abc"

@@ -114,9 +114,9 @@ def plot(
     if sweep:
         figure = sweep_figure(store, sweep, metric)  # the figure `sdd-tui sweeps plot` writes
     elif interpolation:
-        figure = interpolation_figure(store.get_run(interpolation), branch)
+        figure = interpolation_figure(store.run(interpolation), branch)
     else:
         if not run_ids:
             raise SddError("give one or more run ids, or --interpolation ID; `sdd-tui runs` lists the runs")
-        figure = figure_one([store.get_run(r) for r in run_ids], check_metric(metric))
+        figure = figure_one([store.run(r) for r in run_ids], check_metric(metric))
     typer.echo(f"wrote {save_figure(figure, output)}")

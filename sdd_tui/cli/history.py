@@ -146,7 +146,7 @@ def print_run(record: RunRecord, status: str) -> None:
     from sdd_tui.core.analysis.results import branch_phases, summary
     from sdd_tui.core.format import ROUND_COLUMNS, result_text, round_cells
 
-    s = summary(record.to_dict())  # the summary the store keeps, computed the same way
+    s = summary(record)  # the summary the store keeps, computed the same way
     say = typer.echo  # every user text below goes through shown(): printable, never markup
     say(f"{record.id}  {shown(record.name)}  {status}  on {record.device}")
     say(f"{s['model']} on {s['dataset']}, noise {s['noise']}, {s['rounds_done']}/{s['rounds_total']} rounds; "
@@ -281,8 +281,8 @@ def _change_tags(ctx: typer.Context, home: Path | None, run_id: str, add: list[s
     from sdd_tui.core.history.query import check_tag
 
     add, remove = [check_tag(tag) for tag in add], [check_tag(tag) for tag in remove]
-    record = open_store(ctx, home).set_tags(run_id, add=add, remove=remove)
-    typer.echo(f"{record['id']}: tags {shown(', '.join(record['tags'])) or '(none)'}")
+    doc = open_store(ctx, home).set_tags(run_id, add=add, remove=remove)  # the run's summary (store.json)
+    typer.echo(f"{doc['id']}: tags {shown(', '.join(doc['tags'])) or '(none)'}")
 
 
 @app.command("note")
@@ -294,8 +294,8 @@ def runs_note(
     home: Optional[Path] = HOME,
 ) -> None:
     """Set a run's note."""
-    record = open_store(ctx, home).set_note(run_id, text)
-    typer.echo(f"{record['id']}: note {'set' if text else 'cleared'}")
+    doc = open_store(ctx, home).set_note(run_id, text)  # the run's summary (store.json)
+    typer.echo(f"{doc['id']}: note {'set' if text else 'cleared'}")
 
 
 @app.command("delete")
@@ -313,9 +313,9 @@ def runs_delete(
         raise SddError(f"run id {run_id!r} is too short to delete by; give at least {MIN_DELETE_ID} characters "
                        f"(`sdd-tui runs` lists the ids)")
     store = open_store(ctx, home)
-    record = store.find(run_id)
+    doc = store.find(run_id)  # the run's summary (store.json)
     if not yes:
         if not sys.stdin.isatty():
-            raise SddError(f"not deleting run {record['id']}: without a terminal to confirm, pass --yes")
-        typer.confirm(f"delete run {record['id']} ({shown(record.get('name'))})?", abort=True)
-    typer.echo(f"deleted {store.delete_run(record['id'])}")
+            raise SddError(f"not deleting run {doc['id']}: without a terminal to confirm, pass --yes")
+        typer.confirm(f"delete run {doc['id']} ({shown(doc.get('name'))})?", abort=True)
+    typer.echo(f"deleted {store.delete_run(doc['id'])}")

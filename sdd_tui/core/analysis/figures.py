@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from ..errors import SddError
 from ..history.grouping import group_by_setting, mean_std, setting_key
+from ..history.records import RunRecord, as_run_record
 from .phases import detect_phases
 from .results import BRANCH_LABELS, BRANCHES, ROUND_KEYS
 from .sparsity_axis import AXIS_LABEL, sparsity_axis, sparsity_x
@@ -42,25 +43,27 @@ class SeedGroup:
     """Runs that differ only by seed."""
 
     key: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)
 
     @property
     def seeds(self) -> list[int]:
-        return [r.get("config", {}).get("runtime", {}).get("seed", 0) for r in self.records]
+        return [r.config.get("runtime", {}).get("seed", 0) for r in self.records]
 
     @property
     def label(self) -> str:
-        name = self.records[0].get("name") or self.records[0]["id"]
+        name = self.records[0].name or self.records[0].id
         if len(self.records) == 1:
-            return f"{name} ({self.records[0]['id']})"
+            return f"{name} ({self.records[0].id})"
         name = re.sub(r"\s*(seed|level)=\d+", "", name)  # sweep members are named after their seed and level
         seeds = sorted(set(self.seeds))  # the one-shot levels of one seed are several runs of one curve
         return f"{name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})"
 
 
-def group_by_seed(records: list[dict[str, Any]]) -> list[SeedGroup]:
+def group_by_seed(records: Sequence[RunRecord | dict[str, Any]]) -> list[SeedGroup]:
     """Seed groups in the order their first run appears in `records` (core.history.grouping's rule)."""
-    return [SeedGroup(setting_key(group[0].get("config", {})), group) for group in group_by_setting(records)]
+    typed = [as_run_record(record) for record in records]
+    return [SeedGroup(setting_key(group[0].config), group)
+            for group in group_by_setting(typed, config_of=lambda record: record.config)]
 
 
 @dataclass
@@ -81,7 +84,7 @@ def group_curve(group: SeedGroup, metric: str, branch: str | None = None) -> Cur
     """Mean and std of `metric` per round index over the group's runs (rounds any run has)."""
     by_round: dict[int, list[tuple[float, float]]] = {}
     for record in group.records:
-        for result in record.get("rounds", []):
+        for result in record.rounds:
             value = _value(result, metric, branch)
             if value is not None and result.get("sparsity") is not None:
                 by_round.setdefault(result["round"], []).append((result["sparsity"], float(value)))
@@ -148,7 +151,7 @@ def _draw_group(ax, group: SeedGroup, metric: str, colour, branch: str | None, l
 
 
 def _branches(group: SeedGroup) -> list[str]:
-    rounds = [r for record in group.records for r in record.get("rounds", [])]
+    rounds = [r for record in group.records for r in record.rounds]
     return [b for b in BRANCHES if any(isinstance(r.get(b), dict) for r in rounds)]
 
 
@@ -163,12 +166,13 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: str | None = None,
+def figure_one(records: Sequence[RunRecord | dict[str, Any]], metric: str = "test_acc", title: str | None = None,
                size: tuple[float, float] = (8.0, 7.0), dpi: int = 100, panels: Sequence[str] = ()) -> Figure:
     """Figure 1 of the paper for one or more runs (grouped by seed); see the module docstring.
     `panels`: these metrics stacked instead (the report's figures), phases shaded on each."""
     if not records:
         raise SddError("no runs to plot; give run ids (`sdd-tui runs` lists them)")
+    records = [as_run_record(record) for record in records]
     groups = group_by_seed(records)
     metrics = list(panels) or ([metric, "train_acc"] if metric == "test_acc" else [metric])
     metric = metrics[0]
@@ -177,7 +181,7 @@ def figure_one(records: list[dict[str, Any]], metric: str = "test_acc", title: s
     axes = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
     colours = [f"C{i % 10}" for i in range(len(groups))]
     phases = group_phases(groups[0])
-    sparsities = [r["sparsity"] for rec in records for r in rec.get("rounds", []) if r.get("sparsity") is not None]
+    sparsities = [r["sparsity"] for rec in records for r in rec.rounds if r.get("sparsity") is not None]
     for panel, (ax, shown) in enumerate(zip(axes, metrics)):
         _shade_phases(ax, phases, label=panel == 0)
         for group, colour in zip(groups, colours):
@@ -206,21 +210,23 @@ def _mark_events(ax, phases: dict[str, Any]) -> None:
                     ha="left" if key == "dip" else "center", fontsize=8)
 
 
-def _title(records: list[dict[str, Any]]) -> str:
-    config = records[0].get("config", {})
+def _title(records: list[RunRecord]) -> str:
+    config = records[0].config
     noise = config.get("noise", {})
     return (f"{config.get('model', {}).get('name', '?')} on {config.get('data', {}).get('name', '?')}, "
             f"{noise.get('kind', '?')} noise {100 * noise.get('rate', 0):.0f}%, "
             f"{config.get('retrain', {}).get('mode', '?')}")
 
 
-def interpolation_figure(record: dict[str, Any], branch: str = "main", size=(11.0, 4.0), dpi: int = 100) -> Figure:
+def interpolation_figure(record: RunRecord | dict[str, Any], branch: str = "main", size=(11.0, 4.0),
+                         dpi: int = 100) -> Figure:
     """Loss and accuracy along w(a) = (1 - a) w_sparse + a w_redense, and the 1-D loss plots if stored."""
+    record = as_run_record(record)
     key = "redense" if branch == "main" else f"redense_{branch}"
-    results = (record.get("analyses") or {}).get(key) or {}
+    results = (record.analyses or {}).get(key) or {}
     if not results:
-        raise SddError(f"run {record['id']} has no re-dense analysis; run "
-                       f"`sdd-tui analyze {record['id']} --redense --rounds 5,10,20` first")
+        raise SddError(f"run {record.id} has no re-dense analysis; run "
+                       f"`sdd-tui analyze {record.id} --redense --rounds 5,10,20` first")
     filtered = any("filter_normalized" in r for r in results.values())
     figure = Figure(figsize=(size[0] * (1.4 if filtered else 1), size[1]), dpi=dpi, layout="constrained")
     axes = figure.subplots(1, 3 if filtered else 2, squeeze=False)[0]
@@ -246,7 +252,7 @@ def interpolation_figure(record: dict[str, Any], branch: str = "main", size=(11.
     axes[1].set_xlabel("a  (0 = sparse solution, 1 = re-dense solution)")
     if filtered:
         axes[2].set_xlabel("b  (w + b d, filter-normalised direction d)")
-    figure.suptitle(f"re-dense interpolation: {record.get('name')} ({record['id']})")
+    figure.suptitle(f"re-dense interpolation: {record.name} ({record.id})")
     return figure
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import SddError
 from ..format import pct, printable
 from ..history.grouping import differing_fields, experiment_fields, flatten
+from ..history.records import RunRecord, SweepRecord
 from ..history.store import display_status
 from ..provenance import package_version
 from .figures import SeedGroup, figure_one, group_by_seed, group_curve, group_phases
@@ -40,8 +41,8 @@ PHASE_COLUMNS = ("light", "critical", "sweet", "collapsed")
 class Selection:
     """The runs a report is about, in the order given (sweep members in the order of their grid)."""
 
-    records: list[dict[str, Any]]
-    sweeps: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RunRecord]
+    sweeps: list[SweepRecord] = field(default_factory=list)
     home: Path | None = None
 
 
@@ -49,20 +50,20 @@ def select_runs(store, run_ids: list[str], sweep_ids: list[str]) -> Selection:
     """Runs by id or unique prefix and every stored member of each sweep; SddError when none is given."""
     if not run_ids and not sweep_ids:
         raise SddError("say which runs: give run ids (or unique prefixes) or --sweep ID; `sdd-tui runs` lists them")
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, RunRecord] = {}
     sweeps = []
     for sweep_id in sweep_ids:
-        sweep = store.get_sweep(sweep_id)
+        sweep = store.sweep(sweep_id)
         sweeps.append(sweep)
-        stored = store.get_runs([m["run_id"] for m in sweep["members"]])
-        for member in sweep["members"]:
-            if member["run_id"] in stored:
-                records.setdefault(member["run_id"], stored[member["run_id"]])
+        stored = store.get_runs([m["run_id"] for m in sweep.members])
+        for member in sweep.members:
+            if member["run_id"] in stored and member["run_id"] not in records:
+                records[member["run_id"]] = RunRecord.parse(stored[member["run_id"]])
         if not stored:
-            raise SddError(f"sweep {sweep['id']} has no run yet; `sdd-tui sweeps show {sweep['id']}` says why")
+            raise SddError(f"sweep {sweep.id} has no run yet; `sdd-tui sweeps show {sweep.id}` says why")
     for run_id in run_ids:
-        record = store.get_run(run_id)
-        records.setdefault(record["id"], record)
+        record = store.run(run_id)
+        records.setdefault(record.id, record)
     return Selection(list(records.values()), sweeps, Path(store.home))
 
 
@@ -85,25 +86,26 @@ def build_report(selection: Selection, version: str = "?") -> Page:
     return page
 
 
-def _tagged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _tagged(records: list[RunRecord]) -> list[RunRecord]:
     """Copies of the records named after their group ("G2 smoke") when there are several groups, so that
     legends and tables tell apart groups whose runs share a name."""
     groups = group_by_seed(records)
     if len(groups) < 2:
         return records
-    tag = {record["id"]: f"G{index + 1}" for index, group in enumerate(groups) for record in group.records}
-    return [{**record, "name": f"{tag[record['id']]} {record.get('name') or ''}".rstrip()} for record in records]
+    tag = {record.id: f"G{index + 1}" for index, group in enumerate(groups) for record in group.records}
+    return [record.model_copy(update={"name": f"{tag[record.id]} {record.name or ''}".rstrip()})
+            for record in records]
 
 
-def _title(records: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> str:
+def _title(records: list[RunRecord], sweeps: list[SweepRecord]) -> str:
     if sweeps:
-        return "Sparse double descent report: " + ", ".join(printable(s.get("name") or s["id"]) for s in sweeps)
+        return "Sparse double descent report: " + ", ".join(printable(s.name or s.id) for s in sweeps)
     if len(records) == 1:
-        return f"Sparse double descent report: {printable(records[0].get('name') or '')} ({records[0]['id']})"
+        return f"Sparse double descent report: {printable(records[0].name or '')} ({records[0].id})"
     return f"Sparse double descent report: {len(records)} runs"
 
 
-def _lead(records: list[dict[str, Any]], groups: list[SeedGroup], version: str) -> str:
+def _lead(records: list[RunRecord], groups: list[SeedGroup], version: str) -> str:
     return (f"{len(records)} run(s) in {len(groups)} setting(s), written {time.strftime('%Y-%m-%d %H:%M')} by "
             f"sdd-tui {version}. Runs that differ only by seed are one group, as `sdd-tui plot` groups them: "
             f"values are the mean ± sample standard deviation over the group's n seeds; accuracies are last-epoch "
@@ -113,15 +115,15 @@ def _lead(records: list[dict[str, Any]], groups: list[SeedGroup], version: str) 
 def _overview(selection: Selection, groups: list[SeedGroup], names: dict[int, str]) -> list[Any]:
     blocks: list[Any] = [Heading("Overview", anchor="overview")]
     for sweep in selection.sweeps:
-        grid = "; ".join(f"{k} = {', '.join(v)}" for k, v in (sweep.get("grid") or {}).items()) or "no grid"
-        blocks.append(Text(f"Sweep {sweep['id']} ({printable(sweep.get('name') or '')}): {grid}; seeds "
-                           f"{', '.join(map(str, sweep.get('seeds') or []))}; {len(sweep['members'])} members, "
-                           f"{sum(1 for r in selection.records if r.get('sweep') == sweep['id'])} of them stored. "
+        grid = "; ".join(f"{k} = {', '.join(v)}" for k, v in (sweep.grid or {}).items()) or "no grid"
+        blocks.append(Text(f"Sweep {sweep.id} ({printable(sweep.name or '')}): {grid}; seeds "
+                           f"{', '.join(map(str, sweep.seeds))}; {len(sweep.members)} members, "
+                           f"{sum(1 for r in selection.records if r.sweep == sweep.id)} of them stored. "
                            f"Groups follow its grid."))
-    changed = differing_fields([g.records[0].get("config", {}) for g in groups])
+    changed = differing_fields([g.records[0].config for g in groups])
     rows = []
     for group in groups:
-        fields = experiment_fields(group.records[0].get("config", {}))
+        fields = experiment_fields(group.records[0].config)
         setting = ", ".join(f"{key}={fields.get(key)}" for key in changed) or "-"
         statuses = [display_status(r) for r in group.records]
         rounds = [summary(r) for r in group.records]
@@ -142,12 +144,12 @@ def _overview(selection: Selection, groups: list[SeedGroup], names: dict[int, st
 # ---------------------------------------------------------------------------- 1. sparse double descent
 
 
-def double_descent_section(records: list[dict[str, Any]], groups: list[SeedGroup]) -> list[Any]:
+def double_descent_section(records: list[RunRecord], groups: list[SeedGroup]) -> list[Any]:
     blocks: list[Any] = [Heading("1. Sparse double descent", anchor="double-descent"),
                          Text("The paper: under label noise, test accuracy against sparsity falls (critical phase) "
                               "where the network stops fitting the noisy labels, then rises above the dense "
                               "network's (sweet phase), then collapses.")]
-    with_rounds = [r for r in records if r.get("rounds")]
+    with_rounds = [r for r in records if r.rounds]
     if not with_rounds:
         return blocks + [Text("No run has a finished round yet, so there is no curve. Let the runs train "
                               "(`sdd-tui resume ID` continues a stopped one), then write the report again.",
@@ -195,7 +197,7 @@ def _span_cell(span: dict[str, Any] | None) -> str:
 def _reference_blocks(groups: list[SeedGroup]) -> list[Any]:
     blocks: list[Any] = [Heading("The paper's numbers", level=3)]
     for group in groups:
-        reference = reference_for(group.records[0].get("config", {}))
+        reference = reference_for(group.records[0].config)
         if reference is None:
             blocks.append(Text(f"{printable(group.label)}: no reference for this setting.", "missing"))
             continue
@@ -211,15 +213,15 @@ def _reference_blocks(groups: list[SeedGroup]) -> list[Any]:
 # ---------------------------------------------------------------------------- provenance
 
 
-def provenance_section(records: list[dict[str, Any]]) -> list[Any]:
+def provenance_section(records: list[RunRecord]) -> list[Any]:
     rows = []
     for record in records:
-        p = record.get("provenance") or {}
+        p = record.provenance or {}
         git = p.get("git") or {}
         commit = f"{str(git.get('commit'))[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "-"
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(record["started"])) if record.get("started") else "-"
-        rows.append((record["id"], printable(record.get("name") or ""), display_status(record),
-                     flatten(record.get("config", {})).get("runtime.seed"), started, record.get("device") or "-",
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started)) if record.started else "-"
+        rows.append((record.id, printable(record.name or ""), display_status(record),
+                     flatten(record.config).get("runtime.seed"), started, record.device or "-",
                      p.get("sdd_tui") or "-", commit, p.get("host") or "-",
                      f"torch {p.get('torch')}" if p.get("torch") else "-"))
     return [Heading("Provenance", anchor="provenance"),

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import SddError
 from ..format import pct, printable
 from ..history.grouping import differing_fields, experiment_fields, flatten
+from ..history.records import RunRecord, SweepRecord
 from ..paths import RunPaths
 from .figures import SeedGroup, figure_one, group_phases, interpolation_figure
 from .report_page import Commands, Figure, Heading, Table, Text
@@ -30,15 +31,15 @@ def figure_title(what: str, groups: list[SeedGroup]) -> str:
     """A figure's title: what it shows, and the setting when there is one (else how many)."""
     if len(groups) != 1:
         return f"{what}: {len(groups)} settings"
-    config = groups[0].records[0].get("config", {})
+    config = groups[0].records[0].config
     noise = config.get("noise", {})
     return (f"{what}: {config.get('model', {}).get('name', '?')} on {config.get('data', {}).get('name', '?')}, "
             f"{noise.get('kind', '?')} noise {100 * (noise.get('rate') or 0):.0f}%, "
             f"{config.get('retrain', {}).get('mode', '?')}")
 
 
-def _has(records: list[dict[str, Any]], metric: str) -> bool:
-    return any(r.get(metric) is not None for record in records for r in record.get("rounds") or [])
+def _has(records: list[RunRecord], metric: str) -> bool:
+    return any(r.get(metric) is not None for record in records for r in record.rounds)
 
 
 def _cut(lines: list[str]) -> list[str]:
@@ -50,7 +51,7 @@ def _cut(lines: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------- 2. learning distance
 
 
-def distance_section(records: list[dict[str, Any]], groups: list[SeedGroup]) -> list[Any]:
+def distance_section(records: list[RunRecord], groups: list[SeedGroup]) -> list[Any]:
     blocks: list[Any] = [Heading("2. Learning distance", anchor="learning-distance"),
                          Text("The paper: the learning distance ||w - w0|| (pruned weights counted as 0) follows "
                               "the test accuracy curve over sparsity.")]
@@ -83,21 +84,21 @@ def _coefficient(found: Correlation, kind: str) -> str:
 # ---------------------------------------------------------------------------- 3. minima flatness
 
 
-def flatness_section(records: list[dict[str, Any]], groups: list[SeedGroup], home: Path | None) -> list[Any]:
+def flatness_section(records: list[RunRecord], groups: list[SeedGroup], home: Path | None) -> list[Any]:
     blocks: list[Any] = [Heading("3. Minima flatness", anchor="flatness"),
                          Text("The paper asks whether pruning helps by finding flatter minima: it re-dense trains "
                               "a sparse solution (pruned weights restored at 0) and follows the loss along the "
                               "line w(a) = (1 - a) w_sparse + a w_redense. It finds that flatness does not explain "
                               "sparse double descent.")]
-    analysed = [(record, key) for record in records for key in sorted(record.get("analyses") or {})
-                if (key == "redense" or key.startswith("redense_")) and record["analyses"].get(key)]
+    analysed = [(record, key) for record in records for key in sorted(record.analyses or {})
+                if (key == "redense" or key.startswith("redense_")) and record.analyses.get(key)]
     if not analysed:
         return blocks + _flatness_missing(groups, home)
     for record, key in analysed:
         branch = "main" if key == "redense" else key.removeprefix("redense_")
-        results = sorted(record["analyses"][key].values(), key=lambda r: r.get("round", 0))
-        blocks.append(Heading(f"{printable(record.get('name') or '')} ({record['id']}), {branch} branch", level=3))
-        blocks.append(Figure(interpolation_figure(record, branch, size=(10.0, 3.6)), f"flatness-{record['id']}-{branch}",
+        results = sorted(record.analyses[key].values(), key=lambda r: r.get("round", 0))
+        blocks.append(Heading(f"{printable(record.name or '')} ({record.id}), {branch} branch", level=3))
+        blocks.append(Figure(interpolation_figure(record, branch, size=(10.0, 3.6)), f"flatness-{record.id}-{branch}",
                              "Loss and accuracy from the sparse solution (a = 0) to the re-dense one (a = 1); "
                              "solid: train, dashed: test."))
         blocks.append(Table(("round", "sparsity", "re-dense settings", "sparse test / train", "re-dense test / train",
@@ -119,11 +120,11 @@ def _flatness_row(result: dict[str, Any]) -> tuple[Any, ...]:
             f"{pct(dense.get('test_acc'))} / {pct(dense.get('train_acc'))}", losses)
 
 
-def stored_rounds(home: Path | None, record: dict[str, Any]) -> list[int]:
+def stored_rounds(home: Path | None, record: RunRecord) -> list[int]:
     """The rounds whose weights are kept in the run's folder (what `analyze` and `branch` read)."""
     if home is None:
         return []
-    folder = RunPaths(home, record["id"]).rounds_dir
+    folder = RunPaths(home, record.id).rounds_dir
     names = [p.stem.removeprefix("round-") for p in folder.glob("round-*.pt")] if folder.is_dir() else []
     return sorted(int(n) for n in names if n.isdigit())
 
@@ -148,7 +149,7 @@ def _flatness_missing(groups: list[SeedGroup], home: Path | None) -> list[Any]:
             continue
         count += 1
         rounds = ",".join(map(str, suggested_rounds(group, stored)))
-        lines.append(shlex.join(["sdd-tui", "analyze", record["id"], "--redense", "--rounds", rounds]))
+        lines.append(shlex.join(["sdd-tui", "analyze", record.id, "--redense", "--rounds", rounds]))
     if not lines:
         return [Text("No round was analysed, and no run here keeps its rounds' weights (the rounds/ folder of the "
                      "run), so none can be: run the experiment again and analyse it with "
@@ -161,7 +162,7 @@ def _flatness_missing(groups: list[SeedGroup], home: Path | None) -> list[Any]:
 # ---------------------------------------------------------------------------- 4. winning tickets
 
 
-def tickets_section(records: list[dict[str, Any]], groups: list[SeedGroup], home: Path | None) -> list[Any]:
+def tickets_section(records: list[RunRecord], groups: list[SeedGroup], home: Path | None) -> list[Any]:
     blocks: list[Any] = [Heading("4. Winning tickets may not always win", anchor="tickets"),
                          Text("The paper: a random reinitialisation of the ticket's mask also shows sparse double "
                               "descent, shifted to lower sparsity, so at some sparsities it beats the ticket.")]
@@ -206,18 +207,18 @@ def _ticket_finding(group: SeedGroup, fights, wins) -> str:
             f"(sparsity {sparsities}), by up to {best.points:.1f} points (round {best.round}).")
 
 
-def _tickets_missing(records: list[dict[str, Any]], home: Path | None) -> list[Any]:
+def _tickets_missing(records: list[RunRecord], home: Path | None) -> list[Any]:
     lines, count = [], 0
     for record in records:
         if not stored_rounds(home, record):
             continue
         count += 1
-        rounds = record.get("rounds") or []
-        has = {key for r in rounds for key in ("reinit", "ticket", "random_prune") if isinstance(r.get(key), dict)}
+        has = {key for r in record.rounds for key in ("reinit", "ticket", "random_prune")
+               if isinstance(r.get(key), dict)}
         if not has & {"reinit", "ticket"}:
-            lines.append(shlex.join(["sdd-tui", "branch", record["id"], "reinit"]))
+            lines.append(shlex.join(["sdd-tui", "branch", record.id, "reinit"]))
         if "random_prune" not in has:
-            lines.append(shlex.join(["sdd-tui", "branch", record["id"], "random-prune"]))
+            lines.append(shlex.join(["sdd-tui", "branch", record.id, "random-prune"]))
     if not lines:
         return [Text("No run has a reinit branch, and no run here keeps its rounds' weights to train one on; "
                      "start new runs with `--set retrain.compare_reinit=true`.", "missing")]
@@ -230,7 +231,7 @@ def _tickets_missing(records: list[dict[str, Any]], home: Path | None) -> list[A
 
 
 def settings_section(groups: list[SeedGroup], names: dict[int, str]) -> list[Any]:
-    configs = [g.records[0].get("config", {}) for g in groups]
+    configs = [g.records[0].config for g in groups]
     changed = differing_fields(configs)
     blocks: list[Any] = [Heading("Settings", anchor="settings")]
     if changed:
@@ -245,7 +246,7 @@ def settings_section(groups: list[SeedGroup], names: dict[int, str]) -> list[Any
     rows = [(key, _value(shared[key])) for key in KEY_SETTINGS if key in shared and key not in changed]
     blocks.append(Table(("field", "value"), rows, "Main settings every group shares (`sdd-tui runs show ID --json` "
                                                   "lists all)."))
-    seeds = sorted({flatten(r.get("config", {})).get("runtime.seed") for g in groups for r in g.records}, key=str)
+    seeds = sorted({flatten(r.config).get("runtime.seed") for g in groups for r in g.records}, key=str)
     blocks.append(Text(f"Seeds: {', '.join(map(str, seeds))}."))
     return blocks
 
@@ -265,9 +266,9 @@ def _preset_fields(preset: str) -> dict[str, Any] | None:
         return None
 
 
-def preset_command(record: dict[str, Any]) -> list[str] | None:
+def preset_command(record: RunRecord) -> list[str] | None:
     """`sdd-tui --preset P --set ...` giving the run's config from today's preset; None where it cannot."""
-    preset, config = record.get("preset"), record.get("config") or {}
+    preset, config = record.preset, record.config
     base = _preset_fields(preset) if preset and config else None
     if base is None:
         return None
@@ -281,37 +282,37 @@ def preset_command(record: dict[str, Any]) -> list[str] | None:
     return words
 
 
-def sweep_command(sweep: dict[str, Any]) -> str:
+def sweep_command(sweep: SweepRecord) -> str:
     words = ["sdd-tui", "sweep"]
-    if sweep.get("preset"):
-        words += ["--preset", sweep["preset"]]
-    elif sweep.get("config_file"):
-        words += ["--config", sweep["config_file"]]
-    for text in sweep.get("overrides") or []:
+    if sweep.preset:
+        words += ["--preset", sweep.preset]
+    elif sweep.config_file:
+        words += ["--config", sweep.config_file]
+    for text in sweep.overrides:
         words += ["--set", text]
-    for key, values in (sweep.get("grid") or {}).items():
+    for key, values in (sweep.grid or {}).items():
         words += ["--grid", f"{key}={','.join(values)}"]
-    words += ["--seeds", ",".join(map(str, sweep.get("seeds") or []))]
-    if sweep.get("levels"):
-        words += ["--levels", ",".join(map(str, sweep["levels"]))]
+    words += ["--seeds", ",".join(map(str, sweep.seeds))]
+    if sweep.levels:
+        words += ["--levels", ",".join(map(str, sweep.levels))]
     return shlex.join(words)
 
 
-def reproduce_section(records: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> list[Any]:
+def reproduce_section(records: list[RunRecord], sweeps: list[SweepRecord]) -> list[Any]:
     blocks: list[Any] = [Heading("Reproduce", anchor="reproduce"),
                          Text("Each run's settings from its preset as it is today (`--set` for every field that "
                               "differs), and `--from-run`, which starts a new run with the stored config in the "
                               "same home. Same config, seed and device: the same curve.")]
     for sweep in sweeps:
-        blocks += [Text(f"Sweep {sweep['id']}, all its members at once:"), Commands((sweep_command(sweep),))]
+        blocks += [Text(f"Sweep {sweep.id}, all its members at once:"), Commands((sweep_command(sweep),))]
     lines = []
     for record in records:
-        started = (record.get("provenance") or {}).get("command")
-        lines.append(f"# {record['id']} {printable(record.get('name') or '')}"
+        started = (record.provenance or {}).get("command")
+        lines.append(f"# {record.id} {printable(record.name or '')}"
                      + (f" (started as: {printable(started)})" if started else ""))
         command = preset_command(record)
         if command:
             lines.append(shlex.join(command))
-        lines.append(shlex.join(["sdd-tui", "--from-run", record["id"]]))
+        lines.append(shlex.join(["sdd-tui", "--from-run", record.id]))
     blocks.append(Commands(tuple(lines)))
     return blocks

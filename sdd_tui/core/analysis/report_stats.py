@@ -100,7 +100,7 @@ class TicketCurves:
 def ticket_curves(group: SeedGroup) -> TicketCurves:
     """retrain.mode=reinit reports the reinit branch itself and keeps the ticket under "ticket"; every other
     mode reports the ticket (the rewound or retrained network) and keeps the reinit under "reinit"."""
-    mode = group.records[0].get("config", {}).get("retrain", {}).get("mode")
+    mode = group.records[0].config.get("retrain", {}).get("mode")
     main = group_curve(group, "test_acc")
     random_prune = group_curve(group, "test_acc", "random_prune")
     if mode == "reinit":

@@ -16,6 +16,7 @@ from typing import Any
 from ..events import EpochEnded, event_from_json
 from ..history.grouping import flatten
 from ..history.query import RunQuery
+from ..history.records import RunRecord
 from .phases import detect_phases, event_of_round, phase_of_round
 
 CONFIG_SKIPPED = ("name", "description")  # the run's name is a column already; a description is prose
@@ -25,24 +26,24 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def run_columns(record: dict[str, Any], status: str) -> dict[str, Any]:
+def run_columns(record: RunRecord, status: str) -> dict[str, Any]:
     """The columns every row of a run shares: its fields, config and provenance."""
     columns: dict[str, Any] = {
-        "run_id": record["id"], "name": record.get("name"), "status": status, "preset": record.get("preset"),
-        "sweep": record.get("sweep"), "tags": ",".join(record.get("tags") or []),
-        "note": record.get("note") or "", "started": record.get("started"), "ended": record.get("ended"),
+        "run_id": record.id, "name": record.name, "status": status, "preset": record.preset,
+        "sweep": record.sweep, "tags": ",".join(record.tags),
+        "note": record.note or "", "started": record.started, "ended": record.ended,
     }
-    for key, value in flatten(record.get("config") or {}).items():
+    for key, value in flatten(record.config).items():
         if key not in CONFIG_SKIPPED:
             columns[key] = _cell(value)
-    for key, value in flatten(record.get("provenance") or {}, "provenance.").items():
+    for key, value in flatten(record.provenance or {}, "provenance.").items():
         columns[key] = _cell(value)
     return columns
 
 
-def round_rows(record: dict[str, Any], status: str) -> list[dict[str, Any]]:
+def round_rows(record: RunRecord, status: str) -> list[dict[str, Any]]:
     shared = run_columns(record, status)
-    rounds = sorted(record.get("rounds") or [], key=lambda r: r["round"])
+    rounds = sorted(record.rounds, key=lambda r: r["round"])
     phases = detect_phases(rounds)
     rows = []
     for result in rounds:
@@ -53,7 +54,7 @@ def round_rows(record: dict[str, Any], status: str) -> list[dict[str, Any]]:
     return rows
 
 
-def epoch_rows(record: dict[str, Any], status: str, events: Path) -> list[dict[str, Any]]:
+def epoch_rows(record: RunRecord, status: str, events: Path) -> list[dict[str, Any]]:
     """A row per epoch of every round and branch; a resumed run's repeated epochs count once (the last)."""
     shared = run_columns(record, status)
     epochs: dict[tuple[int, str, int], EpochEnded] = {}
@@ -85,11 +86,11 @@ def load_rows(store, query: RunQuery, epochs: bool = False) -> list[dict[str, An
     docs = list(reversed(query.select(store.summaries())))
     rows: list[dict[str, Any]] = []
     for doc in docs:
-        record = store.full_record(doc)
+        record = RunRecord.parse(store.full_record(doc))  # a store summary, completed from its folder
         status = display_status(record)
         rows += round_rows(record, status)
         if epochs:
-            rows += epoch_rows(record, status, store.events_path(doc["id"]))
+            rows += epoch_rows(record, status, store.events_path(record.id))
     return rows
 
 

@@ -74,6 +74,12 @@ class RunRecord(BaseModel):
         return validate_config(stored_config(self.config), where or f"run {self.id}")
 
 
+def as_run_record(value: RunRecord | dict[str, Any]) -> RunRecord:
+    """While readers move to typed records: a RunRecord as it is, a record dict parsed (RunRecord.parse).
+    Called once at the start of a function that some callers still give a dict."""
+    return value if isinstance(value, RunRecord) else RunRecord.parse(value)
+
+
 class SweepRecord(BaseModel):
     """sweeps/ID.json (core.sweeps.sweep.new_sweep_record, plus the engine settings core.sweeps.engine_options stores)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..analysis.results import summary
+from ..analysis.results import summary_of
 from ..paths import check_id, is_valid_id
 from .grouping import flatten
 
@@ -53,7 +53,7 @@ def summary_doc(meta: dict[str, Any], rounds: list[dict[str, Any]], baseline: di
     doc = {key: meta[key] for key in RECORD_FIELDS if key in meta}
     doc.setdefault("tags", [])
     doc.setdefault("note", "")
-    doc["summary"] = summary({"config": meta.get("config") or {}, "rounds": rounds})
+    doc["summary"] = summary_of(meta.get("config") or {}, rounds)
     flat = config_settings(meta.get("config"))
     doc["settings"] = {key: value for key, value in flat.items() if baseline.get(key, _MISSING) != value}
     unset = [key for key in baseline if key not in flat]

@@ -96,6 +96,13 @@ class SweepRecord(BaseModel):
     pid: StrictInt | None = None
     errors: dict[str, Any] = {}  # by member run id: why it could not start
     engine: str | None = None
+    # the other engine settings it was run with (core.engine_options.EngineOptions.record_fields)
+    address: str | None = None
+    max_parallel: StrictInt | None = None
+    cpus_per_member: Number | None = None
+    worker_home: str | None = None
+    pack: bool = False
+    pack_size: StrictInt | None = None
     _order: tuple[str, ...] = PrivateAttr(default=())
 
     @classmethod
@@ -121,6 +128,11 @@ class SweepRecord(BaseModel):
         if found is None:
             raise SddError(f"sweep {self.id} has no member {run_id}; `sdd-tui sweeps show {self.id}` lists them")
         return found
+
+
+def as_run_record(value: RunRecord | dict[str, Any]) -> RunRecord:
+    """`value` as a typed record, parsed if it is a dict: for callers not yet converted (issue 28)."""
+    return value if isinstance(value, RunRecord) else RunRecord.parse(value)
 
 
 def _first_problem(data: dict[str, Any], error: ValidationError, kind: str = "run") -> str:

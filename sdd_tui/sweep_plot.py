@@ -17,9 +17,10 @@ from sdd_tui.core.sweeps.sweep import member_records
 def sweep_figure(store: Store, sweep_id: str, metric: str = "test_acc") -> Figure:
     """The figure of sweep `sweep_id` (an id or unique prefix), titled with the sweep's name and id."""
     metric = check_metric(metric)
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.sweep(sweep_id)
     records = member_records(store, sweep)
-    drawn = [records[m["run_id"]] for m in sweep["members"] if records.get(m["run_id"], {}).get("rounds")]
+    drawn = [records[m["run_id"]] for m in sweep.members if m["run_id"] in records and records[m["run_id"]].rounds]
     if not drawn:
-        raise SddError(f"sweep {sweep['id']!r} has no finished rounds yet; `sdd-tui sweeps show {sweep['id']}`")
-    return figure_one(drawn, metric, title=f"{sweep['name']} ({sweep['id']})")
+        raise SddError(f"sweep {sweep.id!r} has no finished rounds yet; `sdd-tui sweeps show {sweep.id}`")
+    # core.analysis.figures reads the stored dicts until it takes typed records too (issue 28)
+    return figure_one([record.to_dict() for record in drawn], metric, title=f"{sweep.name} ({sweep.id})")

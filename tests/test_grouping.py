@@ -40,7 +40,7 @@ def test_how_a_run_was_run_does_not_split_a_group_but_a_setting_does():
 
 def test_compare_screen_plot_and_sweeps_form_the_same_groups():
     partition = [["a", "b", "d"], ["c"]]
-    assert [[r["id"] for r in g.records] for g in compare_groups(RUNS)] == partition
+    assert [[r.id for r in g.records] for g in compare_groups(RUNS)] == partition
     assert [[r.id for r in g.records] for g in group_by_seed(RUNS)] == partition
     members = [{"run_id": r["id"], "config": r["config"], "point": {"noise.rate": str(r["config"]["noise"]["rate"])}}
                for r in RUNS]

@@ -446,10 +446,11 @@ def test_output_to_a_full_stdout_is_one_line_on_stderr_and_exit_2(finished_home,
 
 
 def test_the_sweep_origin_pasted_into_a_shell_runs_exactly_that_command(tmp_path):
+    from sdd_tui.core.history.records import SweepRecord
     from sdd_tui.core.sweeps.sweep import origin_command, origin_text
 
-    sweep = {"preset": "smoke", "overrides": ["name=it's a \"test\"; rm -rf ~", "runtime.note=$(touch pwned) `x`"],
-             "grid": {"noise.rate": ["0.2", "0.4"], "name": ["a b", "*"]}, "seeds": [0, 1], "levels": [1, 2]}
+    sweep = SweepRecord.parse({"id": "sw-1", "preset": "smoke", "overrides": ["name=it's a \"test\"; rm -rf ~", "runtime.note=$(touch pwned) `x`"],
+             "grid": {"noise.rate": ["0.2", "0.4"], "name": ["a b", "*"]}, "seeds": [0, 1], "levels": [1, 2]})
     text = origin_text(sweep)
     assert text.startswith("from sdd-tui sweep --preset smoke --set ")
     command = text.removeprefix("from ")

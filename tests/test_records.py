@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from sdd_tui.cli import app
 from sdd_tui.core.analysis.redense_options import RedenseOptions
 from sdd_tui.core.errors import SddError
-from sdd_tui.core.history.records import RunRecord
+from sdd_tui.core.history.records import RunRecord, SweepRecord
 from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
 from sdd_tui.core.sweeps.engine_options import EngineOptions, engine_options
@@ -72,7 +72,7 @@ def test_redense_options_check_themselves_once():
 
 def test_engine_options_take_the_given_then_the_sweeps_then_the_defaults(home):
     store = Store(home)
-    previous = {"engine": "local", "max_parallel": 4, "pack": True, "pack_size": 8}
+    previous = SweepRecord.parse({"id": "sw-1", "engine": "local", "max_parallel": 4, "pack": True, "pack_size": 8})
     options = engine_options(previous, None, None, None, None, None, store, retries=5)
     assert options == EngineOptions(engine="local", max_parallel=4, pack=True, pack_size=8, cpus_per_member=1.0,
                                     worker_home=str(store.home), retries=5)

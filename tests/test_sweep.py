@@ -309,6 +309,21 @@ def test_unknown_sweep_is_a_one_line_error(home):
     assert result.exit_code == 2 and "error: no sweep 'sw-nope'" in result.output
 
 
+@pytest.mark.parametrize(("field", "value"), [("pid", "123"), ("members", "x"), ("pack", "yes")])
+def test_a_sweep_field_of_the_wrong_type_is_a_one_line_error_that_doctor_names(home, tmp_path, field, value):
+    sweep = _stored_sweep(home, {("0.2", 0): [0.5, 0.6], ("0.2", 1): [0.7, 0.8]})
+    Store(home).update_sweep(sweep["id"], **{field: value})
+    stored = (home / "sweeps" / f"{sweep['id']}.json").read_bytes()
+    said = f"error: sweep {sweep['id']} has a {field} of type str ({value!r}); `sdd-tui doctor` says how to recover"
+    for command in (["sweeps"], ["sweeps", "show", sweep["id"]], ["sweeps", "show", sweep["id"], "--json"],
+                    ["sweeps", "plot", sweep["id"], "-o", str(tmp_path / "f.png")], ["sweep", "--resume", sweep["id"]]):
+        result = runner.invoke(app, [*command, "--home", str(home)])
+        assert result.exit_code == 2 and result.output.splitlines() == [said], (command, result.output)
+    assert (home / "sweeps" / f"{sweep['id']}.json").read_bytes() == stored and not (tmp_path / "f.png").exists()
+    doctor = runner.invoke(app, ["doctor", "--home", str(home)])
+    assert doctor.exit_code == 1 and f"sweep {sweep['id']} has a {field} of type str" in doctor.output
+
+
 # ---------------------------------------------------------------------------- a local sweep end to end
 
 
@@ -332,7 +347,7 @@ def test_local_sweep_of_two_seeds_end_to_end_and_resume(home):
 
     # a member left unfinished is the only one a resume runs, from its checkpoint
     store.update_run(member_ids[1], status="stopped")
-    assert [m["run_id"] for m in unfinished_members(store, sweep)] == [member_ids[1]]
+    assert [m["run_id"] for m in unfinished_members(store, store.sweep(sweep["id"]))] == [member_ids[1]]
     resumed = runner.invoke(app, ["sweep", "--resume", sweep["id"][:12], "--home", str(home)])
     assert resumed.exit_code == 0, resumed.output
     assert "1 of 2 member(s) to run" in resumed.output

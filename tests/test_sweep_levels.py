@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from sdd_tui.cli import app
 from sdd_tui.core.analysis.figures import figure_one
 from sdd_tui.core.errors import SddError
+from sdd_tui.core.history.records import SweepRecord
 from sdd_tui.core.history.store import Store
 from sdd_tui.core.sweeps.sweep import expand_sweep, sweep_curves
 from sdd_tui.core.sweeps.sweep_levels import parse_levels, run_in_phases, with_levels
@@ -66,7 +67,7 @@ def test_levels_wait_for_their_dense_member_and_are_skipped_when_it_failed(home)
     store = Store(home)
     members = with_levels(expand_sweep("smoke", None, ONESHOT, [0], {}), [1, 2])
     ran, said = [], []
-    status = run_in_phases(store, {"members": members}, members, _fake_phase(store, {0: "failed"}, ran), said.append,
+    status = run_in_phases(store, SweepRecord.parse({"id": "sw-1", "members": members}), members, _fake_phase(store, {0: "failed"}, ran), said.append,
                            True)
     assert ran == [["smoke level=0 seed=0"]] and status == "done"
     assert said == ["2 level member(s) not started: their dense member did not finish"]
@@ -76,11 +77,11 @@ def test_a_stopped_dense_member_leaves_the_levels_for_resume(home):
     store = Store(home)
     members = with_levels(expand_sweep("smoke", None, ONESHOT, [0], {}), [1])
     ran = []
-    run_in_phases(store, {"members": members}, members, _fake_phase(store, {0: "stopped"}, ran), print, True)
+    run_in_phases(store, SweepRecord.parse({"id": "sw-1", "members": members}), members, _fake_phase(store, {0: "stopped"}, ran), print, True)
     assert ran == [["smoke level=0 seed=0"]]
     store.update_run(members[0]["run_id"], status="finished")  # a resume: only the level is left
     ran.clear()
-    run_in_phases(store, {"members": members}, members[1:], _fake_phase(store, {}, ran), print, False)
+    run_in_phases(store, SweepRecord.parse({"id": "sw-1", "members": members}), members[1:], _fake_phase(store, {}, ran), print, False)
     assert ran == [["smoke level=1 seed=0"]]
 
 

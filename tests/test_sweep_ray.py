@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sdd_tui.cli import app
+from sdd_tui.core.history.records import SweepRecord
 from sdd_tui.core.history.store import Store
 from sdd_tui.core.sweeps.sweep import expand_sweep, new_sweep_record, sweep_curves
 
@@ -49,7 +50,7 @@ def test_a_member_uses_its_one_gpu_or_stays_on_cpu():
 def test_ray_sweep_records_members_and_resumes_a_killed_one(local_ray, home):
     store, sweep = _sweep(home, ["prune.rounds=3"], [0, 1])
     killed, healthy = sweep["members"][1]["run_id"], sweep["members"][0]["run_id"]
-    outcomes, interrupted = run_ray(store, sweep, sweep["members"], worker_home=home, poll_seconds=0.1,
+    outcomes, interrupted = run_ray(store, SweepRecord.parse(sweep), sweep["members"], worker_home=home, poll_seconds=0.1,
                                     faults={killed: {"crash_round": 2}})  # its worker exits when round 2 starts
     assert not interrupted
     assert outcomes == {killed: {"status": "finished", "error": ""}, healthy: {"status": "finished", "error": ""}}
@@ -78,7 +79,7 @@ def test_ctrl_c_stops_a_ray_sweep_and_resume_finishes_it(local_ray, home):
             raise KeyboardInterrupt
 
     # two CPUs per member: one member runs, two wait for it
-    outcomes, interrupted = run_ray(store, sweep, sweep["members"], worker_home=home, cpus_per_member=2,
+    outcomes, interrupted = run_ray(store, SweepRecord.parse(sweep), sweep["members"], worker_home=home, cpus_per_member=2,
                                     poll_seconds=0.1, report=press_ctrl_c, faults=hold)
     assert interrupted
     assert {o["status"] for o in outcomes.values()} == {"stopped"} and len(outcomes) == 3

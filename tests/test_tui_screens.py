@@ -11,6 +11,7 @@ import time
 from textual.widgets import Checkbox, Input, Static
 
 from sdd_tui.app import SddApp
+from sdd_tui.core.history.records import RunRecord
 from sdd_tui.core.history.store import Store
 from sdd_tui.runview import RunView
 from sdd_tui.screens.dashboard import DashboardScreen
@@ -265,9 +266,10 @@ def test_paused_shows_paused_in_place_of_samples_per_second():
 async def test_compare_std_bands_differ_by_pattern_without_colour(home, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
 
-    def record(run_id: str, rate: float, seed: int, accuracies: list[float]) -> dict:
-        return {"id": run_id, "name": run_id, "config": {"noise": {"rate": rate}, "runtime": {"seed": seed}},
-                "rounds": [{"round": i, "sparsity": 1 - 0.8**i, "test_acc": a} for i, a in enumerate(accuracies)]}
+    def record(run_id: str, rate: float, seed: int, accuracies: list[float]) -> RunRecord:
+        return RunRecord.parse({
+            "id": run_id, "name": run_id, "config": {"noise": {"rate": rate}, "runtime": {"seed": seed}},
+            "rounds": [{"round": i, "sparsity": 1 - 0.8**i, "test_acc": a} for i, a in enumerate(accuracies)]})
 
     groups = [RunGroup([record("a", 0.2, 0, [0.5, 0.6, 0.7]), record("b", 0.2, 1, [0.7, 0.8, 0.9])], "rate=0.2"),
               RunGroup([record("c", 0.4, 0, [0.2, 0.3, 0.2]), record("d", 0.4, 1, [0.3, 0.4, 0.35])], "rate=0.4")]

@@ -94,6 +94,19 @@ async def test_the_list_shows_a_stored_sweep_its_members_and_follows_the_store(h
 
 
 @pytest.mark.slow
+async def test_a_sweep_of_a_wrong_type_is_left_out_of_the_list_and_said_once(home):
+    good, bad = stored_sweep(home), stored_sweep(home)
+    Store(home).update_sweep(bad["id"], pid="123")  # a hand edit
+    app = make_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s", "r", "r")  # r: read the store again
+        assert isinstance(app.screen, SweepsScreen) and list(app.screen.sweeps) == [good["id"]]
+        assert app.screen.query_one("#sweeps", DataTable).row_count == 1
+        said = [n.message for n in app._notifications if bad["id"] in n.message]
+        assert said == [f"sweep {bad['id']} has a pid of type str ('123'); `sdd-tui doctor` says how to recover"]
+
+
+@pytest.mark.slow
 async def test_enter_opens_a_members_dashboard_and_a_queued_member_says_so(home):
     sweep = stored_sweep(home)
     app = make_app(home)

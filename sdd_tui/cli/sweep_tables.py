@@ -9,6 +9,7 @@ from rich.table import Table
 
 from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.format import pct as _pct, printable
+from sdd_tui.core.history.records import RunRecord, SweepRecord
 from sdd_tui.core.history.store import Store
 from sdd_tui.core.sweeps.sweep import group_by_point, member_records, member_status, point_label
 
@@ -24,26 +25,26 @@ def print_sweep_rows(rows: list[dict]) -> None:
     Console(highlight=False, markup=False).print(table)
 
 
-def records_in_order(store: Store, sweep: dict) -> list[dict | None]:
+def records_in_order(store: Store, sweep: SweepRecord) -> list[RunRecord | None]:
     records = member_records(store, sweep)
-    return [records.get(m["run_id"]) for m in sweep["members"]]
+    return [records.get(m["run_id"]) for m in sweep.members]
 
 
-def print_members(store: Store, sweep: dict, console: Console | None = None) -> None:
+def print_members(store: Store, sweep: SweepRecord, console: Console | None = None) -> None:
     """A row per member, under a line naming its grid point."""
     console = console or Console(highlight=False, markup=False)
     table = Table(title="members", box=None, title_justify="left")
     for column in ("run", "seed", "status", "rounds", "dense", "best", "at sparsity"):
         table.add_column(column, no_wrap=column != "run")
-    errors = sweep.get("errors", {})
+    errors = sweep.errors
     records = member_records(store, sweep)
-    for point, members in group_by_point(sweep["members"]):
+    for point, members in group_by_point(sweep.members):
         if point:
             table.add_row(printable(point_label(point)))
         for member in members:
             record = records.get(member["run_id"])
             status = "failed" if record is None and member["run_id"] in errors else member_status(record)
-            s = summary(record) if record else None
+            s = summary(record.to_dict()) if record else None  # results.summary reads the stored dict
             cells = [f"{s['rounds_done']}/{s['rounds_total']}", _pct(s["dense_acc"]), _pct(s["best_acc"]),
                      _pct(s["best_sparsity"])] if s else ["-"] * 4
             table.add_row(printable(member["run_id"]), str(member["seed"]), status, *cells)

@@ -47,6 +47,7 @@ def sweep_command(
     home: Optional[Path] = HOME,
 ) -> None:
     """Run every combination of --grid values x --seeds, one ordinary run per member, as one sweep."""
+    from sdd_tui.core.history.records import SweepRecord
     from sdd_tui.core.sweeps.sweep import expand_sweep, new_sweep_record, parse_grid, parse_seeds, unfinished_members
     from sdd_tui.core.sweeps.sweep_levels import parse_levels, run_in_phases, with_levels
     from sdd_tui.core.sweeps.sweep_runner import EXIT_CODES, engine_options, engine_session, holding_sweep, run_sweep
@@ -56,12 +57,12 @@ def sweep_command(
     if resume:
         if preset or config or overrides or seeds or grid or levels or dry_run:
             raise SddError("--resume takes the sweep id only (plus --engine/--address/--max-parallel/--pack/--home)")
-        sweep = store.get_sweep(resume)
-        held.enter_context(holding_sweep(store, sweep["id"]))  # held until this command ends
+        sweep = store.sweep(resume)
+        held.enter_context(holding_sweep(store, sweep.id))  # held until this command ends
         members = unfinished_members(store, sweep)
         if not members:
             held.close()
-            typer.echo(f"sweep {sweep['id']}: every member is finished; nothing to resume")
+            typer.echo(f"sweep {sweep.id}: every member is finished; nothing to resume")
             return
     else:
         seed_list, grid_values = parse_seeds(seeds) if seeds else None, parse_grid(grid)
@@ -83,17 +84,18 @@ def sweep_command(
         create = sweep is None
         if create:
             seed_list = seed_list or sorted({m["seed"] for m in members})
-            sweep = new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options.engine)
-            sweep["levels"] = parse_levels(levels) if levels else None
-            held.enter_context(holding_sweep(store, sweep["id"], "run"))
+            sweep = SweepRecord.parse({
+                **new_sweep_record(members, preset, config, overrides, seed_list, grid_values, options.engine),
+                "levels": parse_levels(levels) if levels else None})
+            held.enter_context(holding_sweep(store, sweep.id, "run"))
         say = lambda line: typer.echo(printable(line))  # noqa: E731
         status = run_in_phases(store, sweep, members, lambda phase, first: run_sweep(
             store, sweep, phase, options, say, first), say, create)
     from sdd_tui.cli.sweep_tables import print_members
 
-    print_members(store, store.get_sweep(sweep["id"]))
-    typer.echo(f"{status}: sweep {sweep['id']}; see `sdd-tui sweeps show {sweep['id']}`"
-               + ("" if status == "finished" else f", continue with `sdd-tui sweep --resume {sweep['id']}`"))
+    print_members(store, store.sweep(sweep.id))
+    typer.echo(f"{status}: sweep {sweep.id}; see `sdd-tui sweeps show {sweep.id}`"
+               + ("" if status == "finished" else f", continue with `sdd-tui sweep --resume {sweep.id}`"))
     if status != "finished":
         raise typer.Exit(EXIT_CODES.get(status, 1))
 
@@ -215,17 +217,17 @@ def sweeps_show(
     from sdd_tui.core.sweeps.sweep import display_sweep_status, member_status, origin_text, sweep_curves
 
     store = open_store(ctx, home)
-    sweep = store.get_sweep(sweep_id)
-    curves = sweep_curves(store, sweep["id"])
+    sweep = store.sweep(sweep_id)
+    curves = sweep_curves(store, sweep.id)
     if as_json:
         members = [{k: v for k, v in m.items() if k != "config"} | {"status": member_status(r)}
-                   for m, r in zip(sweep["members"], records_in_order(store, sweep))]
-        head = {k: v for k, v in sweep.items() if k != "members"} | {"status": display_sweep_status(sweep)}
+                   for m, r in zip(sweep.members, records_in_order(store, sweep))]
+        head = {k: v for k, v in sweep.to_dict().items() if k != "members"} | {"status": display_sweep_status(sweep)}
         typer.echo(json.dumps({"sweep": head, "members": members, "curves": curves}, indent=2))
         return
     console = Console(highlight=False, markup=False)
-    engine = sweep.get("engine", "") + (", packed" if sweep.get("pack") else "")
-    console.print(printable(f"{sweep['id']}  {display_sweep_status(sweep)} ({engine})  {sweep['name']}"))
+    engine = (sweep.engine or "") + (", packed" if sweep.pack else "")
+    console.print(printable(f"{sweep.id}  {display_sweep_status(sweep)} ({engine})  {sweep.name}"))
     console.print(printable(origin_text(sweep)))
     print_members(store, sweep, console)
     for curve in curves:

@@ -32,7 +32,7 @@ def group_table(groups: list[RunGroup]) -> Table:
     for index, group in enumerate(groups):
         dense, best, where = [], [], []
         for record in group.records:
-            rounds = record.get("rounds", [])
+            rounds = record.rounds
             scored = [r for r in rounds if r.get("test_acc") is not None]
             dense += [100 * r["test_acc"] for r in scored if r["round"] == 0]
             if scored:
@@ -69,7 +69,7 @@ class CompareScreen(Screen):
         records = []
         for run_id in self.run_ids:
             try:
-                records.append(self.app.store.get_run(run_id))
+                records.append(self.app.store.run(run_id))
             except SddError as error:
                 self.notify(str(error), severity="warning")
         self.groups = group_by_setting(records)

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import pct as _pct, printable, rounds_text, short_ids
+from sdd_tui.core.history.records import SweepRecord
 from sdd_tui.core.sweeps.sweep import display_sweep_status, member_status, origin_text, sweep_row
 from sdd_tui.widgets.tables import OpenTable, elide, fill_table, fit_rows
 
@@ -37,16 +38,16 @@ def short_sweep_ids(ids: list[str]) -> dict[str, str]:
     return {i: ("sw-" if i.startswith("sw-") else "") + bare[i.removeprefix("sw-")] for i in ids}
 
 
-def grid_text(sweep: dict[str, Any]) -> str:
+def grid_text(sweep: SweepRecord) -> str:
     """'noise.rate=0.2,0.4 x seeds 0,1,2' (and the levels): what the members are made of."""
-    axes = [f"{key}={','.join(values)}" for key, values in (sweep.get("grid") or {}).items()]
-    if sweep.get("levels"):
-        axes.append(f"levels {','.join(map(str, sweep['levels']))}")
-    axes.append(f"seeds {','.join(str(s) for s in sweep.get('seeds') or [])}")
+    axes = [f"{key}={','.join(values)}" for key, values in (sweep.grid or {}).items()]
+    if sweep.levels:
+        axes.append(f"levels {','.join(map(str, sweep.levels))}")
+    axes.append(f"seeds {','.join(str(s) for s in sweep.seeds)}")
     return " x ".join(axes)
 
 
-def sweep_table_rows(rows: list[dict[str, Any]], sweeps: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+def sweep_table_rows(rows: list[dict[str, Any]], sweeps: dict[str, SweepRecord]) -> list[tuple[str, ...]]:
     """Cells under SWEEP_COLUMNS of each core.sweeps.sweep.sweep_row (`sweeps` by id for the grid)."""
     short = short_sweep_ids([row["id"] for row in rows])
     return [(short[row["id"]], elide(row["preset"], PRESET_WIDTH), row["status"], f"{row['finished']}/{row['members']}",
@@ -61,14 +62,14 @@ def short_point(point: dict[str, str], keys: list[str]) -> str:
     return " ".join(f"{names.get(key, key)}={value}" for key, value in point.items()) or "-"
 
 
-def member_table_rows(sweep: dict[str, Any], summaries: dict[str, dict[str, Any]],
+def member_table_rows(sweep: SweepRecord, summaries: dict[str, dict[str, Any]],
                       short: dict[str, str]) -> list[tuple[str, ...]]:
-    """Cells under MEMBER_COLUMNS of each member, from the store's summaries (a member not yet started is
-    queued, or failed with the error the sweep recorded)."""
-    errors = sweep.get("errors") or {}
-    keys = list({key: None for member in sweep["members"] for key in member.get("point") or {}})
+    """Cells under MEMBER_COLUMNS of each member, from the store's summaries (store.json's rows: a member not
+    yet started is queued, or failed with the error the sweep recorded)."""
+    errors = sweep.errors
+    keys = list({key: None for member in sweep.members for key in member.get("point") or {}})
     rows = []
-    for member in sweep["members"]:
+    for member in sweep.members:
         record = summaries.get(member["run_id"])
         status = "failed" if record is None and member["run_id"] in errors else member_status(record)
         s = summary(record) if record else None
@@ -91,10 +92,11 @@ class SweepsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sweeps: dict[str, dict[str, Any]] = {}  # by id, as last read
+        self.sweeps: dict[str, SweepRecord] = {}  # by id, as last read
         self.summaries: dict[str, dict[str, Any]] = {}  # the store's run summaries by id, as last read
         self.shown: str | None = None  # the sweep whose members are listed
         self.resumable = False  # whether the shown sweep can be resumed (u shows in the footer)
+        self.told: set[str] = set()  # sweeps of a wrong type already reported (said once, not at every refresh)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,18 +128,31 @@ class SweepsScreen(Screen):
         self.check_launches()
         store = self.app.store
         try:
-            sweeps = store.list_sweeps()
+            stored = store.list_sweeps()
             summaries = {doc["id"]: doc for doc in store.summaries()}
         except SddError as error:  # a store another process left corrupt: say so, keep the app
             self.notify(str(error), severity="error", timeout=15)
             return
-        self.sweeps, self.summaries = {sweep["id"]: sweep for sweep in sweeps}, summaries
+        sweeps = self._parsed(stored)
+        self.sweeps, self.summaries = {sweep.id: sweep for sweep in sweeps}, summaries
         rows = [sweep_row(sweep, summaries) for sweep in sweeps]
         width = self.size.width or self.app.size.width
         table = self.query_one("#sweeps", DataTable)
         cells = fit_rows(sweep_table_rows(rows, self.sweeps), SWEEP_COLUMNS, SWEEP_GRID, width, high=200)
         fill_table(table, SWEEP_COLUMNS, cells, [row["id"] for row in rows])
         self.show_members(self._highlighted_sweep())
+
+    def _parsed(self, stored: list[dict[str, Any]]) -> list[SweepRecord]:
+        """The sweeps as typed records; one of a wrong type is left out of the list and said once."""
+        sweeps = []
+        for sweep in stored:
+            try:
+                sweeps.append(SweepRecord.parse(sweep))
+            except SddError as error:
+                if str(error) not in self.told:
+                    self.told.add(str(error))
+                    self.notify(str(error), severity="error", timeout=15)
+        return sweeps
 
     def _highlighted_sweep(self) -> str | None:
         table = self.query_one("#sweeps", DataTable)
@@ -151,7 +166,7 @@ class SweepsScreen(Screen):
         detail = self.query_one("#sweep-detail", Static)
         members = self.query_one("#members", DataTable)
         sweep = self.sweeps.get(sweep_id) if sweep_id else None
-        self.shown = sweep["id"] if sweep else None
+        self.shown = sweep.id if sweep else None
         resumable = self._shown_row_status() in RESUMABLE
         if resumable != self.resumable:  # Resume only for a sweep that has stopped (the footer is redrawn
             self.resumable = resumable  # when the bindings change: not at every refresh)
@@ -163,16 +178,16 @@ class SweepsScreen(Screen):
             return
         detail.update(Text(printable(self.detail_text(sweep))))
         self.query_one("#members-title", Label).update(
-            Text(printable(f"Members of {sweep['id']}: Enter opens a run's dashboard")))
-        ids = [m["run_id"] for m in sweep["members"]]
+            Text(printable(f"Members of {sweep.id}: Enter opens a run's dashboard")))
+        ids = [m["run_id"] for m in sweep.members]
         short = short_ids([*self.summaries, *ids])
         width = self.size.width or self.app.size.width
         rows = fit_rows(member_table_rows(sweep, self.summaries, short), MEMBER_COLUMNS, MEMBER_GRID, width, high=200)
         fill_table(members, MEMBER_COLUMNS, rows, ids)
 
-    def detail_text(self, sweep: dict[str, Any]) -> str:
-        engine = (sweep.get("engine") or "local") + (", packed" if sweep.get("pack") else "")
-        log = next((launch.log for launch in self.app.sweep_launches if launch.process.pid == sweep.get("pid")), None)
+    def detail_text(self, sweep: SweepRecord) -> str:
+        engine = (sweep.engine or "local") + (", packed" if sweep.pack else "")
+        log = next((launch.log for launch in self.app.sweep_launches if launch.process.pid == sweep.pid), None)
         return f"{origin_text(sweep)} ({engine})" + (f"; log {log}" if log else "")
 
     def check_launches(self) -> None:
@@ -207,7 +222,7 @@ class SweepsScreen(Screen):
         from sdd_tui.screens.new_sweep import NewSweepScreen
 
         sweep = self.sweeps.get(self.shown or "")
-        self.app.push_screen(NewSweepScreen(sweep.get("preset") if sweep else None))
+        self.app.push_screen(NewSweepScreen(sweep.preset if sweep else None))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resume":

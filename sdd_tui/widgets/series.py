@@ -20,6 +20,7 @@ from sdd_tui.core.history.grouping import (
     mean_std,
     runs_per_round,
 )
+from sdd_tui.core.history.records import RunRecord, as_run_record
 
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 
@@ -122,17 +123,17 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tup
 class RunGroup:
     """Runs of one setting (differing only by seed), drawn as mean +- std."""
 
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     label: str = ""
 
     @property
     def seeds(self) -> list[int]:
-        return [r.get("config", {}).get("runtime", {}).get("seed", 0) for r in self.records]
+        return [r.config.get("runtime", {}).get("seed", 0) for r in self.records]
 
 
-def group_by_setting(records: Sequence[dict[str, Any]]) -> list[RunGroup]:
+def group_by_setting(records: Sequence[RunRecord | dict[str, Any]]) -> list[RunGroup]:
     """Groups of runs that differ only by seed (core.history.grouping's rule), in the order their first run appears."""
-    groups = [RunGroup(records) for records in setting_groups(records)]
+    groups = [RunGroup(records) for records in setting_groups([as_run_record(record) for record in records])]
     for group, label in zip(groups, group_labels(groups)):
         group.label = label
     return groups
@@ -141,14 +142,14 @@ def group_by_setting(records: Sequence[dict[str, Any]]) -> list[RunGroup]:
 def group_labels(groups: Sequence[RunGroup]) -> list[str]:
     """A legend label per group: the settings that differ between the groups (`rate=0.2`; a field's last
     name unless two differing fields share it), or the run's name when there is one group; and its n."""
-    configs = [flatten(group.records[0].get("config", {})) for group in groups]
-    fields = differing_fields([group.records[0].get("config", {}) for group in groups])
+    configs = [flatten(group.records[0].config) for group in groups]
+    fields = differing_fields([group.records[0].config for group in groups])
     last_names = [f.rsplit(".", 1)[-1] for f in fields]
     names = [last if last_names.count(last) == 1 else f for f, last in zip(fields, last_names)]
     labels = []
     for group, config in zip(groups, configs):
         parts = [f"{name}={_value_text(config.get(f))}" for name, f in zip(names, fields)]
-        text = " ".join(parts) if parts else group.records[0].get("name", "?")
+        text = " ".join(parts) if parts else group.records[0].name or "?"
         labels.append(f"{text} ({group_counts(group)})")
     return labels
 
@@ -176,7 +177,7 @@ def mean_curve(group: RunGroup, key: str = "test_acc", scale: float = 100.0) -> 
     """Per round, the mean and sample std (n - 1) of `key` over the group's runs that reached it."""
     by_round: dict[int, list[tuple[float, float]]] = {}
     for record in group.records:
-        for result in record.get("rounds", []):
+        for result in record.rounds:
             value = result.get(key)
             if value is not None and math.isfinite(value):
                 by_round.setdefault(result["round"], []).append((sparsity_x(result["sparsity"]), scale * value))

@@ -23,6 +23,7 @@ from ..errors import SddError
 from ..events import RoundEnded, RunEnded, RunStarted, event_from_json
 from ..paths import EVENTS, ROUNDS_DIR, RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
 from .migrate import META_TABLE, convert, format_problem, meta_of, needs_conversion, with_meta
+from .records import SweepRecord
 from .run_folder import RunFolder, holds_more, is_kept_original, is_round, keep_original, merge_round, read_capped
 from .run_index import FIELD_TYPES, config_settings, doc_problem, next_key, summary_doc
 from .store import CORRUPT_GLOB, RUN_STATUSES, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
@@ -294,6 +295,12 @@ def _sweep_findings(store: Store, home: Home) -> list[Finding]:
         if is_valid_id(sweep_id):
             findings.append(Finding(True, f"sweep {sweep_id} has no copy in {SWEEPS_DIR}/ (what a repair rebuilds "
                                           f"it from); `sdd-tui doctor --repair` writes one"))
+    for sweep in table.values():  # what `sdd-tui sweeps` stops at (core.history.records: strict types)
+        try:
+            SweepRecord.parse(sweep)
+        except SddError as error:
+            findings.append(Finding(True, f"{str(error).split(';')[0]}: `sdd-tui sweeps` stops at it; set that field "
+                                          f"right in {SWEEPS_DIR}/{sweep.get('id')}.json and in {store.path.name}"))
     return findings
 
 

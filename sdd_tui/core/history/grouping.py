@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..dotted import flatten
+from .records import RunRecord, as_run_record
 
 # Dotted config fields that may differ inside one group.
 NOT_THE_EXPERIMENT = frozenset({
@@ -37,7 +38,7 @@ def setting_key(config: dict[str, Any]) -> str:
 
 def group_by_setting(items: Sequence[T], config_of: Callable[[T], dict[str, Any]] | None = None) -> list[list[T]]:
     """Items (run records, or sweep members with `config_of`) grouped by setting, in order of first appearance."""
-    config_of = config_of or (lambda item: item.get("config", {}))
+    config_of = config_of or (lambda record: as_run_record(record).config)
     groups: dict[str, list[T]] = {}
     for item in items:
         groups.setdefault(setting_key(config_of(item)), []).append(item)
@@ -51,12 +52,12 @@ def differing_fields(configs: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({json.dumps(flat.get(k), default=str) for flat in flats}) > 1]
 
 
-def runs_per_round(records: Sequence[dict[str, Any]]) -> int:
+def runs_per_round(records: Sequence[RunRecord]) -> int:
     """A group's n: how many of its runs measured a round, at most (the one-shot levels of one seed, run as
     separate runs, are one curve of n = 1); the number of runs when none has rounds yet."""
     counts: dict[Any, int] = {}
     for record in records:
-        for result in record.get("rounds") or []:
+        for result in record.rounds:
             if isinstance(result, dict):
                 counts[result.get("round")] = counts.get(result.get("round"), 0) + 1
     return max(counts.values(), default=len(records))

@@ -102,6 +102,13 @@ class SweepRecord(BaseModel):
     pid: StrictInt | None = None
     errors: dict[str, Any] = {}  # by member run id: why it could not start
     engine: str | None = None
+    # the other engine settings it was run with (core.sweeps.engine_options.EngineOptions.record_fields)
+    address: str | None = None
+    max_parallel: StrictInt | None = None
+    cpus_per_member: Number | None = None
+    worker_home: str | None = None
+    pack: bool = False
+    pack_size: StrictInt | None = None
     _order: tuple[str, ...] = PrivateAttr(default=())
 
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SddError
+from ..history.records import SweepRecord
 from .sweep import ENGINES
 
 
@@ -29,25 +30,26 @@ class EngineOptions:
         return fields
 
 
-def engine_options(sweep: dict | None, engine: str | None, address: str | None, max_parallel: int | None,
+def engine_options(sweep: SweepRecord | None, engine: str | None, address: str | None, max_parallel: int | None,
                    cpus_per_member: float | None, worker_home: Path | None, store, pack: bool | None = None,
                    pack_size: int | None = None, retries: int = 3) -> EngineOptions:
-    """The engine settings: what was given, else what the sweep used before, else the defaults."""
-    previous = sweep or {}
-    engine = engine or previous.get("engine") or "local"
+    """The engine settings: what was given, else what the sweep used before (`sweep`, resumed), else the
+    defaults."""
+    previous = sweep if sweep is not None else SweepRecord(id="")  # a new sweep: nothing used before
+    engine = engine or previous.engine or "local"
     if engine not in ENGINES:
         raise SddError(f"--engine {engine!r}: use local or ray")
     if engine == "local" and address is not None:
         raise SddError("--address is for --engine ray; add --engine ray or drop --address")
     from ..engine.cohort_plan import DEFAULT_PACK_SIZE
 
-    pack = pack if pack is not None else bool(previous.get("pack"))
+    pack = pack if pack is not None else bool(previous.pack)
     if pack and engine == "ray":
         raise SddError("--pack packs members into cohorts with the local engine; drop --pack or use --engine local")
     return EngineOptions(
-        engine=engine, pack=pack, pack_size=pack_size or previous.get("pack_size") or DEFAULT_PACK_SIZE,
-        address=address if address is not None else previous.get("address"),
-        max_parallel=max_parallel or previous.get("max_parallel"),
-        cpus_per_member=cpus_per_member or previous.get("cpus_per_member") or 1.0,
-        worker_home=str(worker_home) if worker_home else previous.get("worker_home") or str(store.home),
+        engine=engine, pack=pack, pack_size=pack_size or previous.pack_size or DEFAULT_PACK_SIZE,
+        address=address if address is not None else previous.address,
+        max_parallel=max_parallel or previous.max_parallel,
+        cpus_per_member=cpus_per_member or previous.cpus_per_member or 1.0,
+        worker_home=str(worker_home) if worker_home else previous.worker_home or str(store.home),
         retries=retries)

@@ -23,6 +23,7 @@ from ..config import ExperimentConfig, override, resolve_config
 from ..errors import SddError
 from ..events import Event, RunStarted
 from ..history.grouping import NOT_THE_EXPERIMENT, group_by_setting, mean_std
+from ..history.records import RunRecord, SweepRecord
 from ..history.store import Store, StoreRecorder, display_status
 
 ENGINES = ("local", "ray")
@@ -190,6 +191,7 @@ def new_sweep_record(
     grid: dict[str, list[str]],
     engine: str,
 ) -> dict[str, Any]:
+    """A new sweep's record, as it is stored (`SweepRecord.parse` types it)."""
     base = members[0]["base"] if members else "sweep"
     axes = f"{' x '.join(grid)} x " if grid else ""
     return {
@@ -224,12 +226,19 @@ def _has_run(store: Store, run_id: str) -> bool:
     return store.has_run(run_id)
 
 
-def member_records(store: Store, sweep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def member_records(store: Store, sweep: SweepRecord) -> dict[str, RunRecord]:
     """Run records of the sweep's members that exist, by run id."""
-    return store.get_runs(member["run_id"] for member in sweep["members"])
+    return member_runs(store, sweep.members)
 
 
-def member_status(record: dict[str, Any] | None) -> str:
+def member_runs(store: Store, members: list[dict[str, Any]]) -> dict[str, RunRecord]:
+    """Typed run records of those of `members` that exist, by run id: each parsed once, here."""
+    stored = store.get_runs(member["run_id"] for member in members)
+    return {run_id: RunRecord.parse(record) for run_id, record in stored.items()}
+
+
+def member_status(record: RunRecord | dict[str, Any] | None) -> str:
+    """A member's status from its run record, or from its summary in store.json (a dict); queued if none."""
     return "queued" if record is None else display_status(record)
 
 
@@ -237,59 +246,64 @@ def sweep_rows(store: Store) -> list[dict[str, Any]]:
     """One summary row per sweep, newest first (`sdd-tui sweeps`); members are counted from the store's
     summaries: store.json alone, no run folder is read."""
     summaries = {doc["id"]: doc for doc in store.summaries()}
-    return [sweep_row(sweep, summaries) for sweep in store.list_sweeps()]
+    return [sweep_row(sweep, summaries) for sweep in stored_sweeps(store)]
 
 
-def sweep_row(sweep: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def stored_sweeps(store: Store) -> list[SweepRecord]:
+    """Every sweep, newest first, each parsed once (one of a wrong type: a one-line SddError naming it)."""
+    return [SweepRecord.parse(sweep) for sweep in store.list_sweeps()]
+
+
+def sweep_row(sweep: SweepRecord, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A sweep's id, name, preset, engine, pack, status, members and finished members (`summaries`: the
-    store's run summaries by id), and when it was created."""
-    statuses = [member_status(summaries.get(m["run_id"])) for m in sweep["members"]]
-    return {"id": sweep["id"], "name": sweep["name"], "preset": sweep_base(sweep), "engine": sweep.get("engine"),
-            "pack": bool(sweep.get("pack")), "status": display_sweep_status(sweep), "members": len(statuses),
-            "finished": statuses.count("finished"), "created": sweep.get("created")}
+    store's run summaries by id, store.json's rows), and when it was created."""
+    statuses = [member_status(summaries.get(m["run_id"])) for m in sweep.members]
+    return {"id": sweep.id, "name": sweep.name, "preset": sweep_base(sweep), "engine": sweep.engine,
+            "pack": sweep.pack, "status": display_sweep_status(sweep), "members": len(statuses),
+            "finished": statuses.count("finished"), "created": sweep.created}
 
 
-def sweep_base(sweep: dict[str, Any]) -> str:
+def sweep_base(sweep: SweepRecord) -> str:
     """What every member starts from: the preset, else the config file's name, else the defaults."""
-    if sweep.get("preset"):
-        return sweep["preset"]
-    return Path(sweep["config_file"]).name if sweep.get("config_file") else "the defaults"
+    if sweep.preset:
+        return sweep.preset
+    return Path(sweep.config_file).name if sweep.config_file else "the defaults"
 
 
-def origin_command(sweep: dict[str, Any]) -> list[str]:
+def origin_command(sweep: SweepRecord) -> list[str]:
     """The `sdd-tui sweep` command line that makes this sweep again, as argv (without --home or the engine)."""
-    if sweep.get("preset"):
-        command = ["sdd-tui", "sweep", "--preset", sweep["preset"]]
-    elif sweep.get("config_file"):
-        command = ["sdd-tui", "sweep", "--config", sweep["config_file"]]
+    if sweep.preset:
+        command = ["sdd-tui", "sweep", "--preset", sweep.preset]
+    elif sweep.config_file:
+        command = ["sdd-tui", "sweep", "--config", sweep.config_file]
     else:
         command = ["sdd-tui", "sweep"]
-    for override in sweep.get("overrides", []):
+    for override in sweep.overrides:
         command += ["--set", override]
-    for key, values in sweep.get("grid", {}).items():
+    for key, values in (sweep.grid or {}).items():
         command += ["--grid", f"{key}={','.join(map(str, values))}"]
-    command += ["--seeds", ",".join(str(s) for s in sweep.get("seeds", []))]
-    if sweep.get("levels"):
-        command += ["--levels", ",".join(map(str, sweep["levels"]))]
+    command += ["--seeds", ",".join(str(s) for s in sweep.seeds)]
+    if sweep.levels:
+        command += ["--levels", ",".join(map(str, sweep.levels))]
     return command
 
 
-def origin_text(sweep: dict[str, Any]) -> str:
+def origin_text(sweep: SweepRecord) -> str:
     """'from sdd-tui sweep --preset smoke --grid noise.rate=0.2,0.4 --seeds 0,1': shell-quoted (shlex.join), so
     the part after 'from ' pasted into a shell runs exactly that command, whatever the values hold."""
     return "from " + shlex.join(origin_command(sweep))
 
 
-def unfinished_members(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:
+def unfinished_members(store: Store, sweep: SweepRecord) -> list[dict[str, Any]]:
     """Members to run on `--resume`: all but the finished; one that still runs is an error."""
     records = member_records(store, sweep)
     todo = []
-    for member in sweep["members"]:
+    for member in sweep.members:
         status = member_status(records.get(member["run_id"]))
         if status == "running":
             record = records[member["run_id"]]
-            raise SddError(f"member {member['run_id']} of sweep {sweep['id']} is still running "
-                           f"(pid {record.get('pid')} on {record.get('host')}); stop it first")
+            raise SddError(f"member {member['run_id']} of sweep {sweep.id} is still running "
+                           f"(pid {record.pid} on {record.host}); stop it first")
         if status != "finished":
             todo.append(member)
     return todo
@@ -306,12 +320,12 @@ def sweep_status(statuses: list[str]) -> str:
     return "stopped"
 
 
-def display_sweep_status(sweep: dict[str, Any]) -> str:
+def display_sweep_status(sweep: SweepRecord) -> str:
     """A sweep recorded as running whose driver process is gone shows as `interrupted`."""
     from ..history.store import pid_alive
 
-    status = sweep.get("status", "?")
-    if status == "running" and not pid_alive(sweep.get("pid"), sweep.get("host")):
+    status = sweep.status
+    if status == "running" and not pid_alive(sweep.pid, sweep.host):
         return "interrupted"
     return status
 
@@ -351,12 +365,12 @@ def group_by_point(members: list[dict[str, Any]]) -> list[tuple[dict[str, str], 
 def sweep_curves(store: Store, sweep_id: str) -> list[dict[str, Any]]:
     """Per grid point: its label, members' run ids and seeds, and the rounds' mean/std across seeds
     (see `aggregate_rounds`). Plain data, ready for JSON or a plot."""
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.sweep(sweep_id)
     records = member_records(store, sweep)
     curves = []
-    for point, members in group_by_point(sweep["members"]):
-        runs = [records[m["run_id"]].get("rounds", []) for m in members if m["run_id"] in records]
-        curves.append({"point": point, "label": point_label(point) or sweep.get("base", sweep["name"]),
+    for point, members in group_by_point(sweep.members):
+        runs = [records[m["run_id"]].rounds for m in members if m["run_id"] in records]
+        curves.append({"point": point, "label": point_label(point) or sweep.base or sweep.name,
                        "run_ids": [m["run_id"] for m in members],
                        "seeds": list(dict.fromkeys(m["seed"] for m in members)),  # one-shot levels share seeds
                        "rounds": aggregate_rounds(runs)})

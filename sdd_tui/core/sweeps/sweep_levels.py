@@ -15,10 +15,11 @@ from typing import Any
 
 from ..config import validate_config
 from ..errors import SddError
+from ..history.records import SweepRecord
 from ..history.store import Store
 from ..paths import new_run_id
 from ..ranges import parse_ranges
-from .sweep import MAX_MEMBERS, member_records, member_status
+from .sweep import MAX_MEMBERS, member_runs, member_status
 
 RunPhase = Callable[[list[dict[str, Any]], bool], str]  # (members, create the sweep record) -> sweep status
 
@@ -67,7 +68,7 @@ def with_levels(members: list[dict[str, Any]], levels: list[int]) -> list[dict[s
     return expanded
 
 
-def run_in_phases(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], run_phase: RunPhase,
+def run_in_phases(store: Store, sweep: SweepRecord, members: list[dict[str, Any]], run_phase: RunPhase,
                   say: Callable[[str], None], create: bool) -> str:
     """Run `members` (all, or the unfinished of a resumed sweep): the dense members first, then the levels
     whose dense member finished. Without levels, one phase. Returns the sweep's status."""
@@ -77,7 +78,7 @@ def run_in_phases(store: Store, sweep: dict[str, Any], members: list[dict[str, A
     status = None
     if dense:
         status, create = run_phase(dense, create), False
-    records = member_records(store, {"members": [m for m in sweep["members"] if not m.get("dense_member")]})
+    records = member_runs(store, [m for m in sweep.members if not m.get("dense_member")])
     statuses = {run_id: member_status(record) for run_id, record in records.items()}
     if any(statuses.get(m["run_id"], "queued") not in ("finished", "failed") for m in dense):
         return status or "stopped"  # stopped (Ctrl-C) or still queued: the levels wait for `--resume`

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import SddError
 from ..events import Event, RoundEnded, RoundStarted, RunEnded, RunStarted, event_from_dict
+from ..history.records import SweepRecord
 from ..history.store import Store
 
 RAY_MISSING = "--engine ray needs Ray: pip install 'sdd-tui[ray]'"
@@ -186,7 +187,7 @@ def connect(ray, address: str | None) -> bool:
 class RayDriver:
     """Launches the members as tasks and records their events; `run()` returns (outcomes, interrupted)."""
 
-    def __init__(self, ray, store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], *,
+    def __init__(self, ray, store: Store, sweep: SweepRecord, members: list[dict[str, Any]], *,
                  worker_home: Path, cpus_per_member: float = 1.0, retries: int = 3,
                  report: Callable[[dict[str, Any], Event], None] | None = None, poll_seconds: float = 0.2,
                  grace_seconds: float = 60.0, faults: dict[str, dict[str, int]] | None = None):
@@ -198,7 +199,7 @@ class RayDriver:
         self.report = report or (lambda member, event: None)
         self.poll_seconds, self.grace_seconds = poll_seconds, grace_seconds
         self.faults = faults or {}  # test hooks by run id, see _with_faults
-        self.recorders = {run_id: MemberRecorder(store, sweep["id"]) for run_id in self.members}
+        self.recorders = {run_id: MemberRecorder(store, sweep.id) for run_id in self.members}
         self.started: set[str] = set()
         self.outcomes: dict[str, dict[str, str]] = {}
 
@@ -212,7 +213,7 @@ class RayDriver:
             uses_gpu = cluster_has_gpu and member["config"]["runtime"]["device"] not in ("cpu", "mps")
             options = {"num_cpus": self.cpus_per_member, "num_gpus": 1 if uses_gpu else 0,
                        "max_retries": self.retries, "retry_exceptions": False}
-            ref = task.options(**options).remote(member, self.sweep.get("preset"), str(self.worker_home), self.relay,
+            ref = task.options(**options).remote(member, self.sweep.preset, str(self.worker_home), self.relay,
                                                  uses_gpu, self.faults.get(run_id))
             self.by_ref[ref] = run_id
         pending = list(self.by_ref)
@@ -339,7 +340,7 @@ def loopback_only(enabled: bool = True):
             os.environ[LOOPBACK_ENV] = before_env
 
 
-def run_ray(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], address: str | None = None,
+def run_ray(store: Store, sweep: SweepRecord, members: list[dict[str, Any]], address: str | None = None,
             **options: Any) -> tuple[dict[str, dict[str, str]], bool]:
     """Run `members` of `sweep` on Ray (a local instance unless `address`); see RayDriver for options."""
     with ray_session(address) as ray:

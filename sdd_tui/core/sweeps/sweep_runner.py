@@ -19,9 +19,10 @@ from ..analysis.results import summary
 from ..errors import SddError
 from ..events import Event, Message, RoundEnded, RunEnded, RunStarted
 from ..format import pct, result_text
+from ..history.records import RunRecord, SweepRecord
 from ..history.store import Store
 from .engine_options import EngineOptions, engine_options  # noqa: F401 (engine_options: the CLI's)
-from .sweep import ENGINES, member_records, member_status, sweep_status
+from .sweep import ENGINES, member_records, member_runs, member_status, sweep_status
 
 Say = Callable[[str], None]
 EXIT_CODES = {"finished": 0, "stopped": 130}  # of `sdd-tui sweep`; any other status exits 1
@@ -75,14 +76,14 @@ def engine_session(options: EngineOptions):
     return ray_session(options.address)
 
 
-def run_sweep(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]], options: EngineOptions,
+def run_sweep(store: Store, sweep: SweepRecord, members: list[dict[str, Any]], options: EngineOptions,
               say: Say, create: bool) -> str:
     """Store the sweep (`create`) or mark it running again, run `members` and return the sweep's status."""
     if create:
-        store.create_sweep({**sweep, **options.record_fields()})
-    store.update_sweep(sweep["id"], status="running", pid=os.getpid(), host=socket.gethostname(),
+        store.create_sweep({**sweep.to_dict(), **options.record_fields()})
+    store.update_sweep(sweep.id, status="running", pid=os.getpid(), host=socket.gethostname(),
                        **options.record_fields())
-    say(f"sweep {sweep['id']}: {len(members)} of {len(sweep['members'])} member(s) to run, engine {options.engine}")
+    say(f"sweep {sweep.id}: {len(members)} of {len(sweep.members)} member(s) to run, engine {options.engine}")
     with _sigterm_as_interrupt():
         if options.engine == "local":
             outcomes, interrupted = _run_local(store, sweep, members, options, say)
@@ -96,16 +97,16 @@ def run_sweep(store: Store, sweep: dict[str, Any], members: list[dict[str, Any]]
     return _settle(store, sweep, outcomes, interrupted)
 
 
-def _settle(store: Store, sweep: dict[str, Any], outcomes: dict[str, dict], interrupted: bool) -> str:
+def _settle(store: Store, sweep: SweepRecord, outcomes: dict[str, dict], interrupted: bool) -> str:
     records = member_records(store, sweep)
-    errors = {**sweep.get("errors", {}), **{run_id: outcome["error"] for run_id, outcome in outcomes.items()
-                                            if run_id not in records and outcome.get("error")}}
-    statuses = [member_status(records.get(m["run_id"])) for m in sweep["members"]]
-    statuses = [("failed" if s == "queued" and m["run_id"] in errors else s) for s, m in zip(statuses, sweep["members"])]
+    errors = {**sweep.errors, **{run_id: outcome["error"] for run_id, outcome in outcomes.items()
+                                 if run_id not in records and outcome.get("error")}}
+    statuses = [member_status(records.get(m["run_id"])) for m in sweep.members]
+    statuses = [("failed" if s == "queued" and m["run_id"] in errors else s) for s, m in zip(statuses, sweep.members)]
     status = sweep_status(statuses)
     if interrupted and status != "finished":
         status = "stopped"
-    store.update_sweep(sweep["id"], status=status, ended=time.time(), errors=errors)
+    store.update_sweep(sweep.id, status=status, ended=time.time(), errors=errors)
     return status
 
 
@@ -123,7 +124,7 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_local(store: Store, sweep: dict, members: list[dict], options: EngineOptions, say: Say):
+def _run_local(store: Store, sweep: SweepRecord, members: list[dict], options: EngineOptions, say: Say):
     from .sweep_local import launch_job, local_slots, run_local, settle_records, threads_per_member, visible_gpus
 
     slots = local_slots(visible_gpus(), options.max_parallel)
@@ -142,12 +143,12 @@ def _run_local(store: Store, sweep: dict, members: list[dict], options: EngineOp
         if kind == "started":
             say(f"started  {member['run_id']}  {member['name']} on {detail}")
             return
-        record = member_records(store, {"members": [member]}).get(member["run_id"])
+        record = member_runs(store, [member]).get(member["run_id"])
         status = member_status(record) if record else f"exited {detail}"
         say(f"{status:<8} {member['run_id']}  {member['name']}{member_result_text(record)}")
 
     exit_codes, interrupted = run_local(
-        jobs, slots, lambda job, device: launch_job(store, sweep["id"], job, device, threads), report)
+        jobs, slots, lambda job, device: launch_job(store, sweep.id, job, device, threads), report)
     settle_records(store, exit_codes)
     outcomes = {run_id: {"status": "failed", "error": _last_line(store, run_id)}
                 for run_id, code in exit_codes.items() if code not in (0, 130)}
@@ -177,11 +178,11 @@ def _last_line(store: Store, run_id: str) -> str:
     return next((line for line in reversed(lines) if line.strip()), "member process failed without output")
 
 
-def member_result_text(record: dict | None) -> str:
+def member_result_text(record: RunRecord | None) -> str:
     """': dense 65.3%, best 80.6% at sparsity 99.3%' for a member with rounds, else ''."""
-    if not record or not record.get("rounds"):
+    if record is None or not record.rounds:
         return ""
-    return f": {result_text(summary(record))}"
+    return f": {result_text(summary(record.to_dict()))}"  # results.summary reads the stored dict
 
 
 def _say_ray_event(say: Say, member: dict, event: Event) -> None:

@@ -22,5 +22,4 @@ def sweep_figure(store: Store, sweep_id: str, metric: str = "test_acc") -> Figur
     drawn = [records[m["run_id"]] for m in sweep.members if m["run_id"] in records and records[m["run_id"]].rounds]
     if not drawn:
         raise SddError(f"sweep {sweep.id!r} has no finished rounds yet; `sdd-tui sweeps show {sweep.id}`")
-    # core.analysis.figures reads the stored dicts until it takes typed records too (issue 28)
-    return figure_one([record.to_dict() for record in drawn], metric, title=f"{sweep.name} ({sweep.id})")
+    return figure_one(drawn, metric, title=f"{sweep.name} ({sweep.id})")

@@ -4,6 +4,8 @@
   `sdd_tui.core`.
 - The app (`sdd_tui.app`, its screens and widgets) and the headless printer (`sdd_tui.headless`) are two faces
   of a run: neither imports the other; what they share (the rounds table) lives in a neutral module.
+- Inside the engine, each subpackage imports only from the layers before it (LAYERS), so the foundation
+  (`sdd_tui/core/*.py`) imports no subpackage and the engine never reads the history or a sweep.
 - No import circle between the project's modules, counting imports inside functions too (a lazy
   import that goes back where it came from is still a knot).
 """
@@ -75,6 +77,38 @@ def test_core_never_imports_the_ui():
         offenders += [f"{module} imports {n}" for n in imports_of(module, path, set(files))
                       if not is_engine(n) and n != "sdd_tui"]
     assert not offenders, offenders
+
+
+# The engine's layers, lowest first: a module imports from its own layer and the ones before it only.
+LAYERS = ("", "data", "engine", "history", "runs", "analysis", "sweeps")
+
+
+def layer_of(module: str) -> int | None:
+    """The index in LAYERS of an engine module (`sdd_tui.core.history.store` -> 3); None outside the engine."""
+    if not is_engine(module):
+        return None
+    parts = module.split(".")[2:]
+    return LAYERS.index(parts[0]) if len(parts) > 1 or (parts and parts[0] in LAYERS) else 0
+
+
+def layer_offenders(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{module} imports {name}" for module, names in sorted(graph.items()) for name in sorted(names)
+            if layer_of(module) is not None and layer_of(name) is not None and layer_of(name) > layer_of(module)]
+
+
+def test_each_engine_subpackage_imports_only_the_layers_before_it():
+    graph = import_graph()
+    subpackages = {module.split(".")[2] for module in graph if is_engine(module) and module.count(".") >= 3}
+    assert subpackages == set(LAYERS) - {""}, "a new subpackage of sdd_tui.core needs its place in LAYERS"
+    offenders = layer_offenders(graph)
+    assert not offenders, offenders
+
+
+def test_the_layer_rule_sees_an_import_upward():
+    graph = {"sdd_tui.core.engine.experiment": {"sdd_tui.core.history.store", "sdd_tui.core.config"},
+             "sdd_tui.core.config": {"sdd_tui.core.data.datasets"}, "sdd_tui.core.sweeps.sweep": {"sdd_tui.core.runs.launch"}}
+    assert layer_offenders(graph) == ["sdd_tui.core.config imports sdd_tui.core.data.datasets",
+                                      "sdd_tui.core.engine.experiment imports sdd_tui.core.history.store"]
 
 
 def is_app(module: str) -> bool:

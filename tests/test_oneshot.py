@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.engine import pruning
 from sdd_tui.core.engine.checkpoint import read_round_file
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.events import Message, RoundEnded, RoundStarted
 from sdd_tui.core.format import rounds_text
+from sdd_tui.core.history.run_index import summary
 from sdd_tui.core.history.store import Store
 from sdd_tui.core.paths import RunPaths
 from sdd_tui.core.runs.progress import Progress

@@ -10,8 +10,8 @@ from sdd_test_helpers import add_run, run_record
 from textual.widgets import DataTable
 
 from sdd_tui.app import SddApp
-from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.format import noise_short, rounds_text, short_ids
+from sdd_tui.core.history.run_index import summary
 from sdd_tui.core.history.store import Store
 from sdd_tui.screens.compare import CompareScreen
 from sdd_tui.screens.history import HistoryScreen

@@ -143,8 +143,9 @@ def runs_show(
 def print_run(record: RunRecord, status: str) -> None:
     """Plain lines and a plain table of rounds: quick to print (no Rich), easy to grep and to paste."""
     from sdd_tui.core.analysis.phases import detect_phases, phases_lines
-    from sdd_tui.core.analysis.results import branch_phases, summary
+    from sdd_tui.core.analysis.results import branch_phases
     from sdd_tui.core.format import ROUND_COLUMNS, result_text, round_cells
+    from sdd_tui.core.history.run_index import summary
 
     s = summary(record)  # the summary the store keeps, computed the same way
     say = typer.echo  # every user text below goes through shown(): printable, never markup

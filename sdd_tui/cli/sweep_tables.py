@@ -7,9 +7,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.format import pct as _pct, printable
 from sdd_tui.core.history.records import RunRecord, SweepRecord
+from sdd_tui.core.history.run_index import summary
 from sdd_tui.core.history.store import Store
 from sdd_tui.core.sweeps.sweep import group_by_point, member_records, member_status, point_label
 
@@ -44,7 +44,7 @@ def print_members(store: Store, sweep: SweepRecord, console: Console | None = No
         for member in members:
             record = records.get(member["run_id"])
             status = "failed" if record is None and member["run_id"] in errors else member_status(record)
-            s = summary(record.to_dict()) if record else None  # results.summary reads the stored dict
+            s = summary(record) if record else None
             cells = [f"{s['rounds_done']}/{s['rounds_total']}", _pct(s["dense_acc"]), _pct(s["best_acc"]),
                      _pct(s["best_sparsity"])] if s else ["-"] * 4
             table.add_row(printable(member["run_id"]), str(member["seed"]), status, *cells)

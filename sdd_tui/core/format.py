@@ -42,7 +42,7 @@ def round_cells(result: dict[str, Any]) -> tuple[str, ...]:
 
 
 def result_text(summary: dict[str, Any]) -> str:
-    """'dense 65.3%, best 80.6% at sparsity 99.3%' from a `core.analysis.results.summary` dict."""
+    """'dense 65.3%, best 80.6% at sparsity 99.3%' from a `core.history.run_index.summary` dict."""
     return (f"dense {pct(summary.get('dense_acc'))}, best {pct(summary.get('best_acc'))} "
             f"at sparsity {pct(summary.get('best_sparsity'))}")
 
@@ -89,7 +89,7 @@ def noise_short(kind: str | None, rate: float | None) -> str:
 
 
 def rounds_text(summary: dict[str, Any]) -> str:
-    """'12/30': the last finished pruning round of R (round 0 is the dense one), from `core.analysis.results.summary`."""
+    """'12/30': the last finished pruning round of R (round 0 is the dense one), from `core.history.run_index.summary`."""
     return f"{summary['rounds_done']}/{summary['rounds_total']}"
 
 

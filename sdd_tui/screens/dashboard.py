@@ -275,8 +275,8 @@ class DashboardScreen(Screen):
         try:
             csv_path.write_text(csv_text(record), encoding="utf-8")
             json_path.write_text(json.dumps(run_json(record, display_status(record)), indent=2), encoding="utf-8")
-            if record.rounds:  # the same figure as `sdd-tui plot ID` (core.analysis.figures reads the stored dict)
-                save_figure(figure_one([record.to_dict()]), figure_path)
+            if record.rounds:  # the same figure as `sdd-tui plot ID`
+                save_figure(figure_one([record]), figure_path)
         except OSError as error:
             self.notify(f"cannot write to {folder} ({error.strerror})", severity="error")
             return

@@ -10,7 +10,6 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
-
 SECTIONS = ("this screen", "everywhere", "moving around")
 PALETTE = ("ctrl+p", "command palette: every command, and the theme (type 'theme')")
 

@@ -15,10 +15,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import first_line, noise_short, pct as _pct, printable, rounds_text, short_ids
 from sdd_tui.core.history.query import parse_filter_text
+from sdd_tui.core.history.run_index import summary
 from sdd_tui.core.history.store import display_status
 from sdd_tui.screens.dialogs import ConfirmScreen
 from sdd_tui.widgets import tables

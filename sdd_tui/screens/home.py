@@ -9,9 +9,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.config import load_preset, preset_names
 from sdd_tui.core.format import noise_short, pct as _pct, printable, rounds_text, short_ids
+from sdd_tui.core.history.run_index import summary
 from sdd_tui.core.history.store import display_status
 from sdd_tui.widgets.tables import OpenTable, fill_table, fit_rows
 

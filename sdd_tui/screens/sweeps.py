@@ -15,10 +15,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from sdd_tui.core.analysis.results import summary
 from sdd_tui.core.errors import SddError
 from sdd_tui.core.format import pct as _pct, printable, rounds_text, short_ids
 from sdd_tui.core.history.records import SweepRecord
+from sdd_tui.core.history.run_index import summary
 from sdd_tui.core.sweeps.sweep import display_sweep_status, member_status, origin_text, sweep_row
 from sdd_tui.widgets.tables import OpenTable, elide, fill_table, fit_rows
 

@@ -19,6 +19,7 @@ from ..errors import SddError
 from ..format import pct, printable
 from ..history.grouping import differing_fields, experiment_fields, flatten
 from ..history.records import RunRecord, SweepRecord
+from ..history.run_index import summary
 from ..history.store import display_status
 from ..provenance import package_version
 from .figures import SeedGroup, figure_one, group_by_seed, group_curve, group_phases
@@ -32,7 +33,6 @@ from .report_sections import (
     tickets_section,
 )
 from .report_stats import mean_text, point_text, reference_for, reference_rows, references
-from .results import summary
 
 PHASE_COLUMNS = ("light", "critical", "sweet", "collapsed")
 
@@ -55,10 +55,10 @@ def select_runs(store, run_ids: list[str], sweep_ids: list[str]) -> Selection:
     for sweep_id in sweep_ids:
         sweep = store.sweep(sweep_id)
         sweeps.append(sweep)
-        stored = store.get_runs([m["run_id"] for m in sweep.members])
+        stored = store.runs([m["run_id"] for m in sweep.members])
         for member in sweep.members:
             if member["run_id"] in stored and member["run_id"] not in records:
-                records[member["run_id"]] = RunRecord.parse(stored[member["run_id"]])
+                records[member["run_id"]] = stored[member["run_id"]]
         if not stored:
             raise SddError(f"sweep {sweep.id} has no run yet; `sdd-tui sweeps show {sweep.id}` says why")
     for run_id in run_ids:

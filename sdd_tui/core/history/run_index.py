@@ -2,7 +2,7 @@
 screen and `--where` read without opening 10,000 run folders.
 
 A summary holds the run's own fields (id, name, status, tags, note...), `summary` (dense and best
-accuracy, where the best is, rounds done; see core.analysis.results.summary) and `settings`: the run's config
+accuracy, where the best is, rounds done; see core.history.run_index.summary) and `settings`: the run's config
 flattened to dotted names (`noise.rate`), stored as the difference from the store's `baseline` (the
 first run's flattened config, kept in the store's meta table), so a summary stays a few hundred bytes
 while every config field can still be queried. `unset` lists baseline fields the run's config lacks.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..analysis.results import summary_of
 from ..paths import check_id, is_valid_id
 from .grouping import flatten
+from .records import RunRecord, as_run_record
 
 RECORD_FIELDS = ("id", "name", "preset", "status", "host", "pid", "device", "started", "ended", "error", "sweep",
                  "tags", "note")
@@ -134,3 +134,49 @@ def old_record_problem(record: Any) -> str | None:
     if not isinstance(record.get("config", {}), dict):
         return f"has a config of type {type(record['config']).__name__}"
     return None
+
+
+def summary(record: RunRecord | dict[str, Any]) -> dict[str, Any]:
+    """What tells a run apart in one line: its accuracies, rounds, seed, noise and retrain mode (`summary_of`).
+
+    `record` is a run record (a record dict is parsed: scripts and tests), or a row of
+    `Store.summaries()` (a dict of another shape, no rounds: its summary was computed when it was stored)."""
+    if isinstance(record, dict) and "rounds" not in record and isinstance(record.get("summary"), dict):
+        return dict(record["summary"])  # a listed run: no run folder read
+    record = as_run_record(record)
+    if "rounds" not in record.model_fields_set and isinstance(record.summary, dict):  # its folder is gone
+        return dict(record.summary)
+    return summary_of(record.config, record.rounds)
+
+
+def summary_of(config: dict[str, Any], rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """`summary` of a run's config and rounds (the store computes it from a run folder's two files).
+
+    Rounds are counted one way on every face: `rounds_total` pruning rounds after the dense round 0
+    (prune.rounds), and `rounds_done` the last finished one ("30/30": finished; "0/30": at most the
+    dense round is done), as the progress line's "round r/R" counts them."""
+    rounds = sorted(rounds, key=lambda r: r["round"])
+    dense = rounds[0]["test_acc"] if rounds and rounds[0]["round"] == 0 else None
+    scored = [r for r in rounds if r.get("test_acc") is not None]
+    best = max(scored, key=lambda r: r["test_acc"]) if scored else None
+    noise = config.get("noise", {})
+    return {
+        "rounds_done": rounds[-1]["round"] if rounds else 0,
+        "rounds_total": _last_round(config.get("prune", {})),
+        "dense_acc": dense,
+        "best_acc": best["test_acc"] if best else None,
+        "best_sparsity": best["sparsity"] if best else None,
+        "dataset": config.get("data", {}).get("name"),
+        "model": config.get("model", {}).get("name"),
+        "noise": f"{noise.get('kind', '?')} {noise.get('rate', 0):.0%}",
+        "noise_kind": noise.get("kind"),
+        "noise_rate": noise.get("rate"),
+        "seed": config.get("runtime", {}).get("seed"),
+        "retrain_mode": config.get("retrain", {}).get("mode"),
+    }
+
+
+def _last_round(prune: dict[str, Any]) -> int:
+    """The last round a run trains: prune.rounds, or its last one-shot level (a run of some levels)."""
+    levels = prune.get("levels")
+    return max(levels, default=0) if isinstance(levels, list) else prune.get("rounds", 0)

@@ -321,7 +321,7 @@ class Store:
             return doc
 
     def summaries(self) -> list[dict[str, Any]]:
-        """Every run's summary, newest first: no config or rounds (`core.analysis.results.summary` reads the stored
+        """Every run's summary, newest first: no config or rounds (`core.history.run_index.summary` reads the stored
         summary), so listing 10,000 runs reads store.json alone."""
         return self.index()[0]
 
@@ -358,10 +358,10 @@ class Store:
         """The stored summary of the run whose id is `run_id` or starts with it; SddError if none or several."""
         return _by_id_or_prefix(self._docs(self._load_cached()), run_id, "run")
 
-    def get_runs(self, run_ids) -> dict[str, dict[str, Any]]:
-        """Whole records of those of `run_ids` that exist, by id (one read of store.json)."""
+    def runs(self, run_ids) -> dict[str, RunRecord]:
+        """Typed records of those of `run_ids` that exist, by id (one read of store.json), each parsed once."""
         wanted = set(run_ids)
-        return {doc["id"]: self.full_record(doc) for doc in self.summaries() if doc["id"] in wanted}
+        return {doc["id"]: RunRecord.parse(self.full_record(doc)) for doc in self.summaries() if doc["id"] in wanted}
 
     def has_run(self, run_id: str) -> bool:
         return any(doc["id"] == run_id for doc in self.summaries())

@@ -233,8 +233,7 @@ def member_records(store: Store, sweep: SweepRecord) -> dict[str, RunRecord]:
 
 def member_runs(store: Store, members: list[dict[str, Any]]) -> dict[str, RunRecord]:
     """Typed run records of those of `members` that exist, by run id: each parsed once, here."""
-    stored = store.get_runs(member["run_id"] for member in members)
-    return {run_id: RunRecord.parse(record) for run_id, record in stored.items()}
+    return store.runs(member["run_id"] for member in members)
 
 
 def member_status(record: RunRecord | dict[str, Any] | None) -> str:

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..analysis.results import summary
 from ..errors import SddError
 from ..events import Event, Message, RoundEnded, RunEnded, RunStarted
 from ..format import pct, result_text
 from ..history.records import RunRecord, SweepRecord
+from ..history.run_index import summary
 from ..history.store import Store
 from .engine_options import EngineOptions, engine_options  # noqa: F401 (engine_options: the CLI's)
-from .sweep import ENGINES, member_records, member_runs, member_status, sweep_status
+from .sweep import member_records, member_runs, member_status, sweep_status
 
 Say = Callable[[str], None]
 EXIT_CODES = {"finished": 0, "stopped": 130}  # of `sdd-tui sweep`; any other status exits 1
@@ -182,7 +182,7 @@ def member_result_text(record: RunRecord | None) -> str:
     """': dense 65.3%, best 80.6% at sparsity 99.3%' for a member with rounds, else ''."""
     if record is None or not record.rounds:
         return ""
-    return f": {result_text(summary(record.to_dict()))}"  # results.summary reads the stored dict
+    return f": {result_text(summary(record))}"
 
 
 def _say_ray_event(say: Say, member: dict, event: Event) -> None:

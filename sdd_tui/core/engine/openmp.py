@@ -22,3 +22,9 @@ def set_wait_default(environ: MutableMapping[str, str]) -> None:
     """GOMP_SPINCOUNT=10000 in `environ`, unless it already chooses a waiting policy."""
     if not any(key in environ for key in WAIT_KEYS):
         environ.update(SPIN)
+
+
+def wait_settings(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """The waiting policy `environ` holds, for processes that do not start through the entry point (Ray's
+    workers on a cluster started elsewhere: their tasks carry it in their runtime environment)."""
+    return {key: environ[key] for key in WAIT_KEYS if key in environ}

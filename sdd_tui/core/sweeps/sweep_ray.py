@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..engine.openmp import wait_settings
 from ..errors import SddError
 from ..events import Event, RoundEnded, RoundStarted, RunEnded, RunStarted, event_from_dict
 from ..history.records import SweepRecord
@@ -213,6 +214,8 @@ class RayDriver:
             uses_gpu = cluster_has_gpu and member["config"]["runtime"]["device"] not in ("cpu", "mps")
             options = {"num_cpus": self.cpus_per_member, "num_gpus": 1 if uses_gpu else 0,
                        "max_retries": self.retries, "retry_exceptions": False}
+            if waiting := wait_settings(os.environ):  # a worker imports torch before any code of ours runs
+                options["runtime_env"] = {"env_vars": waiting}
             ref = task.options(**options).remote(member, self.sweep.preset, str(self.worker_home), self.relay,
                                                  uses_gpu, self.faults.get(run_id))
             self.by_ref[ref] = run_id

@@ -8,6 +8,7 @@ show` and `sweeps plot` all group with `group_by_setting` and report mean +- sam
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from .records import RunRecord, as_run_record
 
 # Dotted config fields that may differ inside one group.
 NOT_THE_EXPERIMENT = frozenset({
-    "name", "description", "runtime.seed", "noise.seed", "runtime.device", "runtime.threads", "runtime.fast",
+    "name", "description", "runtime.seed", "runtime.seed_scheme", "noise.seed", "runtime.device", "runtime.threads", "runtime.fast",
     "runtime.compile", "runtime.checkpoint_every", "runtime.checkpoint_minutes", "data.data_dir", "data.download",
     "prune.levels", "prune.dense_from",
 })  # fmt: skip
@@ -26,9 +27,35 @@ NOT_THE_EXPERIMENT = frozenset({
 T = TypeVar("T")
 
 
+def completed(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with the fields it lacks at their defaults, as today's version reads it: a run stored before a
+    field existed (its config is the whole config of its version) groups with today's runs of the same setting,
+    and one saved before `runtime.seed_scheme` reads as scheme 1 (`config.stored_config`). Stored values are
+    kept as they are, valid today or not."""
+    from ..config import stored_config  # pydantic's models: only where runs are grouped
+
+    return _merged(_defaults(), stored_config(config))
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    from ..config import ExperimentConfig
+
+    return ExperimentConfig().model_dump(mode="json")
+
+
+def _merged(defaults: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`stored` over `defaults`, section by section (a key of `stored` wins, whatever its value)."""
+    merged = dict(defaults)
+    for key, value in stored.items():
+        inner = defaults.get(key)
+        merged[key] = _merged(inner, value) if isinstance(inner, dict) and isinstance(value, dict) else value
+    return merged
+
+
 def experiment_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened config without the fields that are not the experiment."""
-    return {k: v for k, v in flatten(config).items() if k not in NOT_THE_EXPERIMENT}
+    """The flattened config, completed, without the fields that are not the experiment."""
+    return {k: v for k, v in flatten(completed(config)).items() if k not in NOT_THE_EXPERIMENT}
 
 
 def setting_key(config: dict[str, Any]) -> str:

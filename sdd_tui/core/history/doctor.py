@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..atomic import hold, write_json
 from ..errors import SddError
 from ..events import RoundEnded, RunEnded, RunStarted, event_from_json
 from ..paths import EVENTS, ROUNDS_DIR, RUNS_DIR, SWEEPS_DIR, RunPaths, is_valid_id, sweep_file
 from .migrate import META_TABLE, convert, format_problem, meta_of, needs_conversion, with_meta
-from .records import SweepRecord
+from .records import RunRecord, SweepRecord
 from .run_folder import RunFolder, holds_more, is_kept_original, is_round, keep_original, merge_round, read_capped
 from .run_index import FIELD_TYPES, config_settings, doc_problem, next_key, summary_doc
 from .store import CORRUPT_GLOB, RUN_STATUSES, Store, display_status, keep_corrupt_copy, pid_alive, store_problem
@@ -236,6 +238,12 @@ def _run_finding(store: Store, run_id: str, doc: dict[str, Any] | None, folder: 
                else "rebuilds it from its checkpoint and round files" if (folder / "checkpoint.pt").exists()
                or (folder / ROUNDS_DIR).is_dir() else "cannot rebuild it (no events.jsonl, checkpoint or round files)")
         return Finding(True, f"run {run_id}: {wrong.split(';')[0]}; `sdd-tui doctor --repair` {fix}")
+    if (problem := record_problem(meta, rounds or [])) is not None:
+        field, value = problem
+        fix = (f"`sdd-tui doctor --repair` sets it to {_default(field)!r} and keeps the file as "
+               f"run.json.before-repair-<time>" if field in RESETTABLE else f"edit it in {folder / 'run.json'}")
+        return Finding(True, f"run {run_id}: its run.json has a {field} of type {type(value).__name__} "
+                             f"({repr(value)[:40]}), which the commands that read the run refuse; {fix}")
     status = display_status(meta)
     lost = _rounds_only_in_events(store, run_id, rounds) if status != "running" else []
     if lost:
@@ -245,6 +253,44 @@ def _run_finding(store: Store, run_id: str, doc: dict[str, Any] | None, folder: 
         return Finding(True, f"run {run_id}: its summary in the store is out of date (store: {doc.get('status')}, "
                              f"folder: {meta.get('status')}); `sdd-tui doctor --repair` updates it")
     return _status_finding(store, run_id, meta, rounds, status)
+
+
+# Fields of run.json that a repair puts back to their default when a hand edit left a wrong type: labels and
+# bookkeeping, nothing measured (run.json is kept beside it first). Any other field is the user's to edit.
+RESETTABLE = frozenset({"name", "tags", "note", "error", "host", "device", "pid", "preset", "sweep", "started",
+                        "ended"})
+
+
+def record_problem(meta: dict[str, Any], rounds: list[dict[str, Any]]) -> tuple[str, Any] | None:
+    """(field, value) of the first field of run.json of the wrong type for a RunRecord; None when it reads."""
+    try:
+        RunRecord.model_validate({**meta, "rounds": rounds})
+    except ValidationError as error:
+        location = error.errors()[0]["loc"]
+        field = str(location[0]) if location else "?"
+        return field, meta.get(field)
+    return None
+
+
+def _default(field: str) -> Any:
+    return RunRecord.model_fields[field].get_default(call_default_factory=True)
+
+
+def _reset_wrong_fields(store: Store, run_id: str, meta: dict[str, Any], rounds: list[dict[str, Any]],
+                        actions: list[str]) -> dict[str, Any]:
+    """run.json with each RESETTABLE field of the wrong type set to its default (the file kept first)."""
+    folder = RunFolder(RunPaths(store.home, run_id), store.lock_timeout)
+    while (problem := record_problem(meta, rounds)) is not None and problem[0] in RESETTABLE:
+        field, value = problem
+        with folder.locked():
+            kept = keep_original(folder.paths.record)
+            changed = folder.change_meta(lambda _meta, field=field: {field: _default(field)})
+        if changed is None:  # run.json went away meanwhile: nothing to set
+            return meta
+        meta = changed
+        actions.append(f"set run {run_id}'s {field} ({repr(value)[:40]}) to {_default(field)!r} in its run.json; "
+                       f"kept the file as {kept.name}")
+    return meta
 
 
 def _linked_files(folder: Path) -> list[Path]:
@@ -447,6 +493,8 @@ def _repair_folders(store: Store, data: dict[str, Any], runs: dict[str, Any],
         meta, rounds = _mend_folder(store, run_id, doc, actions)
         if meta is None:
             continue
+        if not _live(meta):
+            meta = _reset_wrong_fields(store, run_id, meta, rounds, actions)
         if not baseline and meta.get("config"):
             baseline = config_settings(meta.get("config"))
             data[META_TABLE]["1"]["baseline"] = baseline

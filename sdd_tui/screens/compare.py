@@ -73,7 +73,8 @@ class CompareScreen(Screen):
             except SddError as error:
                 self.notify(str(error), severity="warning")
         self.groups = group_by_setting(records)
-        self.sub_title = f"compare {len(records)} runs in {len(self.groups)} groups"
+        groups = len(self.groups)
+        self.sub_title = f"compare {len(records)} runs in {groups} group{'' if groups == 1 else 's'}"
         self.query_one("#compare-table", Static).update(group_table(self.groups))
         self.query_one(CompareChart).set_groups(self.groups, self.metric)
 

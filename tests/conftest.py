@@ -27,6 +27,30 @@ def settings_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+async def _wait_for_idle_event_loop(min_sleep: float = 1 / 50, max_sleep: float = 1) -> None:
+    """textual's `wait_for_idle` (its pilot's idea of "the app has settled"), measuring the CPU time of the event
+    loop's thread rather than of the whole process: a run training in a thread of the app kept the process busy,
+    so every key a test pressed waited textual's full second twice, and every `pilot.pause()` once."""
+    import asyncio
+
+    start = time.monotonic()
+    while True:
+        cpu = time.thread_time()
+        await asyncio.sleep(1 / 50)
+        elapsed = time.monotonic() - start
+        if elapsed >= max_sleep or (elapsed > min_sleep and time.thread_time() - cpu < 1 / 50 / 20):
+            return
+
+
+@pytest.fixture(autouse=True, scope="session")
+def textual_waits_for_its_own_thread():
+    """The app's pilot waits for the event loop to idle, not for every thread of the process (see above)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("textual.app.wait_for_idle", _wait_for_idle_event_loop)
+        patch.setattr("textual.pilot.wait_for_idle", _wait_for_idle_event_loop)
+        yield
+
+
 WAIT_LIMIT_S = 90.0  # how long the app's tests wait for a condition: a bound against hanging, not a speed claim
 
 

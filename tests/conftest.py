@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import torch
+
+from sdd_tui.core.openmp import set_wait_default
+
+# OpenMP's waiting policy as the `sdd-tui` entry point sets it, before torch loads libgomp: with libgomp's
+# default spinning, this process's two torch threads slowed the tests several-fold on a machine shared with
+# other work (sdd_tui/core/openmp.py). A policy the developer chose still wins.
+set_wait_default(os.environ)
+
+import torch  # noqa: E402  (after the waiting policy: libgomp reads it once, when torch loads it)
 
 torch.set_num_threads(2)
 
@@ -187,8 +196,11 @@ def default_signal_dispositions():
     """Every test starts with Python's default SIGINT/SIGTERM/SIGHUP handling, and leaves it so.
 
     A run's child process inherits an ignored signal (SIG_IGN survives exec), and the CLI and the app keep an
-    ignored SIGHUP ignored, as under nohup: one test that leaves a signal ignored in this process would make the
-    signal tests after it (in-process and in child processes) see a nohup'd terminal."""
+    ignored SIGHUP ignored, as under nohup: a signal ignored in this process makes the signal tests (in-process
+    and in child processes) see a nohup'd terminal. Where the ignored signals came from: not a test (checked
+    at the end of every test: none leaves one ignored; `ray.init` leaves a SIGTERM handler of its own), but
+    the way pytest was started: `pytest ... &` from a script (a non-interactive shell's background job)
+    starts with SIGINT ignored, and `nohup pytest` with SIGHUP ignored."""
     import signal
 
     def reset() -> None:

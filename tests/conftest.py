@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import torch
+
+from sdd_tui.core.engine.openmp import set_wait_default
+
+# OpenMP's waiting policy as the `sdd-tui` entry point sets it, before torch loads libgomp: with libgomp's
+# default spinning, this process's two torch threads slowed the tests several-fold on a machine shared with
+# other work (sdd_tui/core/engine/openmp.py). A policy the developer chose still wins.
+set_wait_default(os.environ)
+
+import torch  # noqa: E402  (after the waiting policy: libgomp reads it once, when torch loads it)
 
 torch.set_num_threads(2)
 
@@ -25,6 +34,30 @@ def settings_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config"
     monkeypatch.setenv("SDD_TUI_CONFIG", str(path))
     return path
+
+
+async def _wait_for_idle_event_loop(min_sleep: float = 1 / 50, max_sleep: float = 1) -> None:
+    """textual's `wait_for_idle` (its pilot's idea of "the app has settled"), measuring the CPU time of the event
+    loop's thread rather than of the whole process: a run training in a thread of the app kept the process busy,
+    so every key a test pressed waited textual's full second twice, and every `pilot.pause()` once."""
+    import asyncio
+
+    start = time.monotonic()
+    while True:
+        cpu = time.thread_time()
+        await asyncio.sleep(1 / 50)
+        elapsed = time.monotonic() - start
+        if elapsed >= max_sleep or (elapsed > min_sleep and time.thread_time() - cpu < 1 / 50 / 20):
+            return
+
+
+@pytest.fixture(autouse=True, scope="session")
+def textual_waits_for_its_own_thread():
+    """The app's pilot waits for the event loop to idle, not for every thread of the process (see above)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("textual.app.wait_for_idle", _wait_for_idle_event_loop, raising=False)  # a speed-up only
+        patch.setattr("textual.pilot.wait_for_idle", _wait_for_idle_event_loop, raising=False)
+        yield
 
 
 WAIT_LIMIT_S = 90.0  # how long the app's tests wait for a condition: a bound against hanging, not a speed claim
@@ -163,8 +196,11 @@ def default_signal_dispositions():
     """Every test starts with Python's default SIGINT/SIGTERM/SIGHUP handling, and leaves it so.
 
     A run's child process inherits an ignored signal (SIG_IGN survives exec), and the CLI and the app keep an
-    ignored SIGHUP ignored, as under nohup: one test that leaves a signal ignored in this process would make the
-    signal tests after it (in-process and in child processes) see a nohup'd terminal."""
+    ignored SIGHUP ignored, as under nohup: a signal ignored in this process makes the signal tests (in-process
+    and in child processes) see a nohup'd terminal. Where the ignored signals came from: not a test (checked
+    at the end of every test: none leaves one ignored; `ray.init` leaves a SIGTERM handler of its own), but
+    the way pytest was started: `pytest ... &` from a script (a non-interactive shell's background job)
+    starts with SIGINT ignored, and `nohup pytest` with SIGHUP ignored."""
     import signal
 
     def reset() -> None:

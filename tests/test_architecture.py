@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import sdd_tui
@@ -22,6 +23,7 @@ UI = ("textual", "textual_plotext", "plotext")
 ENGINE = "sdd_tui.core"
 
 
+@functools.cache
 def module_files() -> dict[str, Path]:
     """'sdd_tui.core.history.store' -> its file, for every module of the two packages."""
     found = {}
@@ -38,7 +40,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
     """The project modules `module` imports, anywhere in its file."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -55,9 +57,20 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """Each file parsed once for all the rules (the installed package does not change during a run)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _graph() -> dict[str, frozenset[str]]:
     files = module_files()
-    return {module: imports_of(module, path, set(files)) for module, path in files.items()}
+    return {module: frozenset(imports_of(module, path, set(files))) for module, path in files.items()}
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {module: set(names) for module, names in _graph().items()}
 
 
 def is_engine(module: str) -> bool:
@@ -70,7 +83,7 @@ def test_core_never_imports_the_ui():
     for module, path in files.items():
         if not is_engine(module):
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             offenders += [f"{module} imports {n}" for n in names if n.split(".")[0] in UI]

@@ -262,7 +262,9 @@ def test_packed_members_match_the_same_runs_alone_and_prune_within_themselves(ho
 
 
 def test_a_member_that_diverges_fails_alone_and_the_others_go_on(home, run_experiment):
-    configs = [digits(0), digits(1, "train.lr=10.0", "train.momentum=0.99"), digits(2)]
+    two_epochs = "train.epochs=2"  # enough for lr 10 to diverge (one is not)
+    configs = [digits(0, two_epochs), digits(1, "train.lr=10.0", "train.momentum=0.99", two_epochs),
+               digits(2, two_epochs)]
     events = [[], [], []]
     run_ids, statuses = _run_cohort(configs, home, events)
     assert statuses == ["finished", "failed", "finished"]
@@ -309,7 +311,7 @@ def test_a_stopped_cohort_resumes_from_its_checkpoints_at_different_points(home,
 
 
 def test_a_member_stopped_in_a_cohort_resumes_alone_as_an_ordinary_run(home, run_experiment):
-    configs = [digits(0), digits(1)]
+    configs = [digits(0, "train.epochs=2"), digits(1, "train.epochs=2")]  # stopped after epoch 1 of round 1
     stop = StopAt(1, 1)
     cohort = Cohort()
     handles = [build_run(configs[0], home, sinks=[stop], branch_trainer=cohort.branch_trainer),

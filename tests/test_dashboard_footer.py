@@ -3,6 +3,7 @@ unpause, stop, detach, the chart key of narrow terminals, ...)."""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -14,6 +15,7 @@ def shown_keys(screen) -> list[FooterKey]:
     return list(screen.query_one(Footer).query(FooterKey))
 
 
+@pytest.mark.slow
 async def test_every_footer_key_of_a_paused_run_training_here_fits_in_80_columns(home, smoke_config, wait_for):
     app = SddApp(store=Store(home), blink=False, start=(smoke_config("train.epochs=10000"), "smoke"))
     async with app.run_test(size=(80, 24)) as pilot:

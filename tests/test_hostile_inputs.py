@@ -239,6 +239,7 @@ main()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
 def test_a_signal_stops_a_run_whose_data_read_never_returns(tiny, tmp_path, signum):
     import signal

@@ -204,6 +204,7 @@ USERS_WORLD = {  # a research repository's own top-level packages, with the name
 }
 
 
+@pytest.mark.slow
 def test_the_package_lives_beside_a_users_own_core_and_presets(tmp_path):
     """From a folder with its own `core/` and `presets/` (common in research code), every way in works,
     and the user's packages are theirs: sdd-tui never imports them, a plugin still can."""

@@ -188,6 +188,7 @@ def test_the_browser_check_catches_a_page_that_fetches_and_fails(tmp_path):
     assert any("ERR_PROXY" in e for e in errors)
 
 
+@pytest.mark.slow
 def test_a_report_of_ten_runs_opens_offline_without_errors_and_is_not_blank(lab, tmp_path):
     home, ids = lab
     page = tmp_path / "report.html"
@@ -355,6 +356,7 @@ def test_correlations_need_three_points_and_variation():
 # ---------------------------------------------------------------------------- the app's R
 
 
+@pytest.mark.slow
 async def test_r_writes_the_report_of_a_dashboard_and_of_a_history_selection(lab, wait_for):
     from sdd_tui.app import SddApp
 

@@ -81,6 +81,7 @@ def steer_through_pause_unpause_stop(home, run_id: str, process: subprocess.Pope
     assert f"error: run {run_id} is stopped, not running; `sdd-tui resume {run_id}`" in again.output
 
 
+@pytest.mark.slow
 def test_pause_unpause_and_stop_a_headless_run_in_another_process(home, tmp_path):
     process = subprocess.Popen(sdd_tui_command(*ENDLESS, "--home", str(home)), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, cwd=tmp_path)
@@ -90,6 +91,7 @@ def test_pause_unpause_and_stop_a_headless_run_in_another_process(home, tmp_path
         process.kill()
 
 
+@pytest.mark.slow
 def test_pause_unpause_and_stop_a_detached_run(home, smoke_config):
     control = Control()
     stop_early = lambda event: isinstance(event, EpochEnded) and event.epoch == 2 and control.stop.set()  # noqa: E731
@@ -144,6 +146,7 @@ def test_the_engine_says_when_it_holds_and_goes_on_once_each(monkeypatch):
     assert not control.paused.is_set() and said[-1] == "packed"
 
 
+@pytest.mark.slow
 def test_a_cohort_member_refuses_a_pause_and_stops_alone(home):
     configs = [resolve_config("digits-noise40", overrides=["prune.rounds=1", "train.epochs=10000",
                                                              f"runtime.seed={seed}"]) for seed in (0, 1)]
@@ -175,6 +178,7 @@ def test_a_cohort_member_refuses_a_pause_and_stops_alone(home):
     assert json.loads(RunPaths(home, ids[0]).control.read_text())["action"] == "stop"
 
 
+@pytest.mark.slow
 def test_a_member_of_a_packed_sweep_refuses_a_pause_and_stops_alone_through_the_cli(home, tmp_path):
     sweep = subprocess.Popen(sdd_tui_command("sweep", *ENDLESS, "--seeds", "0,1", "--pack", "--home", str(home)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)

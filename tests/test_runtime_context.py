@@ -47,6 +47,7 @@ print(json.dumps({"early_changed": sorted(k for k in set(before) | set(early) if
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports every module: torch, torch._dynamo, textual
 def test_importing_every_module_changes_no_environment_variable_and_no_torch_setting(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in WAIT_KEYS}
     shown = subprocess.run([sys.executable, "-P", "-c", IMPORT_PROBE], capture_output=True, text=True, env=env,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from sdd_tui.app import SddApp
 from sdd_tui.core.engine.run_control import read_request, write_request
 from sdd_tui.core.engine.training import Control
@@ -35,6 +37,7 @@ def stopped_run(home, config) -> str:
     return run.run_id
 
 
+@pytest.mark.slow
 async def test_s_asks_first_and_enter_keeps_the_run_training(home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))  # never finishes by itself
     async with app.run_test(size=(100, 30)) as pilot:
@@ -52,6 +55,7 @@ async def test_s_asks_first_and_enter_keeps_the_run_training(home, smoke_config,
     assert Store(home).get_run(live.run_id)["status"] == "stopped"
 
 
+@pytest.mark.slow
 async def test_r_on_an_interrupted_runs_dashboard_resumes_it_and_follows_it_to_the_end(home, smoke_config, wait_for):
     run_id = stopped_run(home, smoke_config())
     Store(home).update_run(run_id, status="running", pid=DEAD_PID)  # its process died: interrupted, and
@@ -73,6 +77,7 @@ async def test_r_on_an_interrupted_runs_dashboard_resumes_it_and_follows_it_to_t
     assert record["pid"] == launch.process.pid
 
 
+@pytest.mark.slow
 async def test_p_and_s_reach_a_run_trained_in_another_process(home, smoke_config, wait_for):
     run_id = stopped_run(home, smoke_config("train.epochs=10000"))
     process = spawn(sdd_tui_command("resume", run_id, "--home", str(home)), Store(home).paths(run_id).detached_log)
@@ -93,6 +98,7 @@ async def test_p_and_s_reach_a_run_trained_in_another_process(home, smoke_config
         process.kill()
 
 
+@pytest.mark.slow
 async def test_a_run_started_while_another_trains_here_goes_to_the_background_and_the_form_stays(
         home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))
@@ -114,6 +120,7 @@ async def test_a_run_started_while_another_trains_here_goes_to_the_background_an
     assert Store(home).get_run(run_id)["status"] == "finished"
 
 
+@pytest.mark.slow
 async def test_detach_and_quit_says_so_while_it_waits_then_where_the_run_goes_on(home, smoke_config, wait_for):
     app = make_app(home, start=(smoke_config("train.epochs=10000"), "smoke"))  # never finishes by itself
     async with app.run_test(size=(100, 30)) as pilot:

@@ -76,6 +76,7 @@ def assert_handed_over_and_finished(home: Path, app_pid: int) -> None:
     assert len(trained) == len(set(trained)) == len(ROUNDS) * EPOCHS  # every epoch once: none lost, none again
 
 
+@pytest.mark.slow
 def test_closing_the_terminal_hands_the_run_over_and_it_finishes(tmp_path):
     home = tmp_path / "home"
     master, slave = pty.openpty()
@@ -109,6 +110,7 @@ def test_closing_the_terminal_hands_the_run_over_and_it_finishes(tmp_path):
             app.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
 def test_tmux_kill_session_under_a_run_in_the_app_and_it_finishes_all_its_rounds(tmp_path):
     home, socket = tmp_path / "home", f"sdd-test-{os.getpid()}"

@@ -8,6 +8,7 @@ import json
 import re
 import time
 
+import pytest
 from textual.widgets import Checkbox, Input, Static
 
 from sdd_tui.app import SddApp
@@ -27,6 +28,11 @@ from sdd_tui.widgets.series import RunGroup
 from tests.screens_fixtures import DIGITS_RUN, screen_text, write_digits_run
 
 SIZES = ((80, 24), (60, 20), (200, 60))
+# Each size its own test: 80x24 in the quick run (`-m "not slow"`), the others only in the whole run (an app
+# start and a form or dashboard at each size: seconds on a 2-core machine).
+EVERY_SIZE = pytest.mark.parametrize("width, height", [SIZES[0], *(pytest.param(*size, marks=pytest.mark.slow)
+                                                                    for size in SIZES[1:])],
+                                     ids=[f"{w}x{h}" for w, h in SIZES])
 BRAILLE = re.compile("[\u2801-\u28ff]")  # the test curve's marker (U+2800 is a blank braille cell)
 
 
@@ -43,71 +49,72 @@ def plot_rows(text: str) -> list[str]:
     return [line[left + 1:right] for line in lines[top + 1:bottom]]
 
 
-async def test_dashboard_mid_run_shows_every_series_a_one_line_header_and_the_system_line(home, wait_for):
+@EVERY_SIZE
+async def test_dashboard_mid_run_shows_every_series_a_one_line_header_and_the_system_line(home, wait_for, width,
+                                                                                         height):
     write_digits_run(home)  # recorded by this process: running, watched
-    for width, height in SIZES:
-        app = make_app(home)
-        async with app.run_test(size=(width, height)) as pilot:
-            app.open_run(DIGITS_RUN)
-            await pilot.pause()
-            dashboard = app.screen
-            assert isinstance(dashboard, DashboardScreen)
-            chart = dashboard.query_one(SddChart)
-            await wait_for(pilot, lambda: len(chart.rounds) == 6 and dashboard.system, "six rounds and the system")
-            await pilot.pause(0.6)  # the header's next redraw, at its width
-            text = screen_text(app)
-            lines = text.splitlines()
-            header = next(i for i, line in enumerate(lines) if "RUNNING" in line)
-            assert DIGITS_RUN in lines[header] and "on cpu" in lines[header], (width, lines[header])
-            assert lines[header + 1].lstrip().startswith("round 5/5"), (width, lines[header + 1])  # not wrapped
-            assert "samples/s" in lines[header + 3], (width, lines[header + 3])  # the system line, on screen
-            assert "test" in text and "best test" in text and "train" in text and "dense" in text
-            inside = "\n".join(plot_rows(text))
-            for mark, series in ((BRAILLE, "test"), (re.compile(r"\+"), "best test"), (re.compile("•"), "train"),
-                                 (re.compile("─"), "dense")):
-                assert mark.search(inside), (width, height, series, inside)
-            assert "best test" not in inside and "dense" not in inside  # the legend is outside the plot area
-            assert len(plot_rows(text)) >= 6, (width, height)  # one readable chart, even at 60x20
-            assert "too small" not in text
+    app = make_app(home)
+    async with app.run_test(size=(width, height)) as pilot:
+        app.open_run(DIGITS_RUN)
+        await pilot.pause()
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        chart = dashboard.query_one(SddChart)
+        await wait_for(pilot, lambda: len(chart.rounds) == 6 and dashboard.system, "six rounds and the system")
+        await pilot.pause(0.6)  # the header's next redraw, at its width
+        text = screen_text(app)
+        lines = text.splitlines()
+        header = next(i for i, line in enumerate(lines) if "RUNNING" in line)
+        assert DIGITS_RUN in lines[header] and "on cpu" in lines[header], (width, lines[header])
+        assert lines[header + 1].lstrip().startswith("round 5/5"), (width, lines[header + 1])  # not wrapped
+        assert "samples/s" in lines[header + 3], (width, lines[header + 3])  # the system line, on screen
+        assert "test" in text and "best test" in text and "train" in text and "dense" in text
+        inside = "\n".join(plot_rows(text))
+        for mark, series in ((BRAILLE, "test"), (re.compile(r"\+"), "best test"), (re.compile("•"), "train"),
+                             (re.compile("─"), "dense")):
+            assert mark.search(inside), (width, height, series, inside)
+        assert "best test" not in inside and "dense" not in inside  # the legend is outside the plot area
+        assert len(plot_rows(text)) >= 6, (width, height)  # one readable chart, even at 60x20
+        assert "too small" not in text
 
 
-async def test_a_chart_without_room_says_so_instead_of_overprinting(home):
+async def test_a_chart_without_room_says_so_instead_of_overprinting(home, wait_for):
     write_digits_run(home)
     app = make_app(home)
     async with app.run_test(size=(80, 12)) as pilot:
         app.open_run(DIGITS_RUN)
         await pilot.pause()
         chart = app.screen.query_one(SddChart)
-        while len(chart.rounds) < 6:
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: len(chart.rounds) == 6, "six rounds")
         text = chart.render().plain
         size = f"{chart.size.width}x{chart.size.height}"
         assert text.startswith("accuracy % vs sparsity: too small: " + size + ", needs 30x"), text
         assert "┌" not in text
 
 
-async def test_the_form_checks_every_field_at_once_and_goes_to_the_first_error(home):
-    for width, height in SIZES:
-        app = make_app(home)
-        async with app.run_test(size=(width, height)) as pilot:
-            app.push_screen(NewExperimentScreen("digits-noise40"))
-            await pilot.pause()
-            form = app.screen
-            form.query_one("#input-noise-rate", Input).value = "2"
-            form.query_one("#input-train-epochs", Input).value = "0"
-            form.query_one("#input-extra", Input).value = "nosuch.x=1"
-            await pilot.press("ctrl+s")
-            await pilot.pause(0.3)
-            assert app.screen is form and app.live is None  # refused: the form stays
-            errors = [w.id for w in form.query(".field-help.error")]
-            assert errors == ["help-noise-rate", "help-train-epochs", "help-extra"], errors
-            assert app.focused is form.query_one("#input-noise-rate", Input)
-            assert form.query_one("#help-noise-rate").region.bottom <= height  # scrolled to it
-            assert "Input should be less" in screen_text(app)  # the error on screen, in place of the help
-            assert list(app._notifications)[-1].message == "fix 3 fields: noise rate, epochs, more settings"
+@EVERY_SIZE
+async def test_the_form_checks_every_field_at_once_and_goes_to_the_first_error(home, width, height):
+    app = make_app(home)
+    async with app.run_test(size=(width, height)) as pilot:
+        app.push_screen(NewExperimentScreen("digits-noise40"))
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#input-noise-rate", Input).value = "2"
+        form.query_one("#input-train-epochs", Input).value = "0"
+        form.query_one("#input-extra", Input).value = "nosuch.x=1"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        assert app.screen is form and app.live is None  # refused: the form stays
+        errors = [w.id for w in form.query(".field-help.error")]
+        assert errors == ["help-noise-rate", "help-train-epochs", "help-extra"], errors
+        assert app.focused is form.query_one("#input-noise-rate", Input)
+        assert form.query_one("#help-noise-rate").region.bottom <= height  # scrolled to it
+        assert "Input should be less" in screen_text(app)  # the error on screen, in place of the help
+        assert list(app._notifications)[-1].message == "fix 3 fields: noise rate, epochs, more settings"
     assert not (home / "runs").exists()
 
 
+@pytest.mark.slow
 async def test_a_start_that_cannot_begin_keeps_the_form(home):
     """Another run trains here, so the new one goes to a background process; where that process cannot be
     started (no room for its log, say), the form stays with its values and one line says why."""
@@ -131,29 +138,30 @@ async def test_a_start_that_cannot_begin_keeps_the_form(home):
         app.live = None
 
 
-async def test_the_sweep_form_shows_a_bad_seeds_value_and_a_bad_grid_together(home):
-    for width, height in SIZES:
-        app = make_app(home)
-        async with app.run_test(size=(width, height)) as pilot:
-            app.push_screen(NewSweepScreen("smoke"))
-            await pilot.pause()
-            form = app.screen
-            form.query_one("#input-seeds", Input).value = "x-y"
-            form.query_one("#input-grid", Input).value = "noise.rate=2"
-            form.query_one("#input-set", Input).value = "nosuch.x=1"
-            pack = form.query_one("#input-pack", Checkbox)
-            assert "off" in str(pack.label)
-            pack.value = True
-            await pilot.pause()
-            assert "on" in str(pack.label)  # the state in words, not only the box
-            await pilot.press("ctrl+s")
-            await pilot.pause(0.3)
-            assert [w.id for w in form.query(".field-help.error")] == ["help-seeds", "help-grid", "help-set"]
-            assert app.focused is form.query_one("#input-seeds", Input)
-            assert list(app._notifications)[-1].message == "fix 3 fields: seeds, grid, --set"
-            assert app.sweep_launches == []
+@EVERY_SIZE
+async def test_the_sweep_form_shows_a_bad_seeds_value_and_a_bad_grid_together(home, width, height):
+    app = make_app(home)
+    async with app.run_test(size=(width, height)) as pilot:
+        app.push_screen(NewSweepScreen("smoke"))
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#input-seeds", Input).value = "x-y"
+        form.query_one("#input-grid", Input).value = "noise.rate=2"
+        form.query_one("#input-set", Input).value = "nosuch.x=1"
+        pack = form.query_one("#input-pack", Checkbox)
+        assert "off" in str(pack.label)
+        pack.value = True
+        await pilot.pause()
+        assert "on" in str(pack.label)  # the state in words, not only the box
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        assert [w.id for w in form.query(".field-help.error")] == ["help-seeds", "help-grid", "help-set"]
+        assert app.focused is form.query_one("#input-seeds", Input)
+        assert list(app._notifications)[-1].message == "fix 3 fields: seeds, grid, --set"
+        assert app.sweep_launches == []
 
 
+@pytest.mark.slow
 async def test_home_keeps_every_column_up_to_dense_and_an_empty_home_says_how_to_start(home):
     for width, height in SIZES:
         app = make_app(home)
@@ -180,36 +188,36 @@ def stored_runs(home, count: int) -> Store:
     return store
 
 
-async def test_history_home_end_sort_marks_and_a_new_filter_scrolls_back(home):
+@EVERY_SIZE
+async def test_history_home_end_sort_marks_and_a_new_filter_scrolls_back(home, width, height):
     stored_runs(home, 30)
-    for width, height in SIZES:
-        app = make_app(home)
-        async with app.run_test(size=(width, height)) as pilot:
-            await pilot.press("h")
+    app = make_app(home)
+    async with app.run_test(size=(width, height)) as pilot:
+        await pilot.press("h")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        table = screen.query_one(RunsTable)
+        text = screen_text(app)
+        assert "id ▼" in text  # sorted by date, newest first
+        header = next(line for line in text.splitlines() if "id ▼" in line)
+        assert width < 80 or "dense" in header.split(), header  # the columns up to dense, whole at 80
+        await pilot.press("end")
+        assert table.cursor_row == 29
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        await pilot.press("o")
+        assert screen.sort_column == "name" and not screen.sort_reverse and "name ▲" in screen_text(app)
+        await pilot.press("O")
+        assert screen.sort_reverse and "name ▼" in screen_text(app)
+        if table.max_scroll_x:
+            table.scroll_to(x=table.max_scroll_x, animate=False, immediate=True)
             await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, HistoryScreen)
-            table = screen.query_one(RunsTable)
-            text = screen_text(app)
-            assert "id ▼" in text  # sorted by date, newest first
-            header = next(line for line in text.splitlines() if "id ▼" in line)
-            assert width < 80 or "dense" in header.split(), header  # the columns up to dense, whole at 80
-            await pilot.press("end")
-            assert table.cursor_row == 29
-            await pilot.press("home")
-            assert table.cursor_row == 0
-            await pilot.press("o")
-            assert screen.sort_column == "name" and not screen.sort_reverse and "name ▲" in screen_text(app)
-            await pilot.press("O")
-            assert screen.sort_reverse and "name ▼" in screen_text(app)
-            if table.max_scroll_x:
-                table.scroll_to(x=table.max_scroll_x, animate=False, immediate=True)
-                await pilot.pause()
-                screen.query_one("#filter", Input).value = "run-0"
-                await pilot.pause()
-                assert table.scroll_x == 0
-            await pilot.press("q")  # quits here too
-        assert app.return_code == 0
+            screen.query_one("#filter", Input).value = "run-0"
+            await pilot.pause()
+            assert table.scroll_x == 0
+        await pilot.press("q")  # quits here too
+    assert app.return_code == 0
 
 
 async def test_q_quits_from_the_sweeps_screen_and_ctrl_c_says_how_in_plain_text(home):
@@ -224,6 +232,7 @@ async def test_q_quits_from_the_sweeps_screen_and_ctrl_c_says_how_in_plain_text(
     assert app.return_code == 0
 
 
+@pytest.mark.slow
 async def test_the_palette_holds_the_app_commands_and_the_screen_actions(home):
     write_digits_run(home)
     app = make_app(home)
@@ -287,6 +296,7 @@ async def test_compare_std_bands_differ_by_pattern_without_colour(home, monkeypa
         assert "·" in inside and ":" in inside
 
 
+@pytest.mark.slow
 async def test_the_theme_is_kept_for_the_next_start(home, settings_folder):
     app = make_app(home)
     async with app.run_test(size=(80, 24)) as pilot:

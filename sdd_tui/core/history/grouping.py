@@ -19,8 +19,8 @@ from .records import RunRecord, as_run_record
 
 # Dotted config fields that may differ inside one group.
 NOT_THE_EXPERIMENT = frozenset({
-    "name", "description", "runtime.seed", "runtime.seed_scheme", "noise.seed", "runtime.device", "runtime.threads", "runtime.fast",
-    "runtime.compile", "runtime.checkpoint_every", "runtime.checkpoint_minutes", "data.data_dir", "data.download",
+    "name", "description", "runtime.seed", "runtime.seed_scheme", "noise.seed", "runtime.device", "runtime.threads",
+    "runtime.fast", "runtime.compile", "runtime.checkpoint_every", "runtime.checkpoint_minutes", "data.data_dir", "data.download",
     "prune.levels", "prune.dense_from",
 })  # fmt: skip
 
@@ -28,18 +28,16 @@ T = TypeVar("T")
 
 
 def completed(config: dict[str, Any]) -> dict[str, Any]:
-    """`config` with the fields it lacks at their defaults, as today's version reads it: a run stored before a
-    field existed (its config is the whole config of its version) groups with today's runs of the same setting,
-    and one saved before `runtime.seed_scheme` reads as scheme 1 (`config.stored_config`). Stored values are
-    kept as they are, valid today or not."""
-    from ..config import stored_config  # pydantic's models: only where runs are grouped
-
-    return _merged(_defaults(), stored_config(config))
+    """`config` with the fields it lacks at their defaults: a run stored before a field existed (its config is the
+    whole config of its version) groups with today's runs of the same setting. Stored values are kept as they
+    are, valid today or not. (`runtime.seed_scheme`, whose default an older run does not share, is not part of
+    the experiment: NOT_THE_EXPERIMENT.)"""
+    return _merged(_defaults(), config)
 
 
 @functools.cache
 def _defaults() -> dict[str, Any]:
-    from ..config import ExperimentConfig
+    from ..config import ExperimentConfig  # pydantic's models: only where runs are grouped
 
     return ExperimentConfig().model_dump(mode="json")
 
